@@ -1,0 +1,58 @@
+"""Identifiers: hids, API keys, command ids and the fixed cloud constants."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+
+# The value the real cloud handed out (protocol §1.5); the feeder signs HTTP requests with it and
+# nobody checks the signatures, so it is the same for every gateway.
+SECRET_KEY = "gEhFrm2hRvW2Km47lgt9xRBCtT9uH2Lx77WxYliNGJI="  # noqa: S105 (public constant)
+
+# The Petnet application's hid in Arrow Connect (§1.6); only shown in gateway listings.
+APPLICATION_HID = "38973487e8241ea4483e88ef8ca7934c8663dc25"
+
+MAX_ID_LENGTH = 128
+COMMAND_HID_LENGTH = 32
+
+# Ids end up in MQTT topics, storage keys and file-like paths, so only a boring alphabet is
+# allowed: no "/", ".", "+", "#", whitespace or control characters.
+_SAFE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}")
+
+
+def hid_from_uid(uid: str) -> str:
+    """Mint the hid for a feeder-chosen uid: lowercase hex SHA-1 of its UTF-8 bytes (§1.3).
+
+    Only used to mint new hids: hids the feeder presents are opaque and never checked against
+    a uid, because the real cloud did not use SHA-1.
+    """
+    return hashlib.sha1(uid.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def new_api_key() -> str:
+    """Return a fresh per-gateway apiKey: 64 lowercase hex characters (32 random bytes)."""
+    return secrets.token_hex(32)
+
+
+def new_command_hid() -> str:
+    """Return a fresh command id: 32 random lowercase ASCII letters (§1.8)."""
+    return "".join(
+        secrets.choice(string.ascii_lowercase) for _ in range(COMMAND_HID_LENGTH)
+    )
+
+
+def is_safe_id(value: object) -> bool:
+    """Tell whether ``value`` is a string of 1 to 128 characters from ``[A-Za-z0-9_-]``."""
+    return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
+
+
+def gateway_pri(gateway_hid: str) -> str:
+    """Return the Arrow resource name of a gateway (§1.7)."""
+    return f"arw:pgs:gwy:{gateway_hid}"
+
+
+def device_pri(device_hid: str) -> str:
+    """Return the Arrow resource name of a device (§1.7)."""
+    return f"arw:krn:dev:{device_hid}"
