@@ -1,0 +1,190 @@
+"""Petnet SmartFeeder: the replacement cloud for Petnet SmartFeeder v2, inside Home Assistant."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import ssl
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.typing import ConfigType
+
+from .const import (
+    CERT_DIR_NAME,
+    CERT_HOSTNAME,
+    CONF_ACCEPT_NEW_FEEDERS,
+    CONF_AUTO_FEED_MISSED,
+    CONF_BIND_HOST,
+    CONF_DEFAULT_PORTION,
+    CONF_GRACE_MINUTES,
+    CONF_HTTP_PORT,
+    CONF_HTTPS_PORT,
+    CONF_MQTT_PORT,
+    CONF_MQTTS_PORT,
+    CONF_OFFLINE_ALERT_MINUTES,
+    CONF_SSL_CERTIFICATE,
+    CONF_SSL_KEY,
+    DEFAULT_BIND_HOST,
+    DEFAULT_GRACE_MINUTES,
+    DEFAULT_OFFLINE_ALERT_MINUTES,
+    DEFAULT_PORTION,
+    DOMAIN,
+)
+from .hub import HubSettings, PetnetHub
+from .kronos import KronosApi, KronosServer
+from .kronos_views import async_register_views
+from .services import async_register_services
+from .store import PetnetStore
+from .tls import ensure_certificate, server_ssl_context
+from .transport.bundled import BundledBrokerTransport
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.CALENDAR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+NOISY_LOGGERS = ("amqtt", "transitions")
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+type PetnetConfigEntry = ConfigEntry[PetnetHub]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions and the Kronos views on HA's own HTTP server, once."""
+    # amqtt and its state machine log every connection at INFO; keep that out of the log
+    # unless the user configured those loggers themselves.
+    for name in NOISY_LOGGERS:
+        if (library_logger := logging.getLogger(name)).level == logging.NOTSET:
+            library_logger.setLevel(logging.WARNING)
+    async_register_services(hass)
+    async_register_views(hass, KronosApi(lambda: _loaded_hub(hass)))
+    return True
+
+
+def _loaded_hub(hass: HomeAssistant) -> PetnetHub | None:
+    entries = hass.config_entries.async_loaded_entries(DOMAIN)
+    return entries[0].runtime_data if entries else None
+
+
+def _tls_files(
+    hass: HomeAssistant, cert: str | None, key: str | None
+) -> tuple[Path, Path]:
+    if cert and key:
+        return Path(cert), Path(key)
+    return ensure_certificate(
+        Path(hass.config.path(".storage", CERT_DIR_NAME)), CERT_HOSTNAME
+    )
+
+
+def _ssl_context(
+    hass: HomeAssistant, cert: str | None, key: str | None
+) -> tuple[Path, Path, ssl.SSLContext]:
+    cert_path, key_path = _tls_files(hass, cert, key)
+    return cert_path, key_path, server_ssl_context(cert_path, key_path)
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bool:
+    """Start the Kronos site and the broker, then the platforms."""
+    settings = {**entry.data, **entry.options}
+    hub = PetnetHub(
+        hass,
+        entry,
+        PetnetStore(hass),
+        HubSettings(
+            default_portion=settings.get(CONF_DEFAULT_PORTION, DEFAULT_PORTION),
+            grace_minutes=int(settings.get(CONF_GRACE_MINUTES, DEFAULT_GRACE_MINUTES)),
+            auto_feed_missed=bool(settings.get(CONF_AUTO_FEED_MISSED, False)),
+            offline_alert_minutes=int(
+                settings.get(CONF_OFFLINE_ALERT_MINUTES, DEFAULT_OFFLINE_ALERT_MINUTES)
+            ),
+            accept_new_feeders=bool(settings.get(CONF_ACCEPT_NEW_FEEDERS, True)),
+        ),
+    )
+    await hub.async_load()
+    try:
+        cert_path, key_path, context = await hass.async_add_executor_job(
+            _ssl_context,
+            hass,
+            settings.get(CONF_SSL_CERTIFICATE),
+            settings.get(CONF_SSL_KEY),
+        )
+    except (OSError, ssl.SSLError, ValueError) as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="certificate_unusable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    host = settings.get(CONF_BIND_HOST, DEFAULT_BIND_HOST)
+    transport = BundledBrokerTransport(
+        hub,
+        host=host,
+        mqtt_port=settings[CONF_MQTT_PORT],
+        mqtts_port=settings[CONF_MQTTS_PORT],
+        ssl_cert=cert_path,
+        ssl_key=key_path,
+    )
+    kronos = KronosServer(
+        KronosApi(lambda: hub),
+        host=host,
+        http_port=settings[CONF_HTTP_PORT],
+        https_port=settings[CONF_HTTPS_PORT],
+        ssl_context=context,
+    )
+    try:
+        await hub.async_start(transport, kronos)
+    except OSError as err:
+        await hub.async_stop()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="port_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.runtime_data = hub
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
+    async def _async_stop_on_shutdown(_event: Event) -> None:
+        # Entries are not unloaded when HA stops: close the broker and save now.
+        await hub.async_stop()
+
+    entry.async_on_unload(
+        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: PetnetConfigEntry) -> None:
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bool:
+    """Stop the platforms, then every listener and task of the hub."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> None:
+    """Delete stored feeders and keys when the integration is removed."""
+    await PetnetStore(hass).async_remove()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user delete a feeder; it reappears if it reports again."""
+    for domain, identifier in device.identifiers:
+        if domain == DOMAIN:
+            entry.runtime_data.async_remove_feeder(identifier)
+    return True

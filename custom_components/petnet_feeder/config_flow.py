@@ -1,0 +1,222 @@
+"""Config and options flows: transport, listening ports and certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import socket
+import ssl
+from typing import Any
+
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import selector
+import voluptuous as vol
+
+from .const import (
+    CONF_BIND_HOST,
+    CONF_DEFAULT_PORTION,
+    CONF_HTTP_PORT,
+    CONF_HTTPS_PORT,
+    CONF_MQTT_PORT,
+    CONF_MQTTS_PORT,
+    CONF_SSL_CERTIFICATE,
+    CONF_SSL_KEY,
+    CONF_TRANSPORT,
+    DEFAULT_BIND_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_HTTPS_PORT,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_MQTTS_PORT,
+    DEFAULT_PORTION,
+    DOMAIN,
+    PORT_KEYS,
+    TRANSPORT_BUNDLED,
+    TRANSPORT_MQTT,
+)
+from .protocol.commands import MAX_PORTION, MIN_PORTION, PORTION_STEP
+
+PORT_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1, max=65535, step=1, mode=selector.NumberSelectorMode.BOX
+    )
+)
+PATH_SELECTOR = selector.TextSelector()
+PORTION_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=MIN_PORTION,
+        max=MAX_PORTION,
+        step=PORTION_STEP,
+        unit_of_measurement="cups",
+        mode=selector.NumberSelectorMode.BOX,
+    )
+)
+GRACE_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1,
+        max=60,
+        step=1,
+        unit_of_measurement="min",
+        mode=selector.NumberSelectorMode.BOX,
+    )
+)
+OFFLINE_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=5,
+        max=1440,
+        step=5,
+        unit_of_measurement="min",
+        mode=selector.NumberSelectorMode.BOX,
+    )
+)
+TRANSPORT_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=[TRANSPORT_BUNDLED, TRANSPORT_MQTT],
+        translation_key=CONF_TRANSPORT,
+        mode=selector.SelectSelectorMode.LIST,
+    )
+)
+
+DEFAULTS: dict[str, Any] = {
+    CONF_TRANSPORT: TRANSPORT_BUNDLED,
+    CONF_BIND_HOST: DEFAULT_BIND_HOST,
+    CONF_HTTP_PORT: DEFAULT_HTTP_PORT,
+    CONF_HTTPS_PORT: DEFAULT_HTTPS_PORT,
+    CONF_MQTT_PORT: DEFAULT_MQTT_PORT,
+    CONF_MQTTS_PORT: DEFAULT_MQTTS_PORT,
+}
+
+
+def _network_schema(values: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """Fields shared by the user step and the options: where to listen."""
+    schema: dict[vol.Marker, Any] = {
+        vol.Required(
+            CONF_BIND_HOST, default=values.get(CONF_BIND_HOST, DEFAULT_BIND_HOST)
+        ): str,
+    }
+    for key in PORT_KEYS:
+        schema[vol.Required(key, default=values.get(key, DEFAULTS[key]))] = (
+            PORT_SELECTOR
+        )
+    for key in (CONF_SSL_CERTIFICATE, CONF_SSL_KEY):
+        schema[vol.Optional(key, description={"suggested_value": values.get(key)})] = (
+            PATH_SELECTOR
+        )
+    return schema
+
+
+def _port_bindable(host: str, port: int) -> bool:
+    """Try to listen on the port the way the servers will."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+def _certificate_usable(cert: str, key: str) -> bool:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError):
+        return False
+    return True
+
+
+async def async_validate_network(
+    hass: HomeAssistant, data: dict[str, Any], ports_in_use_by_us: set[int]
+) -> dict[str, str]:
+    """Check ports and certificate files; return field errors (empty when all is well)."""
+    errors: dict[str, str] = {}
+    seen: dict[int, str] = {}
+    for key in PORT_KEYS:
+        port = data[key] = int(data[key])
+        if port in seen:
+            errors[key] = "port_duplicate"
+        seen[port] = key
+    for key in PORT_KEYS:
+        port = data[key]
+        if key in errors or port in ports_in_use_by_us:
+            continue
+        if not await hass.async_add_executor_job(
+            _port_bindable, data[CONF_BIND_HOST], port
+        ):
+            errors[key] = "port_unavailable"
+    cert = data.get(CONF_SSL_CERTIFICATE) or None
+    key_file = data.get(CONF_SSL_KEY) or None
+    if bool(cert) != bool(key_file):
+        errors[CONF_SSL_CERTIFICATE if not cert else CONF_SSL_KEY] = "certificate_pair"
+    elif cert and key_file:
+        if not await hass.async_add_executor_job(_certificate_usable, cert, key_file):
+            errors[CONF_SSL_CERTIFICATE] = "certificate_unusable"
+    return errors
+
+
+class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up the replacement cloud once per Home Assistant."""
+
+    VERSION = 1
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the transport and where to listen."""
+        errors: dict[str, str] = {}
+        values: Mapping[str, Any] = user_input or DEFAULTS
+        if user_input is not None:
+            if user_input[CONF_TRANSPORT] == TRANSPORT_MQTT:
+                errors[CONF_TRANSPORT] = "mqtt_not_available"
+            else:
+                errors = await async_validate_network(self.hass, user_input, set())
+            if not errors:
+                return self.async_create_entry(
+                    title="Petnet SmartFeeder", data=user_input
+                )
+        schema = {
+            vol.Required(
+                CONF_TRANSPORT, default=values.get(CONF_TRANSPORT, TRANSPORT_BUNDLED)
+            ): TRANSPORT_SELECTOR,
+            **_network_schema(values),
+        }
+        return self.async_show_form(
+            step_id="user", data_schema=vol.Schema(schema), errors=errors
+        )
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: Any) -> PetnetFeederOptionsFlow:
+        """Return the options flow."""
+        return PetnetFeederOptionsFlow()
+
+
+class PetnetFeederOptionsFlow(OptionsFlow):
+    """Change ports, certificates and the default portion; the entry reloads after."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Edit the options."""
+        current = {**self.config_entry.data, **self.config_entry.options}
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # A cleared optional path must override the one kept in the entry's data.
+            for key in (CONF_SSL_CERTIFICATE, CONF_SSL_KEY):
+                user_input.setdefault(key, "")
+            # Our own listeners hold the current ports while the entry is loaded.
+            ours = {int(current[key]) for key in PORT_KEYS}
+            errors = await async_validate_network(self.hass, user_input, ours)
+            if not errors:
+                return self.async_create_entry(data=user_input)
+            current = {**current, **user_input}
+        schema = {
+            **_network_schema(current),
+            vol.Required(
+                CONF_DEFAULT_PORTION,
+                default=current.get(CONF_DEFAULT_PORTION, DEFAULT_PORTION),
+            ): PORTION_SELECTOR,
+        }
+        return self.async_show_form(
+            step_id="init", data_schema=vol.Schema(schema), errors=errors
+        )

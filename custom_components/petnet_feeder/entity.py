@@ -1,0 +1,72 @@
+"""Base entity: one feeder's device, availability and push updates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .const import DOMAIN, MANUFACTURER, MODEL
+from .hub import PetnetHub, feeder_display_name
+from .models import Feeder
+
+
+class PetnetEntity(Entity):
+    """An entity of one feeder, updated when the hub says the feeder changed."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, hub: PetnetHub, feeder: Feeder, description: EntityDescription
+    ) -> None:
+        """Attach the entity to its feeder's device."""
+        self.hub = hub
+        self.feeder = feeder
+        self.entity_description = description
+        self._attr_unique_id = f"{feeder.hid}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, feeder.hid)},
+            manufacturer=MANUFACTURER,
+            model=MODEL,
+            name=feeder_display_name(feeder),
+            sw_version=feeder.software_version,
+            serial_number=feeder.uid,
+        )
+
+    @property
+    def available(self) -> bool:
+        """Online: an MQTT session, or heard from in the last 120 s."""
+        return self.hub.is_online(self.feeder)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the feeder's updates."""
+        self.async_on_remove(
+            self.hub.async_subscribe_feeder(self.feeder.hid, self._handle_feeder_update)
+        )
+
+    @callback
+    def _handle_feeder_update(self) -> None:
+        self.async_write_ha_state()
+
+
+def async_add_feeder_entities(
+    entry: ConfigEntry[PetnetHub],
+    async_add_entities: AddEntitiesCallback,
+    build: Callable[[PetnetHub, Feeder], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every feeder now and for each one that appears later."""
+    hub = entry.runtime_data
+    async_add_entities(
+        [entity for feeder in hub.feeders.values() for entity in build(hub, feeder)]
+    )
+
+    @callback
+    def add_new(feeder: Feeder) -> None:
+        async_add_entities(build(hub, feeder))
+
+    entry.async_on_unload(hub.async_subscribe_new_feeders(add_new))

@@ -1,0 +1,136 @@
+"""State the hub keeps for each gateway and feeder, and how it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
+
+from .meals import Meal
+from .protocol.messages import FeedResult
+
+
+def _known_fields[T](cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keys a dataclass knows, so older or newer stored data still loads."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return {key: value for key, value in data.items() if key in names}
+
+
+@dataclass(slots=True)
+class Gateway:
+    """A feeder's network endpoint: it owns the MQTT session and the api key."""
+
+    hid: str
+    api_key: str
+    uid: str | None = None
+    name: str | None = None
+    software_version: str | None = None
+    sdk_version: str | None = None
+    discovered_at: float | None = None
+    last_seen: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form."""
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """The latest sensor reading of a feeder (§5.3), stamped with server time."""
+
+    voltage_v: float | None = None
+    usb: bool | None = None
+    charging: bool | None = None
+    ir: bool | None = None
+    rssi: int | None = None
+    received_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form."""
+        return cls(**_known_fields(cls, data))
+
+
+@dataclass(slots=True)
+class StoredFeedResult:
+    """A feed result as received, with the server time it arrived."""
+
+    result: FeedResult
+    received_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {**self.result.to_dict(), "received_at": self.received_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form."""
+        received_at = float(data.get("received_at") or 0)
+        result_data = {k: v for k, v in data.items() if k != "received_at"}
+        return cls(result=FeedResult.from_dict(result_data), received_at=received_at)
+
+
+@dataclass(slots=True)
+class Feeder:
+    """The feeder as a thing that feeds: telemetry and commands name it."""
+
+    hid: str
+    gateway_hid: str
+    uid: str | None = None
+    name: str | None = None
+    software_version: str | None = None
+    discovered_at: float | None = None
+    last_seen: float | None = None
+    last_heartbeat: float | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    button_enabled: bool | None = None
+    manual_portion: float | None = None
+    last_hash: str | None = None
+    last_hash_at: float | None = None
+    history: list[StoredFeedResult] = field(default_factory=list)
+    # Schedule: meals live in HA; the feeder is made to hold them (reconcile.py).
+    meals: list[Meal] = field(default_factory=list)
+    next_meal_id: int = 1
+    time_zone: str | None = None
+    firmware_family: str = "auto"
+    skipped: dict[int, float] = field(default_factory=dict)
+    skip_log: list[tuple[int, float]] = field(default_factory=list)
+    sync_pending: bool = False
+    last_synced_at: float | None = None
+    synced_fingerprint: str | None = None
+    sent_utc_offset: int | None = None
+    expected_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form (history is stored separately)."""
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("telemetry", "history", "meals", "skipped")
+        }
+        data["telemetry"] = self.telemetry.to_dict()
+        data["meals"] = [meal.to_dict() for meal in self.meals]
+        data["skipped"] = {
+            str(meal_id): until for meal_id, until in self.skipped.items()
+        }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form (without history)."""
+        known = _known_fields(cls, data)
+        known.pop("history", None)
+        known["telemetry"] = Telemetry.from_dict(data.get("telemetry") or {})
+        known["meals"] = [Meal.from_dict(raw) for raw in data.get("meals") or []]
+        known["skipped"] = {
+            int(k): float(v) for k, v in (data.get("skipped") or {}).items()
+        }
+        return cls(**known)

@@ -1,0 +1,484 @@
+"""Meal schedules: edits from HA, and the triggers that make each feeder hold them (§7.6).
+
+The hub owns one ScheduleManager; it keeps one ScheduleReconciler per feeder and turns hub events
+(connect, check-in, hash, firmware or time-zone change, DST) into sync requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .meals import Meal, next_occurrence
+from .models import Feeder
+from .protocol import commands, topics
+from .protocol.firmware import uses_new_schedule_api
+from .protocol.messages import ScheduleHash
+from .protocol.schedule import (
+    ScheduleEntry,
+    legacy_schedule_fits,
+    schedule_commands,
+    schedule_fingerprint,
+)
+from .reconcile import OutboundCommand, ScheduleReconciler, SyncPlan
+from .transport.base import GatewayNotConnectedError
+
+if TYPE_CHECKING:
+    from .hub import PetnetHub
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_MEALS = 20
+MAX_NAME_LENGTH = 64
+FAMILY_AUTO = "auto"
+FAMILY_LEGACY = "legacy"
+FAMILY_NEW = "new"
+FIRMWARE_FAMILIES = (FAMILY_AUTO, FAMILY_LEGACY, FAMILY_NEW)
+# Checks for DST changes (utc_offset re-sent within a minute) and for skipped meals to restore.
+TICK_INTERVAL = timedelta(minutes=1)
+SKIP_LOG_LIMIT = 50
+
+
+def _invalid(key: str, **placeholders: Any) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={k: str(v) for k, v in placeholders.items()},
+    )
+
+
+def validated_meal(
+    meal_id: int, name: object, time_s: object, portion: object, enabled: object
+) -> Meal:
+    """Build a meal from user input or raise a translated error saying what is accepted."""
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise _invalid("invalid_meal_name", max=MAX_NAME_LENGTH)
+    if (
+        isinstance(time_s, bool)
+        or not isinstance(time_s, int)
+        or not 0 <= time_s < 86400
+    ):
+        raise _invalid("invalid_meal_time", time=time_s)
+    try:
+        cups = commands.validate_portion(portion)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise _invalid("invalid_portion", portion=portion) from err
+    if not isinstance(enabled, bool):
+        raise _invalid("invalid_meal_enabled")
+    # The feeder's schedule has minute resolution in the UI; seconds are dropped.
+    return Meal(
+        meal_id=meal_id,
+        name=name.strip(),
+        time_s=time_s - time_s % 60,
+        portion=cups,
+        enabled=enabled,
+    )
+
+
+class ScheduleManager:
+    """Schedules of every feeder and the reconcilers that deliver them."""
+
+    def __init__(self, hass: HomeAssistant, hub: PetnetHub) -> None:
+        """Create the manager; start() creates the reconcilers."""
+        self._hass = hass
+        self._hub = hub
+        self._reconcilers: dict[str, ScheduleReconciler] = {}
+        self._planned_offset: dict[str, int] = {}
+        self._unsub_tick: CALLBACK_TYPE | None = None
+        self.reconciler_options: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @callback
+    def start(self) -> None:
+        """Create a reconciler for every feeder; owed syncs run once their gateway connects."""
+        for feeder in self._hub.feeders.values():
+            self.feeder_added(feeder)
+            if feeder.sync_pending:
+                self._reconcilers[feeder.hid].request("restart")
+        self._unsub_tick = async_track_time_interval(
+            self._hass, self._tick, TICK_INTERVAL, cancel_on_shutdown=True
+        )
+
+    async def async_stop(self) -> None:
+        """Stop every reconciler and timer."""
+        if self._unsub_tick is not None:
+            self._unsub_tick()
+            self._unsub_tick = None
+        for reconciler in list(self._reconcilers.values()):
+            await reconciler.async_stop()
+        self._reconcilers.clear()
+
+    @callback
+    def feeder_added(self, feeder: Feeder) -> None:
+        """Give a feeder its reconciler."""
+        if feeder.hid in self._reconcilers:
+            return
+        hid = feeder.hid
+        self._reconcilers[hid] = ScheduleReconciler(
+            name=hid,
+            plan=lambda: self._plan(hid),
+            send=lambda command: self._send(hid, command),
+            is_connected=lambda: self._connected(hid),
+            on_synced=lambda fingerprint: self._synced(hid, fingerprint),
+            on_state_change=lambda: self._state_changed(hid),
+            **self.reconciler_options,
+        )
+
+    @callback
+    def feeder_removed(self, feeder_hid: str) -> None:
+        """Stop the reconciler of a feeder that was deleted."""
+        if (reconciler := self._reconcilers.pop(feeder_hid, None)) is not None:
+            self._hub.entry.async_create_background_task(
+                self._hass, reconciler.async_stop(), f"{DOMAIN} stop reconciler"
+            )
+
+    def reconciler(self, feeder_hid: str) -> ScheduleReconciler:
+        """The reconciler of a feeder."""
+        return self._reconcilers[feeder_hid]
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def window(self) -> timedelta:
+        """How far from its time a dispense counts as a meal (the grace period option)."""
+        return timedelta(minutes=self._hub.settings.grace_minutes)
+
+    def zone(self, feeder: Feeder) -> ZoneInfo:
+        """The feeder's time zone, HA's when not set; UTC if the name is unknown."""
+        name = feeder.time_zone or self._hass.config.time_zone
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
+    def uses_new_api(self, feeder: Feeder) -> bool:
+        """Firmware >= 2.5.0 takes the new command sequence, unless overridden."""
+        if feeder.firmware_family == FAMILY_NEW:
+            return True
+        if feeder.firmware_family == FAMILY_LEGACY:
+            return False
+        return uses_new_schedule_api(feeder.software_version)
+
+    def entries(self, feeder: Feeder) -> list[ScheduleEntry]:
+        """The schedule as the feeder gets it: a skipped meal goes out disabled."""
+        return [
+            ScheduleEntry(
+                meal_id=meal.meal_id,
+                time_s=meal.time_s,
+                portion=meal.portion,
+                active=meal.enabled and meal.meal_id not in feeder.skipped,
+            )
+            for meal in feeder.meals
+        ]
+
+    def fingerprint(self, feeder: Feeder) -> str:
+        """MD5 of the events the feeder should hold (§7.6)."""
+        return schedule_fingerprint(feeder.hid, self.entries(feeder))
+
+    def in_sync(self, feeder: Feeder) -> bool:
+        """The last completed sync delivered exactly what HA has now, and none is owed."""
+        return (
+            not feeder.sync_pending
+            and feeder.synced_fingerprint == self.fingerprint(feeder)
+        )
+
+    def was_skipped(self, feeder: Feeder, meal_id: int, target: datetime) -> bool:
+        """Whether this occurrence of the meal was (or is to be) skipped."""
+        stamp = target.timestamp()
+        skips = [until for k, until in feeder.skip_log if k == meal_id]
+        if (current := feeder.skipped.get(meal_id)) is not None:
+            skips.append(current)
+        # A skip lasts from a day before the skipped target until its window has passed.
+        return any(until - 86400 <= stamp < until for until in skips)
+
+    def utc_offset(self, feeder: Feeder) -> int:
+        """Seconds east of UTC in the feeder's zone right now."""
+        offset = dt_util.now(self.zone(feeder)).utcoffset()
+        return int(offset.total_seconds()) if offset is not None else 0
+
+    def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
+        """The next enabled meal and when it is due; a skipped occurrence does not count."""
+        now = dt_util.utcnow()
+        zone = self.zone(feeder)
+        found: list[tuple[Meal, datetime]] = []
+        for meal in feeder.meals:
+            skipped_until = dt_util.utc_from_timestamp(
+                feeder.skipped.get(meal.meal_id, 0)
+            )
+            if upcoming := next_occurrence([meal], max(now, skipped_until), zone):
+                found.append(upcoming)
+        if not found:
+            return None
+        return min(found, key=lambda item: (item[1], item[0].meal_id))
+
+    # ------------------------------------------------------------------ edits
+
+    def _commit(self, feeder: Feeder, meals: list[Meal], reason: str) -> None:
+        """Replace the meals after checking the whole schedule; nothing changes on error."""
+        if len(meals) > MAX_MEALS:
+            raise _invalid("too_many_meals", max=MAX_MEALS)
+        entries = [
+            ScheduleEntry(
+                meal_id=m.meal_id, time_s=m.time_s, portion=m.portion, active=m.enabled
+            )
+            for m in meals
+        ]
+        if not self.uses_new_api(feeder) and not legacy_schedule_fits(
+            feeder.hid, entries
+        ):
+            raise _invalid("legacy_schedule_too_long", count=len(meals))
+        feeder.meals = sorted(meals, key=lambda m: (m.time_s, m.meal_id))
+        feeder.skipped = {
+            k: v
+            for k, v in feeder.skipped.items()
+            if any(m.meal_id == k for m in meals)
+        }
+        self._changed(feeder, reason, debounce=True)
+
+    def _new_id(self, feeder: Feeder) -> int:
+        meal_id = feeder.next_meal_id
+        feeder.next_meal_id += 1
+        return meal_id
+
+    def _meal(self, feeder: Feeder, meal_id: int) -> Meal:
+        for meal in feeder.meals:
+            if meal.meal_id == meal_id:
+                return meal
+        raise _invalid("unknown_meal", meal_id=meal_id)
+
+    def add_meal(
+        self,
+        feeder: Feeder,
+        *,
+        name: str,
+        time_s: int,
+        portion: float,
+        enabled: bool = True,
+    ) -> Meal:
+        """Add a daily meal; ids are never reused."""
+        meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled)
+        self._commit(feeder, [*feeder.meals, meal], "meal added")
+        self._new_id(feeder)
+        return meal
+
+    def update_meal(self, feeder: Feeder, meal_id: int, **changes: Any) -> Meal:
+        """Change some fields of a meal."""
+        current = self._meal(feeder, meal_id)
+        values = {
+            "name": current.name,
+            "time_s": current.time_s,
+            "portion": current.portion,
+            "enabled": current.enabled,
+        }
+        values.update({k: v for k, v in changes.items() if v is not None})
+        meal = validated_meal(
+            meal_id,
+            values["name"],
+            values["time_s"],
+            values["portion"],
+            values["enabled"],
+        )
+        self._commit(
+            feeder,
+            [meal if m.meal_id == meal_id else m for m in feeder.meals],
+            "meal changed",
+        )
+        return meal
+
+    def remove_meal(self, feeder: Feeder, meal_id: int) -> None:
+        """Delete a meal."""
+        self._meal(feeder, meal_id)
+        self._commit(
+            feeder, [m for m in feeder.meals if m.meal_id != meal_id], "meal removed"
+        )
+
+    def set_schedule(
+        self, feeder: Feeder, meals: Iterable[Mapping[str, Any]]
+    ) -> list[Meal]:
+        """Replace the whole schedule; every meal gets a new id."""
+        first = feeder.next_meal_id
+        built = [
+            validated_meal(
+                first + i,
+                m.get("name"),
+                m.get("time_s"),
+                m.get("portion"),
+                m.get("enabled", True),
+            )
+            for i, m in enumerate(meals)
+        ]
+        self._commit(feeder, built, "schedule replaced")
+        feeder.next_meal_id = first + len(built)
+        return built
+
+    def skip_next_meal(self, feeder: Feeder) -> tuple[Meal, datetime]:
+        """Disable only the next occurrence; the meal comes back once its time has passed."""
+        upcoming = self.next_meal(feeder)
+        if upcoming is None:
+            raise _invalid("no_meal_to_skip")
+        meal, target = upcoming
+        feeder.skipped[meal.meal_id] = (target + self.window).timestamp()
+        self._changed(feeder, "meal skipped", debounce=False)
+        return meal, target
+
+    def set_time_zone(self, feeder: Feeder, zone: str | None) -> None:
+        """Set the zone the feeder's meal times are in (None: HA's zone)."""
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                raise _invalid("invalid_time_zone", zone=zone) from err
+        if feeder.time_zone != zone:
+            feeder.time_zone = zone
+            self._changed(feeder, "time zone changed", debounce=False)
+
+    def set_firmware_family(self, feeder: Feeder, family: str) -> None:
+        """Override which schedule commands the feeder gets."""
+        if family not in FIRMWARE_FAMILIES:
+            raise _invalid("invalid_firmware_family", family=family)
+        if feeder.firmware_family != family:
+            feeder.firmware_family = family
+            self._changed(feeder, "firmware family changed", debounce=False)
+
+    def request_sync(self, feeder: Feeder, reason: str) -> None:
+        """Ask for a full sync now (the sync button and action)."""
+        self._changed(feeder, reason, debounce=False)
+
+    def _changed(self, feeder: Feeder, reason: str, *, debounce: bool) -> None:
+        feeder.sync_pending = True
+        self._hub.schedule_save()
+        self._hub.notify(feeder.hid)
+        if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+            reconciler.request(reason, debounce=debounce)
+
+    # ------------------------------------------------------------------ hub events
+
+    def gateway_connected(self, gateway_hid: str) -> None:
+        """A (re)connected session gets utc_offset and the schedule (§7.6)."""
+        for feeder in self._hub.feeders_of(gateway_hid):
+            self._reconcilers[feeder.hid].connected()
+
+    def gateway_disconnected(self, gateway_hid: str) -> None:
+        """A sync that was running is incomplete; it restarts after reconnect."""
+        for feeder in self._hub.feeders_of(gateway_hid):
+            self._reconcilers[feeder.hid].disconnected()
+
+    def checkin(self, gateway_hid: str) -> None:
+        """A check-in marks the gateway's feeders "sync pending" (it precedes MQTT)."""
+        for feeder in self._hub.feeders_of(gateway_hid):
+            self._changed(feeder, "check-in", debounce=False)
+
+    def firmware_changed(self, feeder: Feeder) -> None:
+        """The firmware family may have changed: resend in the right form."""
+        self._changed(feeder, "firmware changed", debounce=False)
+
+    def hash_received(self, feeder: Feeder, message: ScheduleHash) -> None:
+        """Empty hash: the feeder lost its schedule (§5.5); a new hash may reveal drift."""
+        reconciler = self._reconcilers[feeder.hid]
+        if message.is_empty:
+            if feeder.meals:
+                feeder.synced_fingerprint = None
+                if reconciler.request_from_hash():
+                    _LOGGER.info(
+                        "Feeder %s reports an empty schedule; restoring it", feeder.hid
+                    )
+                    self._changed(feeder, "empty hash", debounce=False)
+            return
+        md5 = message.local_md5
+        if feeder.expected_hash is None:
+            if feeder.last_synced_at is not None and self.in_sync(feeder):
+                feeder.expected_hash = md5
+        elif md5 != feeder.expected_hash and self.in_sync(feeder):
+            feeder.synced_fingerprint = None
+            if reconciler.request_from_hash():
+                _LOGGER.info(
+                    "Feeder %s reports a schedule that differs from the last one; resyncing",
+                    feeder.hid,
+                )
+                self._changed(feeder, "hash changed", debounce=False)
+
+    # ------------------------------------------------------------------ reconciler callbacks
+
+    def _connected(self, feeder_hid: str) -> bool:
+        feeder = self._hub.feeders.get(feeder_hid)
+        return feeder is not None and self._hub.is_connected(feeder.gateway_hid)
+
+    def _plan(self, feeder_hid: str) -> SyncPlan:
+        feeder = self._hub.feeders[feeder_hid]
+        offset = self.utc_offset(feeder)
+        self._planned_offset[feeder_hid] = offset
+        planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
+        entries = self.entries(feeder)
+        if entries or feeder.last_synced_at is not None:
+            planned.extend(
+                schedule_commands(
+                    feeder.hid, entries, new_api=self.uses_new_api(feeder)
+                )
+            )
+        # else: never synced and no meals in HA yet: keep whatever schedule the feeder holds
+        # (it may still be feeding from the old cloud's schedule) until the user makes one.
+        return SyncPlan(
+            commands=planned, fingerprint=schedule_fingerprint(feeder.hid, entries)
+        )
+
+    async def _send(self, feeder_hid: str, command: OutboundCommand) -> None:
+        feeder = self._hub.feeders.get(feeder_hid)
+        transport = self._hub.transport
+        if feeder is None or transport is None:
+            raise GatewayNotConnectedError(feeder_hid)
+        await transport.async_publish(
+            feeder.gateway_hid,
+            topics.command_topic(feeder.gateway_hid),
+            command.payload,
+        )
+        _LOGGER.debug(
+            "Sent %s (%s) to feeder %s", command.name, command.hid, feeder_hid
+        )
+
+    def _synced(self, feeder_hid: str, fingerprint: str) -> None:
+        if (feeder := self._hub.feeders.get(feeder_hid)) is None:
+            return
+        feeder.last_synced_at = time.time()
+        feeder.synced_fingerprint = fingerprint
+        feeder.sent_utc_offset = self._planned_offset.get(feeder_hid)
+        feeder.expected_hash = None
+        _LOGGER.debug("Schedule of feeder %s delivered", feeder_hid)
+        self._hub.schedule_save()
+
+    def _state_changed(self, feeder_hid: str) -> None:
+        if (feeder := self._hub.feeders.get(feeder_hid)) is None:
+            return
+        reconciler = self._reconcilers.get(feeder_hid)
+        feeder.sync_pending = (
+            reconciler.pending if reconciler is not None else feeder.sync_pending
+        )
+        self._hub.schedule_save()
+        self._hub.notify(feeder_hid)
+
+    @callback
+    def _tick(self, now: datetime) -> None:
+        """Resend utc_offset after a DST change; restore skipped meals whose time has passed."""
+        for feeder in list(self._hub.feeders.values()):
+            expired = [
+                k for k, until in feeder.skipped.items() if until <= now.timestamp()
+            ]
+            for meal_id in expired:
+                del feeder.skipped[meal_id]
+            if expired:
+                self._changed(feeder, "skipped meal restored", debounce=False)
+            elif (
+                feeder.sent_utc_offset is not None
+                and feeder.sent_utc_offset != self.utc_offset(feeder)
+            ):
+                self._changed(feeder, "utc offset changed", debounce=False)

@@ -1,0 +1,200 @@
+"""Actions of the integration, registered once in async_setup."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import time as dt_time
+from typing import Any
+
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+import voluptuous as vol
+
+from .const import ATTR_PORTION, DOMAIN, SERVICE_FEED
+from .hub import PetnetHub
+from .meals import Meal
+from .models import Feeder
+from .protocol.commands import MAX_PORTION, MIN_PORTION
+
+ATTR_MEAL_ID = "meal_id"
+ATTR_NAME = "name"
+ATTR_TIME = "time"
+ATTR_ENABLED = "enabled"
+ATTR_MEALS = "meals"
+ATTR_TIME_ZONE = "time_zone"
+
+PORTION = vol.All(vol.Coerce(float), vol.Range(min=MIN_PORTION, max=MAX_PORTION))
+DEVICE: dict[vol.Marker, Any] = {vol.Required(ATTR_DEVICE_ID): cv.string}
+MEAL_FIELDS: dict[vol.Marker, Any] = {
+    vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
+    vol.Required(ATTR_TIME): cv.time,
+    vol.Required(ATTR_PORTION): PORTION,
+    vol.Optional(ATTR_ENABLED, default=True): cv.boolean,
+}
+
+FEED_SCHEMA = vol.Schema({**DEVICE, vol.Required(ATTR_PORTION): PORTION})
+ADD_MEAL_SCHEMA = vol.Schema({**DEVICE, **MEAL_FIELDS})
+UPDATE_MEAL_SCHEMA = vol.Schema(
+    {
+        **DEVICE,
+        vol.Required(ATTR_MEAL_ID): vol.Coerce(int),
+        vol.Optional(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
+        vol.Optional(ATTR_TIME): cv.time,
+        vol.Optional(ATTR_PORTION): PORTION,
+        vol.Optional(ATTR_ENABLED): cv.boolean,
+    }
+)
+REMOVE_MEAL_SCHEMA = vol.Schema({**DEVICE, vol.Required(ATTR_MEAL_ID): vol.Coerce(int)})
+SET_SCHEDULE_SCHEMA = vol.Schema(
+    {
+        **DEVICE,
+        vol.Required(ATTR_MEALS): vol.All(cv.ensure_list, [vol.Schema(MEAL_FIELDS)]),
+    }
+)
+DEVICE_SCHEMA = vol.Schema(DEVICE)
+TIME_ZONE_SCHEMA = vol.Schema(
+    {**DEVICE, vol.Optional(ATTR_TIME_ZONE): vol.Any(None, cv.string)}
+)
+
+
+def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feeder]:
+    """Find the loaded hub and the feeder behind an HA device id."""
+    device = dr.async_get(hass).async_get(device_id)
+    hid = next(
+        (
+            ident
+            for domain, ident in (device.identifiers if device else ())
+            if domain == DOMAIN
+        ),
+        None,
+    )
+    entries = hass.config_entries.async_loaded_entries(DOMAIN)
+    if hid is None or not entries:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_feeder",
+            translation_placeholders={"feeder": device_id},
+        )
+    hub: PetnetHub = entries[0].runtime_data
+    return hub, hub.feeder(hid)
+
+
+def _seconds(value: dt_time) -> int:
+    return value.hour * 3600 + value.minute * 60
+
+
+def meal_response(meal: Meal) -> dict[str, Any]:
+    """A meal as actions return it."""
+    return {
+        ATTR_MEAL_ID: meal.meal_id,
+        ATTR_NAME: meal.name,
+        ATTR_TIME: f"{meal.time_s // 3600:02d}:{meal.time_s // 60 % 60:02d}",
+        ATTR_PORTION: meal.portion,
+        ATTR_ENABLED: meal.enabled,
+    }
+
+
+def _schedule_response(feeder: Feeder) -> dict[str, Any]:
+    return {ATTR_MEALS: [meal_response(meal) for meal in feeder.meals]}
+
+
+@callback
+def async_register_services(hass: HomeAssistant) -> None:
+    """Register the integration's actions."""
+
+    def register(
+        name: str,
+        schema: vol.Schema,
+        handler: Callable[[PetnetHub, Feeder, ServiceCall], Awaitable[ServiceResponse]],
+        response: SupportsResponse = SupportsResponse.NONE,
+    ) -> None:
+        async def call(service_call: ServiceCall) -> ServiceResponse:
+            hub, feeder = resolve_feeder(hass, service_call.data[ATTR_DEVICE_ID])
+            result = await handler(hub, feeder, service_call)
+            return result if service_call.return_response else None
+
+        hass.services.async_register(
+            DOMAIN, name, call, schema=schema, supports_response=response
+        )
+
+    async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
+        await hub.async_feed(feeder.hid, call.data[ATTR_PORTION])
+
+    async def add_meal(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        meal = hub.schedules.add_meal(
+            feeder,
+            name=call.data[ATTR_NAME],
+            time_s=_seconds(call.data[ATTR_TIME]),
+            portion=call.data[ATTR_PORTION],
+            enabled=call.data[ATTR_ENABLED],
+        )
+        return meal_response(meal)
+
+    async def update_meal(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        meal = hub.schedules.update_meal(
+            feeder,
+            call.data[ATTR_MEAL_ID],
+            name=call.data.get(ATTR_NAME),
+            time_s=_seconds(call.data[ATTR_TIME]) if ATTR_TIME in call.data else None,
+            portion=call.data.get(ATTR_PORTION),
+            enabled=call.data.get(ATTR_ENABLED),
+        )
+        return meal_response(meal)
+
+    async def remove_meal(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        hub.schedules.remove_meal(feeder, call.data[ATTR_MEAL_ID])
+        return _schedule_response(feeder)
+
+    async def set_schedule(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        hub.schedules.set_schedule(
+            feeder,
+            [
+                {
+                    "name": meal[ATTR_NAME],
+                    "time_s": _seconds(meal[ATTR_TIME]),
+                    "portion": meal[ATTR_PORTION],
+                    "enabled": meal[ATTR_ENABLED],
+                }
+                for meal in call.data[ATTR_MEALS]
+            ],
+        )
+        return _schedule_response(feeder)
+
+    async def skip_next_meal(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        meal, target = hub.schedules.skip_next_meal(feeder)
+        return {**meal_response(meal), "skipped": target.isoformat()}
+
+    async def sync_schedule(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
+        await hub.async_sync_schedule(feeder.hid)
+
+    async def set_time_zone(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
+        hub.schedules.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
+
+    register(SERVICE_FEED, FEED_SCHEMA, feed)
+    register("add_meal", ADD_MEAL_SCHEMA, add_meal, SupportsResponse.OPTIONAL)
+    register("update_meal", UPDATE_MEAL_SCHEMA, update_meal, SupportsResponse.OPTIONAL)
+    register("remove_meal", REMOVE_MEAL_SCHEMA, remove_meal, SupportsResponse.OPTIONAL)
+    register(
+        "set_schedule", SET_SCHEDULE_SCHEMA, set_schedule, SupportsResponse.OPTIONAL
+    )
+    register("skip_next_meal", DEVICE_SCHEMA, skip_next_meal, SupportsResponse.OPTIONAL)
+    register("sync_schedule", DEVICE_SCHEMA, sync_schedule)
+    register("set_time_zone", TIME_ZONE_SCHEMA, set_time_zone)

@@ -1,0 +1,83 @@
+"""Persistence of gateways, feeders and feed history with HA's Store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+
+from .const import SAVE_DELAY_S, STORAGE_KEY, STORAGE_VERSION
+from .models import Feeder, Gateway, StoredFeedResult
+
+_LOGGER = logging.getLogger(__name__)
+
+type StoredData = dict[str, Any]
+
+
+class PetnetStore:
+    """Load once, then save in the background: a burst of updates is one write."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Create the store; nothing is read until async_load."""
+        self._store: Store[StoredData] = Store(
+            hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
+        )
+        self._data_func: Callable[[], StoredData] | None = None
+
+    async def async_load(self) -> tuple[dict[str, Gateway], dict[str, Feeder]]:
+        """Read everything stored; entries that cannot be read are logged and skipped."""
+        data = await self._store.async_load() or {}
+        gateways: dict[str, Gateway] = {}
+        feeders: dict[str, Feeder] = {}
+        for hid, raw in (data.get("gateways") or {}).items():
+            try:
+                gateways[hid] = Gateway.from_dict(raw)
+            except (TypeError, ValueError):
+                _LOGGER.warning("Skipping unreadable stored gateway %s", hid)
+        for hid, raw in (data.get("feeders") or {}).items():
+            try:
+                feeder = Feeder.from_dict(raw)
+            except (TypeError, ValueError):
+                _LOGGER.warning("Skipping unreadable stored feeder %s", hid)
+                continue
+            for row in (data.get("history") or {}).get(hid, []):
+                try:
+                    feeder.history.append(StoredFeedResult.from_dict(row))
+                except (TypeError, ValueError, KeyError):
+                    _LOGGER.warning("Skipping unreadable feed result of %s", hid)
+            feeders[hid] = feeder
+        return gateways, feeders
+
+    def attach(self, data_func: Callable[[], StoredData]) -> None:
+        """Tell the store how to produce what it saves."""
+        self._data_func = data_func
+
+    def schedule_save(self) -> None:
+        """Save after a short delay; calls in between are folded into that one write."""
+        if self._data_func is not None:
+            self._store.async_delay_save(self._data_func, SAVE_DELAY_S)
+
+    async def async_save_now(self) -> None:
+        """Write immediately (on unload, and for data that must not wait)."""
+        if self._data_func is not None:
+            await self._store.async_save(self._data_func())
+
+    async def async_remove(self) -> None:
+        """Delete the stored data (the config entry was removed)."""
+        await self._store.async_remove()
+
+
+def serialize(gateways: dict[str, Gateway], feeders: dict[str, Feeder]) -> StoredData:
+    """Return the stored form of the hub's state."""
+    return {
+        "gateways": {hid: gw.to_dict() for hid, gw in gateways.items()},
+        "feeders": {hid: feeder.to_dict() for hid, feeder in feeders.items()},
+        "history": {
+            hid: [row.to_dict() for row in feeder.history]
+            for hid, feeder in feeders.items()
+            if feeder.history
+        },
+    }

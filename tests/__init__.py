@@ -1,0 +1,1 @@
+"""Tests for the petnet_feeder integration."""

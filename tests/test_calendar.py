@@ -1,0 +1,786 @@
+"""The meal calendar: editing from HA's calendar API reaches a simulated feeder."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from homeassistant.components.calendar import DATA_COMPONENT
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
+
+from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
+
+from .conftest import (
+    FeederFactory,
+    entity_id,
+    wait_for_entity,
+    wait_for_feeder,
+    wait_for_state,
+)
+
+CHICAGO = "America/Chicago"
+NEW_API_SYNC = ["utc_offset", "schedule_clear", "schedule_mod_start"]
+
+
+@pytest.fixture
+async def hub(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> PetnetHub:
+    """The loaded hub, with a fast debounce for feeders created from now on."""
+    hub: PetnetHub = loaded_entry.runtime_data
+    # Reconcilers are created when a feeder appears, so this reaches every feeder of a test.
+    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    await hass.config.async_set_time_zone(CHICAGO)
+    return hub
+
+
+async def start_feeder(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str = "2.8.0",
+) -> tuple[SimulatedFeeder, str]:
+    """Boot a feeder, wait for its calendar and for the sync of its connection."""
+    feeder = await make_feeder(firmware=firmware)
+    calendar = await wait_for_entity(hass, "calendar", feeder.device_hid, "meals")
+    await feeder.wait_for_command("utc_offset")
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
+    return feeder, calendar
+
+
+async def ws(client: Any, message: dict[str, Any]) -> dict[str, Any]:
+    await client.send_json_auto_id(message)
+    reply: dict[str, Any] = await client.receive_json()
+    return reply
+
+
+def event(
+    summary: str, start: str, end: str, description: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    data = {"summary": summary, "dtstart": start, "dtend": end, **extra}
+    if description is not None:
+        data["description"] = description
+    return data
+
+
+async def create(client: Any, calendar: str, **data: Any) -> dict[str, Any]:
+    return await ws(
+        client,
+        {
+            "type": "calendar/event/create",
+            "entity_id": calendar,
+            "event": event(**data),
+        },
+    )
+
+
+async def sync_after(
+    feeder: SimulatedFeeder, since: int, last: str = "schedule_mod_end"
+) -> list[str]:
+    """The names of the commands received since ``since``, once ``last`` arrived."""
+    await feeder.wait_for_command(last, since=since)
+    return [command.command for command in feeder.commands[since:]]
+
+
+async def get_events(
+    hass: HomeAssistant, calendar: str, start: str, end: str
+) -> list[dict[str, Any]]:
+    response = await hass.services.async_call(
+        "calendar",
+        "get_events",
+        {"entity_id": calendar, "start_date_time": start, "end_date_time": end},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    events: list[dict[str, Any]] = response[calendar]["events"]  # type: ignore[index,assignment]
+    return events
+
+
+def meals(
+    hub: PetnetHub, feeder: SimulatedFeeder
+) -> list[tuple[str, int, float, bool]]:
+    return [
+        (meal.name, meal.time_s, meal.portion, meal.enabled)
+        for meal in hub.feeders[feeder.device_hid].meals
+    ]
+
+
+def held(feeder: SimulatedFeeder) -> list[tuple[int, float, bool]]:
+    return [(e["time"], e["portion"], e["active"]) for e in feeder.schedule]
+
+
+def error_text(key: str, **placeholders: str) -> str:
+    """The message HA shows for one of our errors (English once strings are merged)."""
+    return str(
+        ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders or None,
+        )
+    )
+
+
+def chicago_offset() -> int:
+    offset = dt_util.now(ZoneInfo(CHICAGO)).utcoffset()
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
+async def test_create_reaches_new_firmware(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder, "2.8.0")
+    client = await hass_ws_client(hass)
+
+    # Given in UTC; the meal is 07:00 in the feeder's zone (HA's: America/Chicago, CDT).
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Breakfast",
+        start="2024-06-01T12:00:00+00:00",
+        end="2024-06-01T12:01:00+00:00",
+        description="1/4 cup",
+        rrule="FREQ=DAILY",
+    )
+    assert reply["success"], reply
+    assert meals(hub, feeder) == [("Breakfast", 25200, 0.25, True)]
+    assert await sync_after(feeder, since) == [
+        *NEW_API_SYNC,
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    received = feeder.commands[since:]
+    assert received[0].payload == {"utc_offset": chicago_offset()}
+    assert received[2].payload == {"size": 1}
+    assert held(feeder) == [(25200, 0.25, True)]
+    assert feeder.protocol_errors == []
+
+    # Tablespoons, no repeat rule, and seconds dropped.
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Dinner",
+        start="2024-12-01T18:30:42-06:00",
+        end="2024-12-01T18:45:00-06:00",
+        description="4 tbsp",
+    )
+    assert reply["success"], reply
+    assert await sync_after(feeder, since) == [
+        *NEW_API_SYNC,
+        "schedule_add",
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert feeder.commands[since + 2].payload == {"size": 2}
+    assert held(feeder) == [(25200, 0.25, True), (66600, 0.25, True)]
+
+    # HA's calendar.create_event action: an empty description means the default portion.
+    since = len(feeder.commands)
+    await hass.services.async_call(
+        "calendar",
+        "create_event",
+        {
+            "entity_id": calendar,
+            "summary": "Snack",
+            "start_date_time": "2024-06-01 15:00:00",
+            "end_date_time": "2024-06-01 15:01:00",
+        },
+        blocking=True,
+    )
+    assert await sync_after(feeder, since) == [
+        *NEW_API_SYNC,
+        *["schedule_add"] * 3,
+        "schedule_mod_end",
+    ]
+    assert meals(hub, feeder) == [
+        ("Breakfast", 25200, 0.25, True),
+        ("Snack", 54000, 0.0625, True),
+        ("Dinner", 66600, 0.25, True),
+    ]
+    assert held(feeder) == [
+        (25200, 0.25, True),
+        (54000, 0.0625, True),
+        (66600, 0.25, True),
+    ]
+    assert feeder.protocol_errors == []
+
+
+async def test_create_reaches_legacy_firmware(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder, "2.3.2")
+    client = await hass_ws_client(hass)
+
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Breakfast",
+        start="2024-01-15T07:15:00-06:00",
+        end="2024-01-15T07:16:00-06:00",
+        description="portion: 1/2 cup",
+        rrule="FREQ=DAILY;INTERVAL=1",
+    )
+    assert reply["success"], reply
+    assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
+    assert held(feeder) == [(26100, 0.5, True)]
+
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Early",
+        start="2024-01-15T05:00:00-06:00",
+        end="2024-01-15T05:01:00-06:00",
+        description="⅛",
+    )
+    assert reply["success"], reply
+    assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
+    assert [e["name"] for e in feeder.schedule] == ["FEED0", "FEED1"]
+    assert held(feeder) == [(18000, 0.125, True), (26100, 0.5, True)]
+    assert feeder.protocol_errors == []
+
+
+async def test_update_and_delete(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    client = await hass_ws_client(hass)
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Breakfast",
+        start="2024-06-01T07:00:00-05:00",
+        end="2024-06-01T07:01:00-05:00",
+        description="1/4 cup",
+        rrule="FREQ=DAILY",
+    )
+    assert reply["success"], reply
+    await sync_after(feeder, since)
+    meal_id = hub.feeders[feeder.device_hid].meals[0].meal_id
+
+    # What the calendar shows goes back unchanged apart from the time: the portion stays.
+    shown = await get_events(
+        hass, calendar, "2024-06-02T00:00:00-05:00", "2024-06-03T00:00:00-05:00"
+    )
+    assert [(e["summary"], e["start"]) for e in shown] == [
+        ("Breakfast", "2024-06-02T07:00:00-05:00")
+    ]
+    assert shown[0]["description"].splitlines()[0] == "1/4 cup"
+    since = len(feeder.commands)
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(meal_id),
+            "recurrence_id": "2024-06-02",
+            "event": event(
+                "Brunch",
+                "2024-06-02T08:30:00-05:00",
+                "2024-06-02T08:31:00-05:00",
+                shown[0]["description"],
+                rrule="FREQ=DAILY",
+            ),
+        },
+    )
+    assert reply["success"], reply
+    # One occurrence edited: the whole (daily) meal changes, and keeps its id.
+    assert [m.meal_id for m in hub.feeders[feeder.device_hid].meals] == [meal_id]
+    assert meals(hub, feeder) == [("Brunch", 30600, 0.25, True)]
+    assert await sync_after(feeder, since) == [
+        *NEW_API_SYNC,
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert held(feeder) == [(30600, 0.25, True)]
+    assert feeder.schedule[0]["feeding_id"].endswith(f"_feed{meal_id}_8:30AM")
+
+    since = len(feeder.commands)
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(meal_id),
+            "recurrence_id": "2024-06-05",
+            "recurrence_range": "THISANDFUTURE",
+            "event": event(
+                "Brunch",
+                "2024-06-05T08:30:00-05:00",
+                "2024-06-05T08:31:00-05:00",
+                "3/4 cup",
+            ),
+        },
+    )
+    assert reply["success"], reply
+    assert meals(hub, feeder) == [("Brunch", 30600, 0.75, True)]
+    await sync_after(feeder, since)
+    assert held(feeder) == [(30600, 0.75, True)]
+
+    # A script that leaves the description out keeps the portion.
+    since = len(feeder.commands)
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(meal_id),
+            "event": event(
+                "Late brunch", "2024-06-05T09:00:00-05:00", "2024-06-05T09:01:00-05:00"
+            ),
+        },
+    )
+    assert reply["success"], reply
+    assert meals(hub, feeder) == [("Late brunch", 32400, 0.75, True)]
+    await sync_after(feeder, since)
+    assert held(feeder) == [(32400, 0.75, True)]
+
+    since = len(feeder.commands)
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/delete",
+            "entity_id": calendar,
+            "uid": str(meal_id),
+            "recurrence_id": "2024-06-07",
+            "recurrence_range": "THISANDFUTURE",
+        },
+    )
+    assert reply["success"], reply
+    assert meals(hub, feeder) == []
+    # N = 0: no schedule_add (§7.5).
+    assert await sync_after(feeder, since) == [*NEW_API_SYNC, "schedule_mod_end"]
+    assert feeder.commands[since + 2].payload == {"size": 0}
+    assert feeder.schedule == []
+    assert (
+        await get_events(
+            hass, calendar, "2024-06-02T00:00:00-05:00", "2024-06-09T00:00:00-05:00"
+        )
+        == []
+    )
+    assert feeder.protocol_errors == []
+
+
+async def test_events_across_dst_change(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    breakfast = hub.schedules.add_meal(
+        stored, name="Breakfast", time_s=7 * 3600, portion=0.25
+    )
+    hub.schedules.add_meal(stored, name="Dinner", time_s=18 * 3600 + 1800, portion=1.5)
+    hub.schedules.add_meal(stored, name="Night", time_s=7140, portion=0.125)
+    # Disabled meals are not shown.
+    hub.schedules.add_meal(
+        stored, name="Lunch", time_s=12 * 3600, portion=0.5, enabled=False
+    )
+
+    # America/Chicago falls back at 02:00 CDT on 2024-11-03: 01:59 happens twice then and
+    # the meal is at the first. Ending at 01:00 CST would be before its start on the wall
+    # clock, which HA refuses; it ends at the next wall-clock minute.
+    events = await get_events(
+        hass, calendar, "2024-11-02T00:00:00-05:00", "2024-11-05T00:00:00-06:00"
+    )
+    assert [(e["summary"], e["start"], e["end"]) for e in events] == [
+        ("Night", "2024-11-02T01:59:00-05:00", "2024-11-02T02:00:00-05:00"),
+        ("Breakfast", "2024-11-02T07:00:00-05:00", "2024-11-02T07:01:00-05:00"),
+        ("Dinner", "2024-11-02T18:30:00-05:00", "2024-11-02T18:31:00-05:00"),
+        ("Night", "2024-11-03T01:59:00-05:00", "2024-11-03T02:00:00-06:00"),
+        ("Breakfast", "2024-11-03T07:00:00-06:00", "2024-11-03T07:01:00-06:00"),
+        ("Dinner", "2024-11-03T18:30:00-06:00", "2024-11-03T18:31:00-06:00"),
+        ("Night", "2024-11-04T01:59:00-06:00", "2024-11-04T02:00:00-06:00"),
+        ("Breakfast", "2024-11-04T07:00:00-06:00", "2024-11-04T07:01:00-06:00"),
+        ("Dinner", "2024-11-04T18:30:00-06:00", "2024-11-04T18:31:00-06:00"),
+    ]
+    # Long past: nothing was dispensed.
+    assert {e["description"] for e in events if e["summary"] == "Dinner"} == {
+        "1 1/2 cups\nMissed"
+    }
+
+    # The calendar card's API also carries uid, recurrence id and the daily rule.
+    client = await hass_client()
+    response = await client.get(
+        f"/api/calendars/{calendar}",
+        params={
+            "start": "2024-11-03T00:00:00-05:00",
+            "end": "2024-11-04T00:00:00-06:00",
+        },
+    )
+    assert response.status == 200
+    card = await response.json()
+    assert [
+        (e["summary"], e["uid"], e["recurrence_id"], e["rrule"], e["start"])
+        for e in card
+    ][:2] == [
+        (
+            "Night",
+            str(breakfast.meal_id + 2),
+            "2024-11-03",
+            "FREQ=DAILY",
+            {"dateTime": "2024-11-03T01:59:00-05:00"},
+        ),
+        (
+            "Breakfast",
+            str(breakfast.meal_id),
+            "2024-11-03",
+            "FREQ=DAILY",
+            {"dateTime": "2024-11-03T07:00:00-06:00"},
+        ),
+    ]
+    assert len(card) == 3
+
+
+@pytest.mark.freeze_time("2024-06-01 17:00:00", real_asyncio=True)
+async def test_meal_status(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    # Frozen at 12:00:00 CDT.
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    for name, hhmm, portion, enabled in (
+        ("Breakfast", "07:00", 0.25, True),
+        ("Snack", "09:00", 0.125, True),
+        ("Elevenses", "10:00", 0.125, True),
+        ("Brunch", "11:00", 0.125, True),
+        ("Lunch", "12:00", 0.125, True),
+        ("Dinner", "18:30", 0.25, True),
+        ("Supper", "20:00", 0.25, False),
+    ):
+        hours, minutes = map(int, hhmm.split(":"))
+        hub.schedules.add_meal(
+            stored,
+            name=name,
+            time_s=hours * 3600 + minutes * 60,
+            portion=portion,
+            enabled=enabled,
+        )
+
+    def at(hhmm_ss: str) -> int:
+        moment = datetime.fromisoformat(f"2024-06-01T{hhmm_ss}").replace(
+            tzinfo=ZoneInfo(CHICAGO)
+        )
+        return int(moment.timestamp())
+
+    await feeder.send_feed_result(stime=at("07:00:03"), portion=0.25, src=6)
+    await feeder.send_feed_result(stime=at("08:00:00"), portion=0.0625, src=4)
+    await feeder.send_feed_result(
+        stime=at("09:00:10"), portion=0.125, src=6, fail=True, err="Motor jam"
+    )
+    await feeder.send_feed_result(stime=at("10:00:05"), portion=0.125, src=6, fail=True)
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 4)
+    skipped, _ = hub.schedules.skip_next_meal(stored)
+    assert skipped.name == "Dinner"
+
+    events = await get_events(
+        hass, calendar, "2024-06-01T00:00:00-05:00", "2024-06-03T00:00:00-05:00"
+    )
+    today = [(e["summary"], e["description"]) for e in events[:6]]
+    assert today == [
+        ("Breakfast", "1/4 cup\nDispensed at 07:00 · 30.4 g"),
+        ("Snack", "1/8 cup\nFailed: Motor jam"),
+        ("Elevenses", "1/8 cup\nFailed: unknown error"),
+        ("Brunch", "1/8 cup\nMissed"),
+        ("Lunch", "1/8 cup\nDue"),
+        ("Dinner", "1/4 cup\nSkipped"),
+    ]
+    assert [e["start"][:10] for e in events] == ["2024-06-01"] * 6 + ["2024-06-02"] * 6
+    assert {e["description"].splitlines()[1] for e in events[6:]} == {"Upcoming"}
+
+    # The entity's state: the meal happening now (12:00 <= now < 12:01).
+    state = hass.states.get(calendar)
+    assert state is not None
+    assert state.state == STATE_ON
+    assert state.attributes["message"] == "Lunch"
+    assert state.attributes["description"] == "1/8 cup\nDue"
+    assert state.attributes["start_time"] == "2024-06-01 12:00:00"
+    assert state.attributes["end_time"] == "2024-06-01 12:01:00"
+
+    # Once Lunch is removed, the next meal is the (skipped) Dinner, and the state follows.
+    lunch = next(m for m in stored.meals if m.name == "Lunch")
+    hub.schedules.remove_meal(stored, lunch.meal_id)
+    state = hass.states.get(calendar)
+    assert state is not None
+    assert state.state == STATE_OFF
+    assert state.attributes["message"] == "Dinner"
+    assert state.attributes["description"] == "1/4 cup\nSkipped"
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "placeholders"),
+    [
+        (
+            {"rrule": "FREQ=WEEKLY"},
+            "unsupported_recurrence",
+            {"rrule": "FREQ=WEEKLY"},
+        ),
+        (
+            {"rrule": "FREQ=DAILY;COUNT=3"},
+            "unsupported_recurrence",
+            {"rrule": "FREQ=DAILY;COUNT=3"},
+        ),
+        (
+            {"rrule": "FREQ=DAILY;INTERVAL=2"},
+            "unsupported_recurrence",
+            {"rrule": "FREQ=DAILY;INTERVAL=2"},
+        ),
+        (
+            {"rrule": "FREQ=DAILY;UNTIL=20240701T000000Z"},
+            "unsupported_recurrence",
+            {"rrule": "FREQ=DAILY;UNTIL=20240701T000000Z"},
+        ),
+        (
+            {"rrule": "FREQ=DAILY;BYHOUR=7,19"},
+            "unsupported_recurrence",
+            {"rrule": "FREQ=DAILY;BYHOUR=7,19"},
+        ),
+        ({"description": "3 cups"}, "invalid_portion", {"portion": "3.0"}),
+        (
+            {"description": "lots of food"},
+            "invalid_portion_text",
+            {"text": "lots of food"},
+        ),
+        (
+            {"start": "2024-06-01", "end": "2024-06-02"},
+            "meal_needs_time",
+            {},
+        ),
+        ({"summary": "x" * 65}, "invalid_meal_name", {"max": "64"}),
+    ],
+)
+async def test_refused_create_changes_nothing(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+    changes: dict[str, Any],
+    key: str,
+    placeholders: dict[str, str],
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    hub.schedules.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
+    await feeder.wait_for_command("schedule_mod_end")
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
+    before = (list(stored.meals), stored.next_meal_id)
+    client = await hass_ws_client(hass)
+
+    data = {
+        "summary": "Dinner",
+        "start": "2024-06-01T18:00:00-05:00",
+        "end": "2024-06-01T18:01:00-05:00",
+        "description": "1/4 cup",
+        **changes,
+    }
+    reply = await create(client, calendar, **data)
+    assert not reply["success"]
+    assert reply["error"] == {
+        "code": "failed",
+        "message": error_text(key, **placeholders),
+    }
+    assert (list(stored.meals), stored.next_meal_id) == before
+    assert not stored.sync_pending
+
+
+async def test_refused_update_and_delete_change_nothing(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    meal = hub.schedules.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
+    await feeder.wait_for_command("schedule_mod_end")
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
+    before = list(stored.meals)
+    client = await hass_ws_client(hass)
+    good = event("Brunch", "2024-06-01T09:00:00-05:00", "2024-06-01T09:01:00-05:00")
+
+    for uid in ("999", "breakfast", "0_1"):
+        reply = await ws(
+            client,
+            {
+                "type": "calendar/event/update",
+                "entity_id": calendar,
+                "uid": uid,
+                "event": good,
+            },
+        )
+        assert reply["error"] == {
+            "code": "failed",
+            "message": error_text("unknown_meal", meal_id=uid),
+        }
+        reply = await ws(
+            client, {"type": "calendar/event/delete", "entity_id": calendar, "uid": uid}
+        )
+        assert reply["error"]["message"] == error_text("unknown_meal", meal_id=uid)
+
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(meal.meal_id),
+            "event": {**good, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
+        },
+    )
+    assert reply["error"]["message"] == error_text(
+        "unsupported_recurrence", rrule="FREQ=MONTHLY;BYMONTHDAY=1"
+    )
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(meal.meal_id),
+            "event": {**good, "description": "a bowl\nor two"},
+        },
+    )
+    assert reply["error"]["message"] == error_text(
+        "invalid_portion_text", text="a bowl or two"
+    )
+
+    # A rule HA itself cannot read is refused before it reaches the calendar.
+    reply = await create(
+        client,
+        calendar,
+        summary="Dinner",
+        start="2024-06-01T18:00:00-05:00",
+        end="2024-06-01T18:01:00-05:00",
+        rrule="FREQ=DAILY;GARBAGE=1",
+    )
+    assert not reply["success"]
+    # The calendar refuses such a rule too, whoever calls it.
+    entity = hass.data[DATA_COMPONENT].get_entity(calendar)
+    assert entity is not None
+    for rrule in ("not a rule", "FREQ=DAILY;FREQ=DAILY", "FREQ=DAILY;INTERVAL=x"):
+        with pytest.raises(ServiceValidationError) as err:
+            await entity.async_create_event(
+                summary="Dinner",
+                dtstart=dt_util.parse_datetime("2024-06-01T18:00:00-05:00"),
+                dtend=dt_util.parse_datetime("2024-06-01T18:01:00-05:00"),
+                rrule=rrule,
+            )
+        assert err.value.translation_key == "unsupported_recurrence"
+
+    assert stored.meals == before
+    assert not stored.sync_pending
+
+
+async def test_feeder_zone_differs_from_ha_zone(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    hub.schedules.set_time_zone(hub.feeders[feeder.device_hid], "Europe/Berlin")
+    client = await hass_ws_client(hass)
+    reply = await create(
+        client,
+        calendar,
+        summary="Breakfast",
+        start="2024-06-01T07:00:00-05:00",
+        end="2024-06-01T07:01:00-05:00",
+    )
+    assert reply["success"], reply
+    # 07:00 in Chicago is 14:00 in Berlin, the feeder's zone.
+    assert meals(hub, feeder) == [("Breakfast", 50400, 0.0625, True)]
+    events = await get_events(
+        hass, calendar, "2024-06-01T00:00:00-05:00", "2024-06-02T00:00:00-05:00"
+    )
+    assert [e["start"] for e in events] == ["2024-06-01T07:00:00-05:00"]
+
+
+async def test_editing_while_feeder_offline(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    await feeder.disconnect()
+    assert not hub.is_connected(feeder.gateway_hid)
+    # Nothing heard for 10 minutes: the feeder's entities become unavailable...
+    hub.feeders[feeder.device_hid].last_seen = time.time() - 600
+    hub._async_check_availability()
+    voltage = entity_id(hass, "sensor", feeder.device_hid, "battery_voltage")
+    await wait_for_state(hass, voltage, lambda s: s.state == STATE_UNAVAILABLE)
+    # ...but its calendar stays usable: it is HA's data.
+    state = hass.states.get(calendar)
+    assert state is not None
+    assert state.state != STATE_UNAVAILABLE
+
+    client = await hass_ws_client(hass)
+    since = len(feeder.commands)
+    reply = await create(
+        client,
+        calendar,
+        summary="Breakfast",
+        start="2024-06-01T07:00:00-05:00",
+        end="2024-06-01T07:01:00-05:00",
+        description="1/4 cup",
+    )
+    assert reply["success"], reply
+    assert hub.feeders[feeder.device_hid].sync_pending
+    assert hass.states.get(calendar).attributes["message"] == "Breakfast"
+
+    # The reconciler delivers it when the feeder is back.
+    await feeder.connect()
+    assert await sync_after(feeder, since) == [
+        *NEW_API_SYNC,
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert held(feeder) == [(25200, 0.25, True)]
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
+
+
+async def test_events_in_the_repeated_hour(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """A feeder in UTC seen from HA in Chicago: meals on both passes of 01:00-02:00."""
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    hub.schedules.set_time_zone(stored, "UTC")
+    for name, time_s in (("First", 6 * 3600 + 1800), ("Edge", 6 * 3600 + 3540)):
+        hub.schedules.add_meal(stored, name=name, time_s=time_s, portion=0.25)
+    hub.schedules.add_meal(stored, name="Second", time_s=7 * 3600 + 1800, portion=0.25)
+
+    events = await get_events(
+        hass, calendar, "2024-11-03T01:00:00-05:00", "2024-11-03T02:00:00-06:00"
+    )
+    assert [(e["summary"], e["start"], e["end"]) for e in events] == [
+        ("First", "2024-11-03T01:30:00-05:00", "2024-11-03T01:31:00-05:00"),
+        ("Edge", "2024-11-03T01:59:00-05:00", "2024-11-03T02:00:00-06:00"),
+        ("Second", "2024-11-03T01:30:00-06:00", "2024-11-03T01:31:00-06:00"),
+    ]

@@ -1,0 +1,313 @@
+"""A simulated feeder over real TLS sockets, through the whole integration."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.petnet_feeder.const import DOMAIN, PORT_KEYS
+from custom_components.petnet_feeder.hub import PetnetHub
+
+from .conftest import (
+    LOOPBACK,
+    FeederFactory,
+    entity_id,
+    wait_for_entity,
+    wait_for_feeder,
+    wait_for_state,
+)
+
+GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
+DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
+
+
+async def wait_for_history(hub: PetnetHub, device_hid: str, count: int = 1) -> None:
+    """Wait until the hub stored count feed results for the device."""
+    await wait_for_feeder(hub, device_hid, lambda feeder: len(feeder.history) >= count)
+
+
+async def test_feeder_comes_alive(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    assert feeder.gateway_hid == GW_HID
+    assert feeder.device_hid == DEV_HID
+    connectivity = await wait_for_entity(hass, "binary_sensor", DEV_HID, "connectivity")
+    await wait_for_state(hass, connectivity, lambda s: s.state == STATE_ON)
+
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    assert device.manufacturer == "Petnet"
+    assert device.model == "SmartFeeder"
+    assert device.sw_version == "2.8.0"
+    assert device.name == "SmartFeeder 73737D"
+
+    await feeder.send_sensor(voltage_mv=3800, usb=0, chg=1, ir=0, rssi=87)
+    voltage = entity_id(hass, "sensor", DEV_HID, "battery_voltage")
+    state = await wait_for_state(hass, voltage, lambda s: s.state == "3.8")
+    assert state.attributes["unit_of_measurement"] == "V"
+    assert (
+        hass.states.get(entity_id(hass, "sensor", DEV_HID, "battery_level")).state
+        == "50"
+    )
+    assert (
+        hass.states.get(entity_id(hass, "sensor", DEV_HID, "wifi_signal")).state == "87"
+    )
+    assert (
+        hass.states.get(entity_id(hass, "binary_sensor", DEV_HID, "charging")).state
+        == STATE_ON
+    )
+    assert (
+        hass.states.get(entity_id(hass, "binary_sensor", DEV_HID, "usb_power")).state
+        == STATE_OFF
+    )
+
+    hub: PetnetHub = loaded_entry.runtime_data
+    assert hub.feeders[DEV_HID].last_heartbeat is None
+    await feeder.send_heartbeat()
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
+    last_seen = hass.states.get(entity_id(hass, "sensor", DEV_HID, "last_seen"))
+    assert last_seen.attributes["device_class"] == "timestamp"
+    assert last_seen.state not in ("unknown", STATE_UNAVAILABLE)
+
+
+async def test_feed_button_sends_exactly_one_feed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": portion, "value": 0.125}, blocking=True
+    )
+    button = entity_id(hass, "button", DEV_HID, "feed_now")
+    await wait_for_state(hass, button, lambda s: s.state != STATE_UNAVAILABLE)
+    await hass.services.async_call(
+        "button", "press", {"entity_id": button}, blocking=True
+    )
+
+    received = await feeder.wait_for_command("feed")
+    assert len(received) == 1
+    assert received[0].payload == {"portion": 0.125}
+    hub: PetnetHub = loaded_entry.runtime_data
+    await wait_for_history(hub, DEV_HID)
+    stored = hub.feeders[DEV_HID].history[0].result
+    assert stored.source == 4
+    assert stored.grams_expected == pytest.approx(0.125 * 16 * 8)
+    assert [c.command for c in feeder.commands].count("feed") == 1
+    assert feeder.protocol_errors == []
+
+
+async def test_feed_action(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await wait_for_entity(hass, "button", DEV_HID, "feed_now")
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    await hass.services.async_call(
+        DOMAIN, "feed", {"device_id": device.id, "portion": 0.0625}, blocking=True
+    )
+    received = await feeder.wait_for_command("feed")
+    assert [c.payload for c in received] == [{"portion": 0.0625}]
+    await wait_for_history(loaded_entry.runtime_data, DEV_HID)
+
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN, "feed", {"device_id": device.id, "portion": 0.1}, blocking=True
+        )
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN,
+            "feed",
+            {"device_id": "not-a-device", "portion": 0.25},
+            blocking=True,
+        )
+    assert [c.command for c in feeder.commands].count("feed") == 1
+
+
+async def test_offline_feeder_gets_no_queued_feed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    connectivity = await wait_for_entity(hass, "binary_sensor", DEV_HID, "connectivity")
+    await feeder.disconnect()
+    hub: PetnetHub = loaded_entry.runtime_data
+    assert not hub.is_connected(GW_HID)
+    with pytest.raises(HomeAssistantError, match="not connected"):
+        await hub.async_feed(DEV_HID, 0.25)
+    # Still "online" for 120 s after the last message (§9.1).
+    assert hass.states.get(connectivity).state == STATE_ON
+    await feeder.connect()
+    await hub.async_feed(DEV_HID, 0.25)
+    received = await feeder.wait_for_command("feed")
+    assert [c.payload for c in received] == [{"portion": 0.25}]
+
+
+async def test_front_button_and_reboot(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
+    assert hass.states.get(switch).state == "unknown"
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": switch}, blocking=True
+    )
+    received = await feeder.wait_for_command("button_enable_remote")
+    assert received[0].payload == {"enable": False}
+    assert hass.states.get(switch).state == STATE_OFF
+    assert feeder.button_enabled is False
+
+    await hass.services.async_call(
+        "button",
+        "press",
+        {"entity_id": entity_id(hass, "button", DEV_HID, "reboot")},
+        blocking=True,
+    )
+    received = await feeder.wait_for_command("reboot")
+    assert received[0].payload == {}
+
+
+async def test_restart_keeps_devices_keys_and_history(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
+    await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await wait_for_history(hub, DEV_HID)
+    api_key = hub.gateways[GW_HID].api_key
+
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+
+    hub = loaded_entry.runtime_data
+    assert hub.gateways[GW_HID].api_key == api_key
+    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [
+        1717243203000
+    ]
+    assert (
+        dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)}) is not None
+    )
+    # The feeder reconnects with the key it already has (it fetches config only at boot).
+    await feeder.drop()
+    await feeder.connect()
+    await feeder.send_heartbeat()
+    connectivity = entity_id(hass, "binary_sensor", DEV_HID, "connectivity")
+    await wait_for_state(hass, connectivity, lambda s: s.state == STATE_ON)
+
+
+async def test_duplicate_feed_results_are_stored_once(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
+    for _ in range(3):
+        await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await feeder.send_feed_result(stime=1717243300, portion=0.25, src=4)
+    await wait_for_history(hub, DEV_HID, 2)
+    await feeder.send_heartbeat()
+    await hass.async_block_till_done()
+    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [
+        1717243300000,
+        1717243203000,
+    ]
+
+
+async def test_bad_message_does_not_disturb_others(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feeder = await make_feeder()
+    other = await make_feeder("smartfeeder-4b09fa082bbd")
+    await feeder.send_raw(f"krs.tel.gts.{feeder.gateway_hid}", b"{garbage")
+    await feeder.send_raw(f"krs.api.gts.{feeder.gateway_hid}", b"[]")
+    await other.send_sensor(voltage_mv=4100)
+    await feeder.send_sensor(voltage_mv=3900)
+    await wait_for_state(
+        hass,
+        entity_id(hass, "sensor", feeder.device_hid, "battery_voltage"),
+        lambda s: s.state == "3.9",
+    )
+    await wait_for_state(
+        hass,
+        entity_id(hass, "sensor", other.device_hid, "battery_voltage"),
+        lambda s: s.state == "4.1",
+    )
+    assert "Dropped malformed message from gateway" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_api_request_is_acknowledged(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    reply = await feeder.api_request(
+        "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received"
+    )
+    assert reply["eventName"] == "GatewayToServer_ApiRequest"
+    assert reply["parameters"] == {"status": "OK"}
+    # The reply goes out first; the status is recorded right after it.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert (
+        loaded_entry.runtime_data.command_status["kemubcrdlsbqgbcnnchcrnbsdhuusbss"]
+        == "received"
+    )
+
+
+async def test_api_keys_never_logged(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    feeder = await make_feeder()
+    await feeder.send_heartbeat()
+    await feeder.send_raw(f"krs.tel.gts.{feeder.gateway_hid}", b"not json")
+    await hass.services.async_call(
+        "button",
+        "press",
+        {"entity_id": await wait_for_entity(hass, "button", DEV_HID, "feed_now")},
+        blocking=True,
+    )
+    await feeder.wait_for_command("feed")
+    assert feeder.api_key
+    # The simulator's own MQTT client library logs its connection URI; only our side counts.
+    server_side = [
+        r.getMessage()
+        for r in caplog.records
+        if not r.name.startswith(("amqtt.client", "feeder_sim"))
+    ]
+    assert len(server_side) > 10
+    assert not any(feeder.api_key in message for message in server_side)
+
+
+async def test_unload_closes_every_port(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await make_feeder()
+    assert feeder.connected
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    for key in PORT_KEYS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # Binding succeeds only if nothing listens any more.
+            sock.bind((LOOPBACK, entry_data[key]))

@@ -1,0 +1,384 @@
+"""The feeder always ends up holding HA's schedule: triggers, both firmware families, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
+
+from .conftest import (
+    FeederFactory,
+    entity_id,
+    wait_for_entity,
+    wait_for_feeder,
+    wait_for_state,
+)
+
+NEW_SEQUENCE = [
+    "utc_offset",
+    "schedule_clear",
+    "schedule_mod_start",
+    "schedule_add",
+    "schedule_add",
+    "schedule_mod_end",
+]
+LEGACY_SEQUENCE = ["utc_offset", "schedule"]
+
+
+def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None
+    return device.id
+
+
+async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
+    """Wait until no sync is owed or running for the feeder."""
+    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+
+
+async def add_two_meals(hass: HomeAssistant, feeder: SimulatedFeeder) -> None:
+    for name, time, portion in (
+        ("Breakfast", "07:00", 0.25),
+        ("Dinner", "18:30", 0.25),
+    ):
+        await hass.services.async_call(
+            DOMAIN,
+            "add_meal",
+            {
+                "device_id": device_id(hass, feeder),
+                "name": name,
+                "time": time,
+                "portion": portion,
+            },
+            blocking=True,
+        )
+
+
+def names_since(feeder: SimulatedFeeder, start: int) -> list[str]:
+    return [c.command for c in feeder.commands[start:]]
+
+
+@pytest.mark.parametrize(
+    ("firmware", "sequence"), [("2.8.0", NEW_SEQUENCE), ("2.3.2", LEGACY_SEQUENCE)]
+)
+async def test_edits_reach_the_feeder(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
+) -> None:
+    await hass.config.async_set_time_zone("America/Chicago")
+    feeder = await make_feeder(firmware=firmware)
+    await settle(hub, feeder)
+    start = len(feeder.commands)
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command(sequence[-1], since=start)
+    await settle(hub, feeder)
+    # The two edits within the debounce give one sync.
+    assert names_since(feeder, start) == sequence
+    assert [(e["time"], e["portion"], e["active"]) for e in feeder.schedule] == [
+        (25200, 0.25, True),
+        (66600, 0.25, True),
+    ]
+    assert feeder.utc_offset in (-18000, -21600)
+    assert feeder.protocol_errors == []
+    assert feeder.max_message_bytes <= 1000
+    in_sync = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
+    await wait_for_state(hass, in_sync, lambda s: s.state == STATE_OFF)
+    last_sync = hass.states.get(
+        entity_id(hass, "sensor", feeder.device_hid, "last_schedule_sync")
+    )
+    assert last_sync.state not in ("unknown", "unavailable")
+
+
+async def test_reboot_restores_the_schedule(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command("schedule_mod_end")
+    await settle(hub, feeder)
+    held = feeder.schedule
+    assert len(held) == 2
+
+    await feeder.reboot()  # wipes its schedule and reports an empty hash
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash == "")
+    await settle(hub, feeder)
+    assert feeder.schedule == held
+    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+
+
+async def test_checkin_before_mqtt_syncs_after_connect(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command("schedule_mod_end")
+    await settle(hub, feeder)
+    await feeder.disconnect()
+    start = len(feeder.commands)
+    assert await feeder.checkin() == 200
+    assert hub.feeders[feeder.device_hid].sync_pending
+    assert names_since(feeder, start) == []
+    await feeder.connect()
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await settle(hub, feeder)
+    assert names_since(feeder, start) == NEW_SEQUENCE
+    assert not hub.feeders[feeder.device_hid].sync_pending
+
+
+async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command("schedule_mod_end")
+    await settle(hub, feeder)
+    reconciler = hub.schedules.reconciler(feeder.device_hid)
+    started = reconciler.syncs_started
+    start = len(feeder.commands)
+    for _ in range(10):
+        await hub.async_sync_schedule(feeder.device_hid)
+    await settle(hub, feeder)
+    syncs = reconciler.syncs_started - started
+    assert 1 <= syncs <= 2
+    assert names_since(feeder, start) == NEW_SEQUENCE * syncs
+
+
+async def test_session_dropped_mid_sync_restarts_after_reconnect(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command("schedule_mod_end")
+    await settle(hub, feeder)
+    # Pace the next sync so the drop lands in the middle of it.
+    reconciler = hub.schedules.reconciler(feeder.device_hid)
+    reconciler._pacing_s = 0.3
+    start = len(feeder.commands)
+    await hub.async_sync_schedule(feeder.device_hid)
+    await feeder.wait_for_command("schedule_clear", since=start)
+    await feeder.drop()
+    partial = names_since(feeder, start)
+    assert "schedule_mod_end" not in partial
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.sync_pending)
+    reconciler._pacing_s = 0
+    restart = len(feeder.commands)
+    await feeder.connect()
+    await feeder.wait_for_command("schedule_mod_end", since=restart)
+    await settle(hub, feeder)
+    assert names_since(feeder, restart)[: len(NEW_SEQUENCE)] == NEW_SEQUENCE
+    assert len(feeder.schedule) == 2
+    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+
+
+@pytest.fixture
+def before_dst_change(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
+    """Two minutes before Chicago leaves daylight saving time; set before HA's timers start."""
+    freezer.move_to("2024-11-03T06:58:00+00:00")  # 01:58 CDT
+    return freezer
+
+
+async def test_dst_change_resends_utc_offset(
+    hass: HomeAssistant,
+    before_dst_change: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    freezer = before_dst_change
+    await hass.config.async_set_time_zone("America/Chicago")
+    feeder = await make_feeder()
+    await settle(hub, feeder)
+    assert feeder.utc_offset == -18000
+    start = len(feeder.commands)
+    freezer.move_to("2024-11-03T07:00:30+00:00")  # 01:00:30 CST
+    # The minute check runs; it finds the zone's offset changed since the last sync.
+    async_fire_time_changed(hass, dt_util.utcnow() + dt.timedelta(minutes=1, seconds=5))
+    await feeder.wait_for_command("utc_offset", since=start)
+    await settle(hub, feeder)
+    assert feeder.utc_offset == -21600
+
+
+async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await settle(hub, feeder)
+    # Connected, but HA has no meals and never synced: only the clock is set.
+    assert [c.command for c in feeder.commands] == ["utc_offset"]
+
+
+@pytest.mark.parametrize(
+    ("service", "data"),
+    [
+        ("add_meal", {"name": "Snack", "time": "25:00", "portion": 0.25}),
+        ("add_meal", {"name": "Snack", "time": "10:00", "portion": 3}),
+        ("add_meal", {"name": "Snack", "time": "10:00", "portion": 0.1}),
+        ("add_meal", {"name": "", "time": "10:00", "portion": 0.25}),
+        ("update_meal", {"meal_id": 99, "portion": 0.5}),
+        ("remove_meal", {"meal_id": 99}),
+        ("set_time_zone", {"time_zone": "Mars/Olympus_Mons"}),
+        (
+            "set_schedule",
+            {
+                "meals": [
+                    {"name": "A", "time": "07:00", "portion": 0.25},
+                    {"name": "B", "time": "nope", "portion": 0.25},
+                ]
+            },
+        ),
+    ],
+)
+async def test_bad_schedule_input_changes_nothing(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    service: str,
+    data: dict[str, Any],
+) -> None:
+    feeder = await make_feeder()
+    await add_two_meals(hass, feeder)
+    before = list(hub.feeders[feeder.device_hid].meals)
+    with pytest.raises((ServiceValidationError, Exception)) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            service,
+            {"device_id": device_id(hass, feeder), **data},
+            blocking=True,
+        )
+    assert str(err.value)
+    assert hub.feeders[feeder.device_hid].meals == before
+    assert hub.feeders[feeder.device_hid].time_zone is None
+
+
+async def test_legacy_firmware_refuses_a_schedule_that_does_not_fit(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder(firmware="2.3.2")
+    meals = [
+        {"name": f"Meal {i}", "time": f"{6 + i:02d}:00", "portion": 0.125}
+        for i in range(8)
+    ]
+    with pytest.raises(ServiceValidationError, match="do not fit"):
+        await hass.services.async_call(
+            DOMAIN,
+            "set_schedule",
+            {"device_id": device_id(hass, feeder), "meals": meals},
+            blocking=True,
+        )
+    assert hub.feeders[feeder.device_hid].meals == []
+
+
+async def test_actions_and_entities(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    await hass.config.async_set_time_zone("Europe/Berlin")
+    freezer.move_to("2024-06-01T04:00:00+00:00")  # 06:00 CEST
+    feeder = await make_feeder()
+    dev = device_id(hass, feeder)
+    added = await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {"device_id": dev, "name": "Breakfast", "time": "07:00", "portion": 0.25},
+        blocking=True,
+        return_response=True,
+    )
+    assert added == {
+        "meal_id": 1,
+        "name": "Breakfast",
+        "time": "07:00",
+        "portion": 0.25,
+        "enabled": True,
+    }
+    next_meal = await wait_for_entity(hass, "sensor", feeder.device_hid, "next_meal")
+    state = await wait_for_state(
+        hass, next_meal, lambda s: s.state == "2024-06-01T05:00:00+00:00"
+    )
+    assert state.attributes["meal_name"] == "Breakfast"
+
+    updated = await hass.services.async_call(
+        DOMAIN,
+        "update_meal",
+        {"device_id": dev, "meal_id": 1, "time": "08:15"},
+        blocking=True,
+        return_response=True,
+    )
+    assert updated["time"] == "08:15"
+    await wait_for_state(
+        hass, next_meal, lambda s: s.state == "2024-06-01T06:15:00+00:00"
+    )
+
+    skipped = await hass.services.async_call(
+        DOMAIN,
+        "skip_next_meal",
+        {"device_id": dev},
+        blocking=True,
+        return_response=True,
+    )
+    assert skipped["meal_id"] == 1
+    await wait_for_state(
+        hass, next_meal, lambda s: s.state == "2024-06-02T06:15:00+00:00"
+    )
+    assert hub.schedules.entries(hub.feeders[feeder.device_hid])[0].active is False
+
+    await hass.services.async_call(
+        DOMAIN,
+        "set_time_zone",
+        {"device_id": dev, "time_zone": "America/New_York"},
+        blocking=True,
+    )
+    # The skip covered the Berlin occurrence; in New York the meal is still ahead today.
+    await wait_for_state(
+        hass, next_meal, lambda s: s.state == "2024-06-01T12:15:00+00:00"
+    )
+
+    replaced = await hass.services.async_call(
+        DOMAIN,
+        "set_schedule",
+        {
+            "device_id": dev,
+            "meals": [{"name": "Lunch", "time": "12:00", "portion": 0.5}],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert replaced == {
+        "meals": [
+            {
+                "meal_id": 2,
+                "name": "Lunch",
+                "time": "12:00",
+                "portion": 0.5,
+                "enabled": True,
+            }
+        ]
+    }
+    removed = await hass.services.async_call(
+        DOMAIN,
+        "remove_meal",
+        {"device_id": dev, "meal_id": 2},
+        blocking=True,
+        return_response=True,
+    )
+    assert removed == {"meals": []}
+    await wait_for_state(hass, next_meal, lambda s: s.state == "unknown")
+    problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
+    assert hass.states.get(problem).state in (STATE_ON, STATE_OFF)
