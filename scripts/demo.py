@@ -1,0 +1,413 @@
+"""Helper for ``scripts/develop --demo``: onboard Home Assistant, add the integration, watch.
+
+``setup``: wait for Home Assistant to answer, onboard it without a browser if needed (user
+``demo`` / ``demo``), create the petnet_feeder config entry through the REST config flow (or
+reuse the existing one) and print ``<https_port> <mqtts_port>`` on stdout for the feeder
+simulator. Messages go to stderr.
+
+``wait-feeders``: wait until N feeders' Connectivity sensors are on and say how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+DOMAIN = "petnet_feeder"
+USERNAME = "demo"
+PASSWORD = "demo"  # noqa: S105 - the documented demo login
+NAME = "Demo"
+CORE_CONFIG = {
+    "location_name": "Home",
+    "time_zone": "America/Chicago",
+    "country": "US",
+    "currency": "USD",
+    "language": "en",
+    "unit_system": "us_customary",
+    "latitude": 41.8781,
+    "longitude": -87.6298,
+    "elevation": 181,
+}
+# Onboarding offers these; this lean setup does not install their packages.
+ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser")
+# Defaults first, then unprivileged alternatives for a port that cannot be bound.
+PORT_CHOICES: dict[str, list[int]] = {
+    "http_port": [5000, 15000, 25000],
+    "https_port": [443, 8443, 18443],
+    "mqtt_port": [1883, 11883, 21883],
+    "mqtts_port": [8883, 18883, 28883],
+}
+PORT_NAMES = {
+    "http_port": "Kronos HTTP",
+    "https_port": "Kronos HTTPS",
+    "mqtt_port": "MQTT",
+    "mqtts_port": "MQTTS",
+}
+
+
+class DemoError(Exception):
+    """Something the person running the demo has to fix; the message says what."""
+
+
+def say(message: str) -> None:
+    """Tell the person (stderr: stdout carries the result for the shell script)."""
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+class HomeAssistant:
+    """Just enough of Home Assistant's HTTP and websocket APIs."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        """Talk to the instance at ``url``."""
+        self.session = session
+        self.url = url.rstrip("/")
+        self.client_id = f"{self.url}/"
+        self.token: str | None = None
+
+    async def request(
+        self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> Any:
+        """Send a request; return the JSON answer, or raise DemoError on another status."""
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        async with self.session.request(
+            method, f"{self.url}{path}", headers=headers, **kwargs
+        ) as response:
+            text = await response.text()
+            if response.status not in expect:
+                raise DemoError(f"{method} {path} answered {response.status}: {text}")
+            return json.loads(text) if text else None
+
+    async def wait_until_up(
+        self,
+        pid: int | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> dict[str, bool]:
+        """Wait until HTTP is up; return the onboarding steps and whether each is done.
+
+        The server starts after onboarding is set up, which removes its API once all
+        steps are done: a 404 then means onboarded.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if pid is not None and not _alive(pid):
+                raise DemoError(
+                    "Home Assistant exited while starting (see its log above)"
+                )
+            try:
+                async with self.session.get(f"{self.url}/api/onboarding") as response:
+                    if response.status == 200:
+                        return {s["step"]: s["done"] for s in await response.json()}
+                    if response.status == 404:
+                        return {}
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"Home Assistant did not answer on {self.url} in {timeout:.0f} s"
+                )
+            await asyncio.sleep(0.5)
+
+    async def token_from_code(self, code: str) -> None:
+        """Trade an authorization code for an access token."""
+        answer = await self.request(
+            "POST",
+            "/auth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": self.client_id,
+            },
+        )
+        self.token = answer["access_token"]
+
+    async def log_in(self) -> None:
+        """Log in as the demo user through the login flow."""
+        flow = await self.request(
+            "POST",
+            "/auth/login_flow",
+            json={
+                "client_id": self.client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": f"{self.url}/?auth_callback=1",
+            },
+        )
+        answer = await self.request(
+            "POST",
+            f"/auth/login_flow/{flow['flow_id']}",
+            json={
+                "client_id": self.client_id,
+                "username": USERNAME,
+                "password": PASSWORD,
+            },
+        )
+        if answer.get("type") != "create_entry":
+            raise DemoError(
+                f"cannot log in as {USERNAME} / {PASSWORD}: config/ was set up by hand. "
+                "Log in as your own user, or delete config/ for a fresh demo."
+            )
+        await self.token_from_code(answer["result"])
+
+    async def websocket(self, *commands: dict[str, Any]) -> None:
+        """Run websocket commands one after another; raise DemoError if one fails."""
+        async with self.session.ws_connect(f"{self.url}/api/websocket") as ws:
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            if (await ws.receive_json()).get("type") != "auth_ok":
+                raise DemoError("the websocket API refused the token")
+            for number, command in enumerate(commands, start=1):
+                await ws.send_json({"id": number, **command})
+                while (answer := await ws.receive_json()).get("id") != number:
+                    pass
+                if not answer.get("success"):
+                    raise DemoError(f"{command['type']} failed: {answer.get('error')}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A child that exited but was not reaped yet is a zombie: not running either.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return True
+
+
+async def onboard(ha: HomeAssistant, steps: dict[str, bool]) -> bool:
+    """Do each onboarding step not done yet; leave ``ha`` logged in; True if any was."""
+    if all(steps.values()):
+        await ha.log_in()
+        return False
+    say("onboarding Home Assistant (user demo / demo, time zone America/Chicago)")
+    if not steps.get("user", True):
+        answer = await ha.request(
+            "POST",
+            "/api/onboarding/users",
+            json={
+                "client_id": ha.client_id,
+                "name": NAME,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "language": "en",
+            },
+        )
+        await ha.token_from_code(answer["auth_code"])
+    else:
+        await ha.log_in()
+    if not steps.get("core_config", True):
+        say(
+            "onboarding also offers met, radio_browser and google_translate; their "
+            "packages are not installed here, so errors about them are expected"
+        )
+        await ha.websocket({"type": "config/core/update", **CORE_CONFIG})
+        await ha.request("POST", "/api/onboarding/core_config")
+    if not steps.get("analytics", True):
+        try:  # what the onboarding page sends when analytics is left off
+            await ha.websocket(
+                {"type": "analytics/preferences", "preferences": {"base": False}}
+            )
+        except DemoError as err:
+            say(f"analytics left at its default (off): {err}")
+        await ha.request("POST", "/api/onboarding/analytics")
+    if not steps.get("integration", True):
+        await ha.request(
+            "POST",
+            "/api/onboarding/integration",
+            json={
+                "client_id": ha.client_id,
+                "redirect_uri": f"{ha.url}/?auth_callback=1",
+            },
+        )
+    return True
+
+
+async def remove_failed_onboarding_entries(ha: HomeAssistant) -> None:
+    """Delete the entries onboarding added that cannot work without their packages."""
+    for entry in await ha.request("GET", "/api/config/config_entries/entry"):
+        if entry["domain"] in ONBOARDING_EXTRAS and entry["state"] == "setup_error":
+            await ha.request(
+                "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}"
+            )
+            say(f"removed the {entry['domain']} entry onboarding added (not installed)")
+
+
+async def create_entry(ha: HomeAssistant, bind_host: str) -> dict[str, int]:
+    """Add the integration with the default ports, moving any that cannot be bound."""
+    choice = dict.fromkeys(PORT_CHOICES, 0)
+    flow = await ha.request(
+        "POST", "/api/config/config_entries/flow", json={"handler": DOMAIN}
+    )
+    while True:
+        ports = {key: PORT_CHOICES[key][index] for key, index in choice.items()}
+        answer = await ha.request(
+            "POST",
+            f"/api/config/config_entries/flow/{flow['flow_id']}",
+            json={"transport": "bundled", "bind_host": bind_host, **ports},
+        )
+        if answer.get("type") == "create_entry":
+            return ports
+        errors = answer.get("errors") or {}
+        if answer.get("type") != "form" or not errors:
+            raise DemoError(f"the config flow answered {answer}")
+        for key, error in errors.items():
+            if key not in choice or error != "port_unavailable":
+                raise DemoError(f"the config flow refused {key}: {error}")
+            choice[key] += 1
+            if choice[key] >= len(PORT_CHOICES[key]):
+                tried = ", ".join(str(p) for p in PORT_CHOICES[key])
+                raise DemoError(
+                    f"no port for {PORT_NAMES[key]} could be bound (tried {tried})"
+                )
+            say(
+                f"{PORT_NAMES[key]} port {ports[key]} cannot be bound; "
+                f"trying {PORT_CHOICES[key][choice[key]]}"
+            )
+
+
+def stored_ports(config_dir: Path) -> tuple[str, dict[str, int]]:
+    """Read the existing entry's listen address and ports (options override data)."""
+    path = config_dir / ".storage" / "core.config_entries"
+    try:
+        entries = json.loads(path.read_text())["data"]["entries"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DemoError(f"cannot read the config entries from {path}: {err}") from err
+    for entry in entries:
+        if entry["domain"] == DOMAIN:
+            values = {**entry.get("data", {}), **entry.get("options", {})}
+            return values.get("bind_host", "0.0.0.0"), {  # noqa: S104
+                key: int(values[key]) for key in PORT_CHOICES
+            }
+    raise DemoError(f"{path} has no {DOMAIN} entry yet; start again in a few seconds")
+
+
+async def wait_loaded(ha: HomeAssistant, timeout: float) -> None:  # noqa: ASYNC109
+    """Wait until the entry is loaded; explain if it failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = await ha.request(
+            "GET", f"/api/config/config_entries/entry?domain={DOMAIN}"
+        )
+        state = entries[0]["state"] if entries else "missing"
+        if state == "loaded":
+            return
+        if state in ("setup_error", "setup_retry", "migration_error", "failed_unload"):
+            reason = entries[0].get("reason") or "see the log above"
+            raise DemoError(
+                f"the Petnet SmartFeeder entry did not start ({state}: {reason}). If a "
+                "port is taken, change it under Settings -> Devices & services -> "
+                "Petnet SmartFeeder -> Configure; or delete config/ for a fresh demo."
+            )
+        if time.monotonic() > deadline:
+            raise DemoError(f"the integration is still '{state}' after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def setup(args: argparse.Namespace) -> None:
+    """Onboard, add or reuse the entry, print the simulator's ports."""
+    async with aiohttp.ClientSession() as session:
+        ha = HomeAssistant(session, args.url)
+        steps = await ha.wait_until_up(args.pid, args.timeout)
+        onboarded_now = await onboard(ha, steps)
+        existing = await ha.request(
+            "GET", f"/api/config/config_entries/entry?domain={DOMAIN}"
+        )
+        if existing:
+            bind_host, ports = stored_ports(Path(args.config))
+            say("reusing the existing Petnet SmartFeeder entry")
+        else:
+            bind_host = args.bind_host
+            ports = await create_entry(ha, bind_host)
+            say("added the Petnet SmartFeeder integration")
+        await wait_loaded(ha, 60)
+        if onboarded_now:
+            await remove_failed_onboarding_entries(ha)
+    listing = ", ".join(f"{PORT_NAMES[key]} {ports[key]}" for key in PORT_CHOICES)
+    say(f"Petnet SmartFeeder listens on {bind_host}: {listing}")
+    print(ports["https_port"], ports["mqtts_port"])
+
+
+async def wait_feeders(args: argparse.Namespace) -> None:
+    """Wait until the simulator has booted its feeders and their Connectivity is on.
+
+    Connectivity alone could be a state left from before a restart.
+    """
+    sim_log = Path(args.sim_log)
+    async with aiohttp.ClientSession() as session:
+        ha = HomeAssistant(session, args.url)
+        await ha.log_in()
+        deadline = time.monotonic() + args.timeout
+        online: list[str] = []
+        while True:
+            states = await ha.request("GET", "/api/states")
+            online = [
+                s["entity_id"]
+                for s in states
+                if s["entity_id"].startswith("binary_sensor.")
+                and s["attributes"].get("device_class") == "connectivity"
+                and s["state"] == "on"
+            ]
+            try:
+                booted = "feeder(s) running" in sim_log.read_text()
+            except OSError:
+                booted = False
+            if booted and len(online) >= args.count:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"only {len(online)} of {args.count} feeders are connected after "
+                    f"{args.timeout:.0f} s; see {sim_log}"
+                )
+            await asyncio.sleep(1)
+    since = f" ({time.time() - args.since:.0f} s after start)" if args.since else ""
+    say(f"{len(online)} feeders connected{since}: {', '.join(sorted(online))}")
+
+
+def main() -> int:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    setup_parser = commands.add_parser("setup", help="onboard and add the integration")
+    setup_parser.add_argument("--url", required=True)
+    setup_parser.add_argument(
+        "--config", required=True, help="the configuration folder"
+    )
+    setup_parser.add_argument("--pid", type=int, help="Home Assistant's process id")
+    setup_parser.add_argument(
+        "--bind-host", default="127.0.0.1", help="where a new entry listens for feeders"
+    )
+    setup_parser.add_argument("--timeout", type=float, default=180)
+    wait_parser = commands.add_parser("wait-feeders", help="wait for connected feeders")
+    wait_parser.add_argument("--url", required=True)
+    wait_parser.add_argument("--count", type=int, default=3)
+    wait_parser.add_argument("--timeout", type=float, default=120)
+    wait_parser.add_argument("--since", type=float, help="start time (epoch seconds)")
+    wait_parser.add_argument("--sim-log", required=True, help="the simulator's output")
+    args = parser.parse_args()
+    try:
+        asyncio.run(setup(args) if args.command == "setup" else wait_feeders(args))
+    except DemoError as err:
+        say(f"error: {err}")
+        return 1
+    except aiohttp.ClientError as err:
+        say(f"error: Home Assistant at {args.url}: {err!r}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
