@@ -1,0 +1,371 @@
+"""The HA-MQTT transport alone, on HA's mocked MQTT client: subscriptions, routing, windows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+from homeassistant.components import mqtt
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady, HomeAssistantError
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+
+from custom_components.petnet_feeder.transport.base import GatewayNotConnectedError
+from custom_components.petnet_feeder.transport.ha_mqtt import (
+    CONNECTED_WINDOW,
+    HaMqttTransport,
+)
+
+GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
+OTHER = "9b4d3cb2f1e0a5f9d4c3b2a1f0e9d8c7b6a5f4e3"
+TEL = f"krs.tel.gts.{GW}"
+API = f"krs.api.gts.{GW}"
+
+# HA's MQTT client keeps timers (debouncers, its misc loop) past the test.
+pytestmark = pytest.mark.parametrize("expected_lingering_timers", [True])
+
+
+class Recorder:
+    """A TransportHandler that records what the transport tells the hub."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.events: list[tuple[Any, ...]] = []
+
+    def api_key_for(self, gateway_hid: str) -> str | None:
+        """Not used by this transport."""
+        return None
+
+    def on_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
+        """Record a message."""
+        self.events.append(("message", gateway_hid, topic, payload))
+
+    def on_gateway_connected(self, gateway_hid: str) -> None:
+        """Record a connect."""
+        self.events.append(("connected", gateway_hid))
+
+    def on_gateway_disconnected(self, gateway_hid: str) -> None:
+        """Record a disconnect."""
+        self.events.append(("disconnected", gateway_hid))
+
+
+@pytest.fixture
+async def started(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient
+) -> tuple[HaMqttTransport, Recorder]:
+    """A started transport on the mocked MQTT client."""
+    recorder = Recorder()
+    transport = HaMqttTransport(hass, recorder)
+    await transport.async_start()
+    return transport, recorder
+
+
+def our_subscriptions(mqtt_mock: MqttMockHAClient) -> list[tuple[str, int, Any]]:
+    """(topic, qos, encoding) of every subscription made for feeder topics."""
+    return [
+        (call.args[0], call.args[2], call.args[3])
+        for call in mqtt_mock.async_subscribe.call_args_list
+        if call.args[0].startswith("krs")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_mqtt_cooldowns() -> Iterator[None]:
+    """Let HA's MQTT client send (UN)SUBSCRIBE at once instead of after its debounce."""
+    with (
+        patch("homeassistant.components.mqtt.client.INITIAL_SUBSCRIBE_COOLDOWN", 0.0),
+        patch("homeassistant.components.mqtt.client.SUBSCRIBE_COOLDOWN", 0.0),
+        patch("homeassistant.components.mqtt.client.UNSUBSCRIBE_COOLDOWN", 0.0),
+    ):
+        yield
+
+
+@pytest.fixture
+def mqtt_config_entry_options() -> dict[str, Any]:
+    """HA's MQTT without discovery (its many wildcard subscriptions) and birth message."""
+    return {mqtt.CONF_BIRTH_MESSAGE: {}, mqtt.CONF_DISCOVERY: False}
+
+
+async def flush(hass: HomeAssistant) -> None:
+    """Let HA's MQTT client send what it queued (and get the mocked acknowledgements)."""
+    for _ in range(10):
+        await asyncio.sleep(0.005)
+        await hass.async_block_till_done()
+
+
+async def test_gateway_added_subscribes_exact_topics_once(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, _ = started
+    transport.gateway_added(GW)
+    transport.gateway_added(GW)  # again (a check-in): nothing more to subscribe
+    assert our_subscriptions(mqtt_mock) == [(TEL, 1, None), (API, 1, None)]
+    await flush(hass)
+    sent = [
+        topic
+        for call in mqtt_client_mock.subscribe.call_args_list
+        for topic, _qos in call.args[0]
+        if topic.startswith("krs")
+    ]
+    assert sorted(sent) == sorted([TEL, API])
+    assert transport.subscribed_gateways == {GW}
+
+
+async def test_no_wildcard_and_no_unsafe_ids(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, _ = started
+    for bad in ("#", "+", "a/b", "", "x" * 200):
+        transport.gateway_added(bad)
+    transport.gateway_added(GW)
+    transport.gateway_added(OTHER)
+    topics = [topic for topic, _qos, _enc in our_subscriptions(mqtt_mock)]
+    assert topics == [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    assert not any("#" in topic or "+" in topic for topic in topics)
+    assert "Not subscribing for unusable gateway id" in caplog.text
+
+
+async def test_stop_unsubscribes_everything(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    transport.gateway_added(OTHER)
+    await flush(hass)
+    await transport.async_stop()
+    await flush(hass)
+    unsubscribed = [
+        topic
+        for call in mqtt_client_mock.unsubscribe.call_args_list
+        for topic in call.args[0]
+    ]
+    assert sorted(unsubscribed) == sorted(
+        [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    )
+    assert transport.subscribed_gateways == set()
+    # Nothing reaches the hub any more, and a second stop is harmless.
+    async_fire_mqtt_message(hass, TEL, b"{}")
+    await hass.async_block_till_done()
+    assert recorder.events == []
+    await transport.async_stop()
+
+
+async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    assert not transport.is_connected(GW)
+    async_fire_mqtt_message(hass, TEL, b'{"a": 1}', qos=1)
+    async_fire_mqtt_message(hass, API, b'{"b": 2}', qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [
+        ("connected", GW),
+        ("message", GW, TEL, b'{"a": 1}'),
+        ("message", GW, API, b'{"b": 2}'),
+    ]
+    assert transport.is_connected(GW)
+    assert not transport.is_connected(OTHER)
+
+
+async def test_retained_messages_are_ignored(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    async_fire_mqtt_message(hass, TEL, b"{}", qos=1, retain=True)
+    await hass.async_block_till_done()
+    assert recorder.events == []
+    assert not transport.is_connected(GW)
+
+
+async def test_window_lapses_and_a_new_message_reconnects(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=CONNECTED_WINDOW - 10)
+    )
+    await hass.async_block_till_done()
+    assert transport.is_connected(GW)
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=CONNECTED_WINDOW + 1)
+    )
+    await hass.async_block_till_done()
+    assert not transport.is_connected(GW)
+    async_fire_mqtt_message(hass, TEL, b"2", qos=1)
+    await hass.async_block_till_done()
+    assert [event[0] for event in recorder.events] == [
+        "connected",
+        "message",
+        "disconnected",
+        "connected",
+        "message",
+    ]
+
+
+async def test_boot_signal_ends_the_window(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    """A known gateway registering or checking in (HTTP, before MQTT) is restarting."""
+    transport, recorder = started
+    transport.gateway_added(GW)
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    transport.gateway_added(GW)
+    assert not transport.is_connected(GW)
+    assert recorder.events[-1] == ("disconnected", GW)
+
+
+async def test_broker_connection_lost_disconnects_every_gateway(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    transport.gateway_added(OTHER)
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    async_fire_mqtt_message(hass, f"krs.tel.gts.{OTHER}", b"1", qos=1)
+    await hass.async_block_till_done()
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
+    assert transport.is_connected(GW)
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, False)
+    await hass.async_block_till_done()
+    assert not transport.is_connected(GW)
+    assert not transport.is_connected(OTHER)
+    assert ("disconnected", GW) in recorder.events
+    assert ("disconnected", OTHER) in recorder.events
+
+
+async def test_publish(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, _ = started
+    transport.gateway_added(GW)
+    with pytest.raises(GatewayNotConnectedError):
+        await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
+    mqtt_client_mock.publish.assert_called_with(f"krs/cmd/stg/{GW}", b"cmd", 1, False)
+    with pytest.raises(ValueError, match="not deliverable"):
+        await transport.async_publish(GW, f"krs/cmd/stg/{OTHER}", b"cmd")
+    with pytest.raises(ValueError, match="not deliverable"):
+        await transport.async_publish(GW, TEL, b"cmd")
+
+
+async def test_api_reply_counts_as_a_round_trip(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, _ = started
+    transport.gateway_added(GW)
+    async_fire_mqtt_message(hass, API, b"request", qos=1)
+    await hass.async_block_till_done()
+    gateway = transport._gateways[GW]
+    gateway.deadline -= 50  # as if the request had come 50 s ago
+    await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
+    assert gateway.deadline < hass.loop.time() + CONNECTED_WINDOW - 40  # a command: no
+    await transport.async_publish(GW, f"krs/api/stg/{GW}", b"ack")
+    assert gateway.deadline > hass.loop.time() + CONNECTED_WINDOW - 5  # the reply: yes
+
+
+async def test_publish_refused_while_the_broker_is_gone(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, _ = started
+    transport.gateway_added(GW)
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    mqtt_mock.connected = False
+    with pytest.raises(GatewayNotConnectedError):
+        await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
+    mqtt_mock.connected = True
+    with (
+        patch.object(
+            mqtt, "async_publish", side_effect=HomeAssistantError("broker said no")
+        ),
+        pytest.raises(GatewayNotConnectedError, match="broker said no"),
+    ):
+        await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
+
+
+async def test_handler_errors_are_logged_not_raised(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(GW)
+    with (
+        patch.object(recorder, "on_gateway_connected", side_effect=RuntimeError("c")),
+        patch.object(recorder, "on_message", side_effect=RuntimeError("m")),
+    ):
+        async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+        await hass.async_block_till_done()
+    with patch.object(
+        recorder, "on_gateway_disconnected", side_effect=RuntimeError("d")
+    ):
+        transport.gateway_added(GW)
+    assert "Error in the connect handler" in caplog.text
+    assert "Error handling a message" in caplog.text
+    assert "Error in the disconnect handler" in caplog.text
+
+
+async def test_start_without_mqtt(hass: HomeAssistant) -> None:
+    transport = HaMqttTransport(hass, Recorder())
+    with pytest.raises(ConfigEntryNotReady):
+        await transport.async_start()
+    transport.gateway_added(GW)  # before a start: ignored
+    assert transport.subscribed_gateways == set()
+    await transport.async_stop()
+
+
+async def test_start_twice(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    transport, _ = started
+    with pytest.raises(RuntimeError):
+        await transport.async_start()
+    await transport.async_stop()
