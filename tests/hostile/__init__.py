@@ -1,0 +1,1 @@
+"""Hostile input: the server keeps answering and keeps what it stored."""

@@ -1,0 +1,173 @@
+"""Fault storms with 50 simulated feeders: everything at once, and nothing lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.petnet_feeder.const import CONF_HTTP_PORT, CONF_MQTT_PORT, DOMAIN
+from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import Fleet, SimulatedFeeder
+
+from .conftest import LOOPBACK
+
+COUNT = 50
+MEALS = [
+    {"name": "Breakfast", "time_s": 7 * 3600, "portion": 0.25},
+    {"name": "Dinner", "time_s": 18 * 3600 + 1800, "portion": 0.25},
+]
+SYNC = [
+    "utc_offset",
+    "schedule_clear",
+    "schedule_mod_start",
+    "schedule_add",
+    "schedule_add",
+    "schedule_mod_end",
+]
+TIMEOUT = 60
+
+
+@pytest.fixture
+async def fleet(
+    hass: HomeAssistant, hub: PetnetHub, entry_data: dict[str, Any]
+) -> AsyncIterator[Fleet]:
+    """50 feeders (plain HTTP and MQTT: TLS is not what is under test) holding 2 meals each.
+
+    They reconnect by themselves after a lost connection, like the firmware.
+    """
+    fleet = Fleet(
+        COUNT,
+        kronos_url=f"http://{LOOPBACK}:{entry_data[CONF_HTTP_PORT]}",
+        mqtt_host=LOOPBACK,
+        mqtt_port=entry_data[CONF_MQTT_PORT],
+        mqtt_tls=False,
+        retry_delay=0.2,
+        namespace="storm",
+    )
+    await fleet.start()
+    try:
+        for feeder in fleet:
+            hub.schedules.set_schedule(hub.feeders[feeder.device_hid], MEALS)
+        await asyncio.gather(*(holds(feeder, 2) for feeder in fleet))
+        await all_idle(hub, fleet)
+        yield fleet
+    finally:
+        await fleet.stop()
+
+
+async def holds(feeder: SimulatedFeeder, meals: int, since: int = 0) -> None:
+    """Wait until the feeder completed a schedule delivery of ``meals`` meals."""
+    async with asyncio.timeout(TIMEOUT), feeder._changed:
+        await feeder._changed.wait_for(
+            lambda: len(feeder.schedule) == meals
+            and "schedule_mod_end" in [c.command for c in feeder.commands[since:]]
+        )
+
+
+async def all_idle(hub: PetnetHub, fleet: Fleet) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        await asyncio.gather(
+            *(hub.schedules.reconciler(f.device_hid).async_wait_idle() for f in fleet)
+        )
+
+
+def assert_fleet_intact(
+    hass: HomeAssistant, hub: PetnetHub, fleet: Fleet, keys: dict[str, str]
+) -> None:
+    """Same gateways with the same keys, one feeder each, one device each, in sync."""
+    assert {hid: gw.api_key for hid, gw in hub.gateways.items()} == keys
+    assert sorted(hub.feeders) == sorted(f.device_hid for f in fleet)
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), hub.entry.entry_id)
+    assert len(devices) == COUNT
+    for feeder in fleet:
+        state = hub.feeders[feeder.device_hid]
+        assert state.gateway_hid == feeder.gateway_hid
+        assert hub.schedules.in_sync(state), feeder.uid
+    assert fleet.protocol_errors == []
+
+
+async def test_all_feeders_reboot_at_once(
+    hass: HomeAssistant, hub: PetnetHub, fleet: Fleet
+) -> None:
+    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    held = {feeder.uid: list(feeder.schedule) for feeder in fleet}
+    marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
+
+    # Each one drops its session, forgets its schedule and clock, boots and reports an
+    # empty hash.
+    await asyncio.gather(*(feeder.reboot() for feeder in fleet))
+    assert all(feeder.boot_count == 2 for feeder in fleet)
+    await asyncio.gather(*(holds(f, 2, since=marks[f.uid]) for f in fleet))
+    await all_idle(hub, fleet)
+
+    restored = [feeder for feeder in fleet if feeder.schedule == held[feeder.uid]]
+    assert len(restored) == COUNT
+    assert all(feeder.utc_offset is not None for feeder in fleet)
+    assert_fleet_intact(hass, hub, fleet, keys)
+
+
+async def test_all_connections_drop_at_once(
+    hass: HomeAssistant, hub: PetnetHub, fleet: Fleet
+) -> None:
+    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    held = {feeder.uid: list(feeder.schedule) for feeder in fleet}
+    history = {hid: list(feeder.history) for hid, feeder in hub.feeders.items()}
+    marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
+
+    await asyncio.gather(*(feeder.drop() for feeder in fleet))  # no DISCONNECT sent
+    await asyncio.gather(*(feeder.connect() for feeder in fleet))
+    await asyncio.gather(*(holds(f, 2, since=marks[f.uid]) for f in fleet))
+    await all_idle(hub, fleet)
+
+    for feeder in fleet:
+        # Exactly one full delivery per reconnect, and the same schedule as before.
+        assert [c.command for c in feeder.commands[marks[feeder.uid] :]] == SYNC
+        assert feeder.schedule == held[feeder.uid]
+    assert {hid: list(f.history) for hid, f in hub.feeders.items()} == history
+    assert_fleet_intact(hass, hub, fleet, keys)
+
+
+async def test_home_assistant_restarts_during_a_sync(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    loaded_entry: MockConfigEntry,
+    fleet: Fleet,
+    hass_storage: dict[str, Any],
+) -> None:
+    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
+    for feeder in fleet:
+        # Slow deliveries, so that the restart lands in the middle of them.
+        hub.schedules.reconciler(feeder.device_hid)._pacing_s = 0.05
+        hub.schedules.add_meal(
+            hub.feeders[feeder.device_hid],
+            name="Supper",
+            time_s=21 * 3600,
+            portion=0.125,
+        )
+    first = fleet.feeders[0]
+    await first.wait_for_command("schedule_clear", since=marks[first.uid])
+    running = [f for f in fleet if hub.schedules.reconciler(f.device_hid).running]
+    assert running, "the restart must interrupt deliveries"
+
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    stored = hass_storage[DOMAIN]["data"]["feeders"]
+    assert all(len(stored[f.device_hid]["meals"]) == 3 for f in fleet)
+    assert any(stored[f.device_hid]["sync_pending"] for f in running)
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    hub = loaded_entry.runtime_data
+
+    # The feeders reconnect by themselves; the interrupted deliveries complete.
+    await asyncio.gather(*(holds(f, 3, since=marks[f.uid]) for f in fleet))
+    await all_idle(hub, fleet)
+    for feeder in fleet:
+        assert [event["time"] for event in feeder.schedule] == [25200, 66600, 75600]
+        assert not hub.feeders[feeder.device_hid].sync_pending
+    assert_fleet_intact(hass, hub, fleet, keys)
