@@ -1,0 +1,58 @@
+"""Diagnostics of the integration and of one feeder, with keys and uids redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from . import PetnetConfigEntry
+from .const import CONF_SSL_KEY, DOMAIN
+from .hub import PetnetHub
+from .models import Feeder
+
+TO_REDACT = {"api_key", "apiKey", "uid", CONF_SSL_KEY, "password"}
+HISTORY_ROWS = 20
+
+
+def _feeder(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
+    data = feeder.to_dict()
+    data["history"] = [row.to_dict() for row in feeder.history[:HISTORY_ROWS]]
+    data["history_total"] = len(feeder.history)
+    data["online"] = hub.is_online(feeder)
+    data["connected"] = hub.is_connected(feeder.gateway_hid)
+    data["schedule_in_sync"] = hub.schedules.in_sync(feeder)
+    data["uses_new_schedule_api"] = hub.schedules.uses_new_api(feeder)
+    data["time_zone_used"] = str(hub.schedules.zone(feeder))
+    return async_redact_data(data, TO_REDACT)
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: PetnetConfigEntry
+) -> dict[str, Any]:
+    """Everything the hub knows, secrets removed."""
+    hub = entry.runtime_data
+    return {
+        "entry": async_redact_data({**entry.data, **entry.options}, TO_REDACT),
+        "gateways": {
+            hid: async_redact_data(gw.to_dict(), TO_REDACT)
+            for hid, gw in hub.gateways.items()
+        },
+        "feeders": {hid: _feeder(hub, feeder) for hid, feeder in hub.feeders.items()},
+    }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """One feeder and its gateway, secrets removed."""
+    hub = entry.runtime_data
+    hid = next(ident for domain, ident in device.identifiers if domain == DOMAIN)
+    feeder = hub.feeders[hid]
+    gateway = hub.gateways.get(feeder.gateway_hid)
+    return {
+        "feeder": _feeder(hub, feeder),
+        "gateway": async_redact_data(gateway.to_dict(), TO_REDACT) if gateway else None,
+    }

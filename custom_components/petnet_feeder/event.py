@@ -1,0 +1,55 @@
+"""Event of a feeder: every feeding (scheduled, manual, button), failure and missed meal."""
+
+from __future__ import annotations
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from . import PetnetConfigEntry
+from .entity import PetnetEntity, async_add_feeder_entities
+from .hub import PetnetHub
+from .models import Feeder
+from .monitor import EVENT_TYPES, FeedingEvent
+
+PARALLEL_UPDATES = 0
+
+FEEDING = EventEntityDescription(
+    key="feeding",
+    translation_key="feeding",
+    event_types=EVENT_TYPES,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PetnetConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add the feeding event entity of every feeder."""
+
+    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetFeedingEvent]:
+        return [PetnetFeedingEvent(hub, feeder, FEEDING)]
+
+    async_add_feeder_entities(entry, async_add_entities, build)
+
+
+class PetnetFeedingEvent(PetnetEntity, EventEntity):
+    """Fires on new results only; after a restart HA restores the last one, nothing replays."""
+
+    @property
+    def available(self) -> bool:
+        """A missed meal is reported while the feeder is offline too."""
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the feeder's feeding events."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.hub.monitor.async_subscribe(self.feeder.hid, self._handle_feeding)
+        )
+
+    @callback
+    def _handle_feeding(self, event: FeedingEvent) -> None:
+        self._trigger_event(event.event_type, event.attributes)
+        self.async_write_ha_state()

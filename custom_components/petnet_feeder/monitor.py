@@ -1,0 +1,328 @@
+"""Was my pet fed? Feeding events, missed meals and offline feeders (§9.5).
+
+The hub hands every newly stored feed result to the monitor; a minute tick looks for meals whose
+window passed without a dispense and for feeders that stayed silent too long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import logging
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .accounting import last_meal_status
+from .const import DOMAIN
+from .meals import MealOccurrence, MealState, occurrences_between
+from .models import Feeder
+from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
+
+if TYPE_CHECKING:
+    from .hub import PetnetHub
+
+_LOGGER = logging.getLogger(__name__)
+
+EVENT_SCHEDULED = "scheduled"
+EVENT_MANUAL = "manual"
+EVENT_BUTTON = "button"
+EVENT_FAILED = "failed"
+EVENT_MISSED = "missed"
+EVENT_TYPES = [EVENT_SCHEDULED, EVENT_MANUAL, EVENT_BUTTON, EVENT_FAILED, EVENT_MISSED]
+
+CHECK_INTERVAL = timedelta(minutes=1)
+# Results older than this are stored but raise no event (a feeder replays results after a
+# reconnect; an automation should not hear about yesterday's breakfast again).
+EVENT_MAX_AGE = timedelta(hours=6)
+# Meals whose window closed longer ago than this are not reported as missed any more.
+MISS_LOOKBACK = timedelta(hours=6)
+MISS_LOG_LIMIT = 200
+
+MISSED_ISSUE = "missed_meal"
+OFFLINE_ISSUE = "feeder_offline"
+
+
+def missed_issue_id(feeder_hid: str) -> str:
+    """Repair issue id of a feeder's missed meal."""
+    return f"{MISSED_ISSUE}_{feeder_hid}"
+
+
+def offline_issue_id(feeder_hid: str) -> str:
+    """Repair issue id of a feeder that stays offline."""
+    return f"{OFFLINE_ISSUE}_{feeder_hid}"
+
+
+def miss_key(occurrence: MealOccurrence) -> str:
+    """Identify one occurrence of a meal."""
+    return f"{occurrence.meal.meal_id}@{int(occurrence.target.timestamp())}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedingEvent:
+    """What the feeding event entity shows."""
+
+    event_type: str
+    attributes: dict[str, Any]
+
+
+type FeedingListener = Callable[[FeedingEvent], None]
+
+
+class FeedingMonitor:
+    """Turns feed results and silence into events, repair issues and recovery."""
+
+    def __init__(self, hass: HomeAssistant, hub: PetnetHub) -> None:
+        """Create the monitor; start() begins the minute checks."""
+        self._hass = hass
+        self._hub = hub
+        self._listeners: dict[str, set[FeedingListener]] = {}
+        self._unsub: CALLBACK_TYPE | None = None
+        self._signatures: dict[str, tuple[Any, ...]] = {}
+
+    @callback
+    def start(self) -> None:
+        """Check every minute for missed meals and silent feeders."""
+        self._unsub = async_track_time_interval(
+            self._hass, self._async_check, CHECK_INTERVAL, cancel_on_shutdown=True
+        )
+
+    @callback
+    def stop(self) -> None:
+        """Stop the minute checks."""
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+
+    @callback
+    def async_subscribe(
+        self, feeder_hid: str, listener: FeedingListener
+    ) -> CALLBACK_TYPE:
+        """Call listener with every feeding event of the feeder."""
+        listeners = self._listeners.setdefault(feeder_hid, set())
+        listeners.add(listener)
+        return lambda: listeners.discard(listener)
+
+    def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
+        for listener in list(self._listeners.get(feeder.hid, ())):
+            listener(event)
+
+    # ------------------------------------------------------------------ results
+
+    def occurrence_of(
+        self, feeder: Feeder, result: FeedResult
+    ) -> MealOccurrence | None:
+        """The scheduled meal a result was matched to, if any (§9.5)."""
+        start = dt_util.utc_from_timestamp(result.start_ms / 1000)
+        window = self._hub.schedules.window
+        for occurrence in self._occurrences(
+            feeder,
+            start - window - timedelta(days=1),
+            start + window + timedelta(minutes=1),
+        ):
+            if occurrence.result is result:
+                return occurrence
+        return None
+
+    def _occurrences(
+        self, feeder: Feeder, start: datetime, end: datetime
+    ) -> list[MealOccurrence]:
+        return occurrences_between(
+            feeder.meals,
+            [row.result for row in feeder.history],
+            start,
+            end,
+            self._hub.schedules.zone(feeder),
+            dt_util.utcnow(),
+            self._hub.schedules.window,
+        )
+
+    @callback
+    def result_stored(self, feeder: Feeder, result: FeedResult) -> None:
+        """A new feed result: fire its event; a dispensed meal clears the missed-meal issue."""
+        occurrence = self.occurrence_of(feeder, result)
+        if not result.fail and result.source == SOURCE_SCHEDULE:
+            ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder.hid))
+        started = dt_util.utc_from_timestamp(result.start_ms / 1000)
+        if dt_util.utcnow() - started > EVENT_MAX_AGE:
+            return
+        if result.fail:
+            event_type = EVENT_FAILED
+        elif result.source == SOURCE_SCHEDULE:
+            event_type = EVENT_SCHEDULED
+        elif result.source == SOURCE_BUTTON:
+            event_type = EVENT_BUTTON
+        else:
+            event_type = EVENT_MANUAL
+        meal = occurrence.meal if occurrence is not None else None
+        self._fire(
+            feeder,
+            FeedingEvent(
+                event_type,
+                {
+                    "grams_expected": result.grams_expected,
+                    "grams_actual": result.grams_actual,
+                    "portion": meal.portion if meal else None,
+                    "meal_name": meal.name if meal else None,
+                    "source": _source_name(result.source),
+                    "started": started.isoformat(),
+                    "error": (result.error or None) if result.fail else None,
+                },
+            ),
+        )
+
+    # ------------------------------------------------------------------ checks
+
+    @callback
+    def _async_check(self, now: datetime | None = None) -> None:
+        for feeder in list(self._hub.feeders.values()):
+            self._check_missed(feeder)
+            self._check_offline(feeder)
+            self._refresh_if_day_changed(feeder)
+
+    def _refresh_if_day_changed(self, feeder: Feeder) -> None:
+        """Entities derived from the clock (today's totals, meal status) refresh when it moves."""
+        zone = self._hub.schedules.zone(feeder)
+        now = dt_util.utcnow()
+        window = self._hub.schedules.window
+        signature = (
+            now.astimezone(zone).date(),
+            last_meal_status(feeder, zone, now, window),
+            self._hub.schedules.next_meal(feeder),
+        )
+        if self._signatures.get(feeder.hid) != signature:
+            self._signatures[feeder.hid] = signature
+            self._hub.notify(feeder.hid)
+
+    @callback
+    def async_check_now(self) -> None:
+        """Run the checks at once (also used by tests)."""
+        self._async_check()
+
+    def _check_missed(self, feeder: Feeder) -> None:
+        now = dt_util.utcnow()
+        for occurrence in self._occurrences(feeder, now - MISS_LOOKBACK, now):
+            if occurrence.state is not MealState.MISSED:
+                continue
+            if self._hub.schedules.was_skipped(
+                feeder, occurrence.meal.meal_id, occurrence.target
+            ):
+                continue
+            key = miss_key(occurrence)
+            if key in feeder.misses:
+                continue
+            feeder.misses[key] = "missed"
+            while len(feeder.misses) > MISS_LOG_LIMIT:
+                del feeder.misses[next(iter(feeder.misses))]
+            self._report_missed(feeder, occurrence)
+
+    def _report_missed(self, feeder: Feeder, occurrence: MealOccurrence) -> None:
+        online = self._hub.is_online(feeder)
+        meal = occurrence.meal
+        local = occurrence.target.astimezone(self._hub.schedules.zone(feeder))
+        _LOGGER.warning(
+            "Feeder %s missed %s at %s (feeder %s)",
+            feeder.hid,
+            meal.name,
+            local.strftime("%H:%M"),
+            "online" if online else "offline",
+        )
+        self._fire(
+            feeder,
+            FeedingEvent(
+                EVENT_MISSED,
+                {
+                    "portion": meal.portion,
+                    "meal_name": meal.name,
+                    "scheduled": occurrence.target.isoformat(),
+                    "grams_expected": None,
+                    "grams_actual": None,
+                    "source": "schedule",
+                    "error": None,
+                },
+            ),
+        )
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            missed_issue_id(feeder.hid),
+            is_fixable=True,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="missed_meal_online" if online else "missed_meal_offline",
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "meal": meal.name,
+                "time": local.strftime("%H:%M"),
+            },
+            data={
+                "feeder_hid": feeder.hid,
+                "miss": miss_key(occurrence),
+                "portion": meal.portion,
+            },
+        )
+        # The feeder may have lost its schedule or its clock: deliver both again.
+        self._hub.schedules.request_sync(feeder, "missed meal")
+        self._hub.schedule_save()
+        self._hub.notify(feeder.hid)
+        if self._hub.settings.auto_feed_missed and online:
+            self._hub.entry.async_create_background_task(
+                self._hass,
+                self.async_feed_missed(feeder.hid, miss_key(occurrence), meal.portion),
+                f"{DOMAIN} feed missed meal",
+            )
+
+    async def async_feed_missed(
+        self, feeder_hid: str, key: str, portion: float
+    ) -> bool:
+        """Feed a missed meal's portion once; False if it was fed already or cannot be."""
+        feeder = self._hub.feeders.get(feeder_hid)
+        if feeder is None or feeder.misses.get(key) == "fed":
+            return False
+        # Marked before sending: a second request while the first is in flight must not feed.
+        feeder.misses[key] = "fed"
+        try:
+            await self._hub.async_feed(feeder_hid, portion)
+        except Exception:
+            feeder.misses[key] = "missed"
+            raise
+        ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder_hid))
+        self._hub.schedule_save()
+        return True
+
+    def _check_offline(self, feeder: Feeder) -> None:
+        issue_id = offline_issue_id(feeder.hid)
+        limit = self._hub.settings.offline_alert_minutes * 60
+        silent_for = (
+            None
+            if feeder.last_seen is None
+            else dt_util.utcnow().timestamp() - feeder.last_seen
+        )
+        if self._hub.is_online(feeder) or silent_for is None or silent_for < limit:
+            ir.async_delete_issue(self._hass, DOMAIN, issue_id)
+            return
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="feeder_offline",
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "minutes": str(int(silent_for // 60)),
+            },
+        )
+
+
+def _source_name(source: int | None) -> str:
+    return {
+        SOURCE_SCHEDULE: "schedule",
+        SOURCE_BUTTON: "button",
+        SOURCE_REMOTE: "remote",
+    }.get(source or 0, "unknown")

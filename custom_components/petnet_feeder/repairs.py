@@ -1,0 +1,104 @@
+"""Fix flows of the integration's repair issues, chosen by issue-id prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant import data_entry_flow
+from homeassistant.components.repairs import RepairsFlow
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+import voluptuous as vol
+
+from .approvals import PENDING_ISSUE, RegistrationControl
+from .const import DOMAIN
+from .monitor import MISSED_ISSUE
+
+
+class FeedMissedMealFlow(RepairsFlow):
+    """Offer to feed the missed portion now, exactly once."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which missed meal this is about."""
+        self._data = data
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Start with the confirmation."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Feed on confirmation; nothing is fed twice for the same missed meal."""
+        if user_input is None:
+            return self.async_show_form(step_id="confirm", data_schema=vol.Schema({}))
+        entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            return self.async_abort(reason="not_loaded")
+        hub = entries[0].runtime_data
+        try:
+            fed = await hub.monitor.async_feed_missed(
+                self._data["feeder_hid"],
+                self._data["miss"],
+                float(self._data["portion"]),
+            )
+        except HomeAssistantError:
+            return self.async_abort(reason="feeder_offline")
+        if not fed:
+            return self.async_abort(reason="already_fed")
+        return self.async_create_entry(data={})
+
+
+class ApproveGatewayFlow(RepairsFlow):
+    """Let in a feeder that waits for approval; it gets its key when it next asks."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which gateway this is about."""
+        self._gateway_hid = str(data.get("gateway_hid") or "")
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Start with the confirmation."""
+        return await self.async_step_approve()
+
+    async def async_step_approve(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Show who is asking; approve on submit."""
+        entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            return self.async_abort(reason="not_loaded")
+        registrations: RegistrationControl = entries[0].runtime_data.registrations
+        if (held := registrations.pending.get(self._gateway_hid)) is None:
+            return self.async_abort(reason="not_pending")
+        if user_input is None:
+            return self.async_show_form(
+                step_id="approve",
+                data_schema=vol.Schema({}),
+                description_placeholders=registrations.placeholders(held),
+            )
+        registrations.approve(self._gateway_hid)
+        return self.async_create_entry(data={})
+
+
+type FlowFactory = Callable[[dict[str, Any]], RepairsFlow]
+
+# Issue-id prefix -> fix flow. One line per kind of fixable issue.
+FLOWS: dict[str, FlowFactory] = {
+    MISSED_ISSUE: FeedMissedMealFlow,
+    PENDING_ISSUE: ApproveGatewayFlow,
+}
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, Any] | None
+) -> RepairsFlow:
+    """Create the fix flow of an issue."""
+    for prefix, factory in FLOWS.items():
+        if issue_id.startswith(prefix):
+            return factory(dict(data or {}))
+    raise ValueError(f"No fix flow for issue {issue_id}")
