@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import json
 from pathlib import Path
 import socket
 from typing import Any
@@ -23,10 +24,49 @@ from custom_components.petnet_feeder.const import (
     CONF_TRANSPORT,
     DOMAIN,
     TRANSPORT_BUNDLED,
+    TRANSPORT_MQTT,
 )
-from feeder_sim import SimulatedFeeder
+from custom_components.petnet_feeder.transport.ha_mqtt import HaMqttTransport
+from feeder_sim import SimulatedFeeder, ids as sim_ids
+
+from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
 
 LOOPBACK = "127.0.0.1"
+
+both_transports = pytest.mark.parametrize(
+    "transport", [TRANSPORT_BUNDLED, TRANSPORT_MQTT], indirect=True
+)
+"""Run a module's tests against the bundled broker and against HA's MQTT integration with a
+real Mosquitto (``pytestmark = both_transports``); ids ``[bundled]`` and ``[mqtt]``."""
+
+
+def bundled_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test of a both-transport module that only means something with the bundled broker."""
+    return pytest.mark.bundled_only(reason=reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker."""
+    config.addinivalue_line(
+        "markers", "bundled_only(reason): skip the [mqtt] variant of the test"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the HA-MQTT variant of tests marked bundled_only, naming the reason."""
+    for item in items:
+        marker = item.get_closest_marker("bundled_only")
+        callspec = getattr(item, "callspec", None)
+        if (
+            marker is not None
+            and callspec is not None
+            and callspec.params.get("transport") == TRANSPORT_MQTT
+        ):
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"bundled broker only: {marker.kwargs['reason']}"
+                )
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -47,11 +87,115 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SENT_COMMANDS: dict[str, list[str]] = {}
+"""Command hids HA's MQTT published per gateway in the running test (see wait_until_received)."""
+
+
+@pytest.fixture(autouse=True)
+def record_sent_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the commands the HA-MQTT transport publishes (tests only)."""
+    SENT_COMMANDS.clear()
+    publish = HaMqttTransport.async_publish
+
+    async def recording(
+        self: HaMqttTransport, gateway_hid: str, topic: str, payload: bytes
+    ) -> None:
+        await publish(self, gateway_hid, topic, payload)
+        if topic == sim_ids.command_topic(gateway_hid):
+            try:
+                command_hid = json.loads(payload)["hid"]
+            except (ValueError, KeyError, TypeError):
+                return
+            SENT_COMMANDS.setdefault(gateway_hid, []).append(command_hid)
+
+    monkeypatch.setattr(HaMqttTransport, "async_publish", recording)
+
+
+async def wait_until_received(feeder: SimulatedFeeder, timeout: float = 10) -> None:
+    """Wait until the feeder handled every command HA's MQTT published to its gateway.
+
+    With the bundled broker a publish returns after the feeder's own PUBACK, so the feeder
+    has the command by then. Through HA's MQTT integration it returns after the *broker's*
+    PUBACK, while the message may still be on its way to the feeder.
+    """
+    wanted = set(SENT_COMMANDS.get(feeder.gateway_hid, ()))
+    async with asyncio.timeout(timeout):
+        while not wanted <= {command.hid for command in feeder.commands}:
+            await feeder.wait_for_command(since=len(feeder.commands), timeout=timeout)
+
+
 @pytest.fixture
-def entry_data(socket_enabled: None) -> dict[str, Any]:
-    """Config entry data with four free loopback ports."""
+def transport(request: pytest.FixtureRequest) -> str:
+    """The transport under test: bundled unless the module parametrises it (both_transports)."""
+    return str(getattr(request, "param", TRANSPORT_BUNDLED))
+
+
+@pytest.fixture
+def mosquitto(socket_enabled: None, tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port (skips the test where it is not installed)."""
+    try:
+        broker = Mosquitto(tmp_path / "mosquitto")
+    except MosquittoUnavailableError as err:
+        pytest.skip(f"needs a real Mosquitto: {err}")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, mosquitto: Mosquitto
+) -> AsyncIterator[MockConfigEntry]:
+    """HA's MQTT integration, set up as a user would, connected to the test's Mosquitto."""
+    # pylint: disable-next=import-outside-toplevel
+    from homeassistant.components import mqtt
+
+    (Path(hass.config.config_dir) / "configuration.yaml").touch()
+    entry = MockConfigEntry(
+        domain="mqtt",
+        version=1,
+        minor_version=2,
+        data={
+            "broker": LOOPBACK,
+            "port": mosquitto.port,
+            "username": HA_USERNAME,
+            "password": mosquitto.ha_password,
+            "client_id": HA_CLIENT_ID,
+        },
+        options={"discovery": False},
+    )
+    connected = asyncio.Event()
+
+    @callback
+    def connection_changed(up: bool) -> None:
+        if up:
+            connected.set()
+
+    unsubscribe = mqtt.async_subscribe_connection_status(hass, connection_changed)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    if not mqtt.is_connected(hass):
+        await asyncio.wait_for(connected.wait(), 10)
+    unsubscribe()
+    yield entry
+    if entry.state.recoverable:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+@pytest.fixture
+def transport_ready(request: pytest.FixtureRequest, transport: str) -> None:
+    """Whatever the transport needs before the entry loads: HA's MQTT integration for mqtt."""
+    if transport == TRANSPORT_MQTT:
+        request.getfixturevalue("mqtt_entry")
+
+
+@pytest.fixture
+def entry_data(socket_enabled: None, transport: str) -> dict[str, Any]:
+    """Config entry data with four free loopback ports (MQTT ones unused with HA's MQTT)."""
     return {
-        CONF_TRANSPORT: TRANSPORT_BUNDLED,
+        CONF_TRANSPORT: transport,
         CONF_BIND_HOST: LOOPBACK,
         CONF_HTTP_PORT: free_port(),
         CONF_HTTPS_PORT: free_port(),
@@ -61,14 +205,27 @@ def entry_data(socket_enabled: None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def config_entry(entry_data: dict[str, Any]) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
+    """Options of the config entry (override in a module to test an option)."""
+    return {}
+
+
+@pytest.fixture
+def config_entry(
+    entry_data: dict[str, Any], entry_options: dict[str, Any]
+) -> MockConfigEntry:
     """The integration's single config entry."""
-    return MockConfigEntry(domain=DOMAIN, title="Petnet SmartFeeder", data=entry_data)
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Petnet SmartFeeder",
+        data=entry_data,
+        options=entry_options,
+    )
 
 
 @pytest.fixture
 async def loaded_entry(
-    hass: HomeAssistant, config_entry: MockConfigEntry
+    hass: HomeAssistant, config_entry: MockConfigEntry, transport_ready: None
 ) -> AsyncIterator[MockConfigEntry]:
     """The integration set up; unloaded at the end so every listener closes."""
     config_entry.add_to_hass(hass)
@@ -84,25 +241,88 @@ type FeederFactory = Callable[..., Awaitable[SimulatedFeeder]]
 
 
 @pytest.fixture
-async def make_feeder(entry_data: dict[str, Any]) -> AsyncIterator[FeederFactory]:
-    """Start simulated feeders against the integration's TLS ports; stop them at the end."""
+def feeder_broker(
+    request: pytest.FixtureRequest, transport: str, entry_data: dict[str, Any]
+) -> Mosquitto | None:
+    """The broker simulated feeders log in to: the test's Mosquitto with HA's MQTT, else None."""
+    if transport == TRANSPORT_MQTT:
+        broker: Mosquitto = request.getfixturevalue("mosquitto")
+        return broker
+    return None
+
+
+async def provision_broker(hass: HomeAssistant, broker: Mosquitto) -> dict[str, Any]:
+    """Give the broker every gateway's login and ACL, as a user would from the action."""
+    response = await hass.services.async_call(
+        DOMAIN, "broker_credentials", {}, blocking=True, return_response=True
+    )
+    assert response is not None
+    await broker.async_add_logins(
+        hass, [(row["username"], row["password"]) for row in response["gateways"]]
+    )
+    await broker.async_set_feeder_acl(hass, str(response["acl_file"]))
+    return dict(response)
+
+
+async def boot_via_broker(
+    hass: HomeAssistant, broker: Mosquitto, feeder: SimulatedFeeder
+) -> None:
+    """Boot a feeder against the user's broker: HTTP first, then the login, then MQTT.
+
+    A real user adds the login between the feeder's first registration and its MQTT connect
+    (the feeder retries); here that happens in between, and the boot waits until HA's
+    subscriptions to the new gateway's topics reached the broker.
+    """
+    if feeder.register:
+        await feeder.register_gateway()
+    else:
+        await feeder.checkin()
+    await feeder.fetch_config()
+    await provision_broker(hass, broker)
+    await broker.async_wait_for_subscription(
+        hass,
+        [
+            sim_ids.telemetry_topic(feeder.gateway_hid),
+            sim_ids.api_request_topic(feeder.gateway_hid),
+        ],
+    )
+    await feeder.boot()
+
+
+@pytest.fixture
+async def make_feeder(
+    hass: HomeAssistant, entry_data: dict[str, Any], feeder_broker: Mosquitto | None
+) -> AsyncIterator[FeederFactory]:
+    """Start simulated feeders against the integration (and the broker); stop them at the end.
+
+    With the bundled broker feeders use its TLS port; with HA's MQTT they log in to the
+    test's Mosquitto (plain MQTT on loopback) with the logins the broker_credentials action
+    lists.
+    """
     feeders: list[SimulatedFeeder] = []
 
     async def make(
         uid: str = "smartfeeder-795ae773737d", *, boot: bool = True, **kwargs: Any
     ) -> SimulatedFeeder:
         kwargs.setdefault("firmware", "2.8.0")
+        if feeder_broker is None:
+            mqtt_port, mqtt_tls = entry_data[CONF_MQTTS_PORT], True
+        else:
+            mqtt_port, mqtt_tls = feeder_broker.port, False
         feeder = SimulatedFeeder(
             uid=uid,
             kronos_url=f"https://{LOOPBACK}:{entry_data[CONF_HTTPS_PORT]}",
             mqtt_host=LOOPBACK,
-            mqtt_port=entry_data[CONF_MQTTS_PORT],
-            mqtt_tls=True,
+            mqtt_port=mqtt_port,
+            mqtt_tls=mqtt_tls,
             **kwargs,
         )
         feeders.append(feeder)
         if boot:
-            await feeder.boot()
+            if feeder_broker is None:
+                await feeder.boot()
+            else:
+                await boot_via_broker(hass, feeder_broker, feeder)
         return feeder
 
     yield make

@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
@@ -28,7 +29,7 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.tls import ensure_certificate
 
-from .conftest import LOOPBACK
+from .conftest import LOOPBACK, both_transports
 
 
 @pytest.fixture
@@ -50,8 +51,9 @@ async def _start(hass: HomeAssistant) -> str:
     return result["flow_id"]
 
 
+@both_transports
 async def test_user_step_creates_a_working_entry(
-    hass: HomeAssistant, entry_data: dict[str, Any]
+    hass: HomeAssistant, entry_data: dict[str, Any], transport_ready: None
 ) -> None:
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
@@ -79,7 +81,7 @@ async def test_defaults_offered(hass: HomeAssistant) -> None:
     assert defaults[CONF_MQTTS_PORT] == 8883
 
 
-async def test_mqtt_transport_not_available_yet(
+async def test_mqtt_transport_needs_the_mqtt_integration(
     hass: HomeAssistant, entry_data: dict[str, Any]
 ) -> None:
     flow_id = await _start(hass)
@@ -88,6 +90,59 @@ async def test_mqtt_transport_not_available_yet(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_TRANSPORT: "mqtt_not_available"}
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_mqtt_transport_binds_no_mqtt_port(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    entry_data: dict[str, Any],
+    busy_port: int,
+) -> None:
+    """With HA's MQTT integration the MQTT port fields are not ours to check or bind."""
+    flow_id = await _start(hass)
+    data = {
+        **entry_data,
+        CONF_TRANSPORT: TRANSPORT_MQTT,
+        CONF_MQTT_PORT: busy_port,
+        CONF_MQTTS_PORT: busy_port,
+    }
+    # The Kronos ports are still checked...
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {**data, CONF_HTTPS_PORT: busy_port}
+    )
+    assert result["errors"] == {CONF_HTTPS_PORT: "port_unavailable"}
+    # ...the MQTT ones are not.
+    result = await hass.config_entries.flow.async_configure(flow_id, data)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    assert type(entry.runtime_data.transport).__name__ == "HaMqttTransport"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_refuse_mqtt_without_the_integration(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
+) -> None:
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    options = {
+        key: entry_data[key]
+        for key in (
+            CONF_BIND_HOST,
+            CONF_HTTP_PORT,
+            CONF_HTTPS_PORT,
+            CONF_MQTT_PORT,
+            CONF_MQTTS_PORT,
+        )
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {**options, CONF_TRANSPORT: TRANSPORT_MQTT, CONF_DEFAULT_PORTION: 0.125},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TRANSPORT: "mqtt_not_available"}
+    assert CONF_TRANSPORT not in loaded_entry.options
 
 
 @pytest.mark.parametrize(
@@ -196,11 +251,24 @@ async def test_options_change_portion_and_reload(
         )
     }
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**options, CONF_DEFAULT_PORTION: 0.25}
+        result["flow_id"],
+        {
+            **options,
+            CONF_DEFAULT_PORTION: 0.25,
+            "grace_minutes": 10,
+            "auto_feed_missed": True,
+            "offline_alert_minutes": 30,
+            "accept_new_feeders": False,
+        },
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded_entry.options[CONF_DEFAULT_PORTION] == 0.25
+    settings = loaded_entry.runtime_data.settings
+    assert settings.grace_minutes == 10
+    assert settings.auto_feed_missed is True
+    assert settings.offline_alert_minutes == 30
+    assert settings.accept_new_feeders is False
     assert loaded_entry.options[CONF_SSL_CERTIFICATE] == ""
     assert loaded_entry.state is ConfigEntryState.LOADED
     assert loaded_entry.runtime_data.settings.default_portion == 0.25

@@ -20,11 +20,16 @@ from feeder_sim import SimulatedFeeder
 
 from .conftest import (
     FeederFactory,
+    both_transports,
+    bundled_only,
     entity_id,
     wait_for_entity,
     wait_for_feeder,
     wait_for_state,
+    wait_until_received,
 )
+
+pytestmark = both_transports
 
 NEW_SEQUENCE = [
     "utc_offset",
@@ -46,8 +51,9 @@ def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
 
 
 async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
-    """Wait until no sync is owed or running for the feeder."""
+    """Wait until no sync is owed or running for the feeder, and the feeder has what was sent."""
     await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await wait_until_received(feeder)
 
 
 async def add_two_meals(hass: HomeAssistant, feeder: SimulatedFeeder) -> None:
@@ -116,8 +122,13 @@ async def test_reboot_restores_the_schedule(
     held = feeder.schedule
     assert len(held) == 2
 
+    before = hub.feeders[feeder.device_hid].last_hash_at
     await feeder.reboot()  # wipes its schedule and reports an empty hash
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash == "")
+    await wait_for_feeder(
+        hub,
+        feeder.device_hid,
+        lambda f: f.last_hash == "" and f.last_hash_at != before,
+    )
     await settle(hub, feeder)
     assert feeder.schedule == held
     assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
@@ -136,6 +147,7 @@ async def test_checkin_before_mqtt_syncs_after_connect(
     assert hub.feeders[feeder.device_hid].sync_pending
     assert names_since(feeder, start) == []
     await feeder.connect()
+    await feeder.send_heartbeat()  # HA's MQTT sees a gateway only through its messages
     await feeder.wait_for_command("schedule_mod_end", since=start)
     await settle(hub, feeder)
     assert names_since(feeder, start) == NEW_SEQUENCE
@@ -160,6 +172,11 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     assert names_since(feeder, start) == NEW_SEQUENCE * syncs
 
 
+@bundled_only(
+    "it drops the feeder's session mid-sync; only the bundled broker sees sessions and the "
+    "feeder's own PUBACKs. Through HA's MQTT the broker acknowledges, and a partial sync is "
+    "caught by the feeder's next hash (test_ha_mqtt_e2e)"
+)
 async def test_session_dropped_mid_sync_restarts_after_reconnect(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
@@ -194,6 +211,10 @@ def before_dst_change(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
     return freezer
 
 
+@bundled_only(
+    "the clock is frozen; HA's MQTT client sends its SUBSCRIBEs from loop timers (a debounce),"
+    " which a frozen clock never fires. What it tests does not depend on the transport"
+)
 async def test_dst_change_resends_utc_offset(
     hass: HomeAssistant,
     before_dst_change: FrozenDateTimeFactory,
@@ -284,6 +305,10 @@ async def test_legacy_firmware_refuses_a_schedule_that_does_not_fit(
     assert hub.feeders[feeder.device_hid].meals == []
 
 
+@bundled_only(
+    "the clock is frozen; HA's MQTT client sends its SUBSCRIBEs from loop timers (a debounce),"
+    " which a frozen clock never fires. What it tests does not depend on the transport"
+)
 async def test_actions_and_entities(
     hass: HomeAssistant,
     hub: PetnetHub,

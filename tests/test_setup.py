@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+import logging
 from pathlib import Path
 import socket
 from typing import Any
@@ -9,16 +11,23 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.petnet_feeder.const import (
     CERT_DIR_NAME,
+    CONF_HTTPS_PORT,
     CONF_MQTT_PORT,
+    CONF_MQTTS_PORT,
     DOMAIN,
     STORAGE_KEY,
 )
 
-from .conftest import LOOPBACK
+from .conftest import LOOPBACK, FeederFactory
 
 
 async def test_certificate_lives_beside_the_store_not_in_its_place(
@@ -45,6 +54,53 @@ async def test_port_taken_means_not_ready(
     for key in ("http_port", "https_port", "mqtts_port"):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((LOOPBACK, entry_data[key]))
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (CONF_MQTTS_PORT, "Cannot listen for MQTTS on 127.0.0.1:{port}"),
+        (CONF_HTTPS_PORT, "Kronos port {port} cannot be bound"),
+    ],
+)
+async def test_port_taken_is_retried_until_it_is_free(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    says: str,
+) -> None:
+    port = entry_data[key]
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind((LOOPBACK, port))
+    blocker.listen(1)
+    config_entry.add_to_hass(hass)
+    with caplog.at_level(logging.DEBUG):
+        assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    # The reason (shown on the integration's card) names the port, the cause and what to
+    # do; HA retries in the background.
+    reason = config_entry.reason or ""
+    assert f"{says.format(port=port)}: Address already in use" in reason
+    assert "Change it in the integration's options" in reason
+    assert f"not ready yet: {reason}; Retrying in" in caplog.text
+    assert "Traceback" not in caplog.text
+
+    # Still taken at the first retry: still not ready, nothing left open.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=6))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+    blocker.close()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=30))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert config_entry.state is ConfigEntryState.LOADED
+    feeder = await make_feeder()
+    assert feeder.connected
+    await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
 
 
 async def test_home_assistant_stop_closes_the_broker(

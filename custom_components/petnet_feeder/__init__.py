@@ -13,6 +13,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .broker_credentials import async_register_broker_credentials
 from .const import (
     CERT_DIR_NAME,
     CERT_HOSTNAME,
@@ -28,11 +29,14 @@ from .const import (
     CONF_OFFLINE_ALERT_MINUTES,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
+    CONF_TRANSPORT,
     DEFAULT_BIND_HOST,
     DEFAULT_GRACE_MINUTES,
     DEFAULT_OFFLINE_ALERT_MINUTES,
     DEFAULT_PORTION,
     DOMAIN,
+    TRANSPORT_BUNDLED,
+    TRANSPORT_MQTT,
 )
 from .hub import HubSettings, PetnetHub
 from .kronos import KronosApi, KronosServer
@@ -40,12 +44,15 @@ from .kronos_views import async_register_views
 from .services import async_register_services
 from .store import PetnetStore
 from .tls import ensure_certificate, server_ssl_context
+from .transport.base import Transport
 from .transport.bundled import BundledBrokerTransport
+from .transport.ha_mqtt import HaMqttTransport
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
     Platform.CALENDAR,
+    Platform.EVENT,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,
@@ -67,6 +74,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         if (library_logger := logging.getLogger(name)).level == logging.NOTSET:
             library_logger.setLevel(logging.WARNING)
     async_register_services(hass)
+    async_register_broker_credentials(hass)
     async_register_views(hass, KronosApi(lambda: _loaded_hub(hass)))
     return True
 
@@ -125,14 +133,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
             translation_placeholders={"error": str(err)},
         ) from err
     host = settings.get(CONF_BIND_HOST, DEFAULT_BIND_HOST)
-    transport = BundledBrokerTransport(
-        hub,
-        host=host,
-        mqtt_port=settings[CONF_MQTT_PORT],
-        mqtts_port=settings[CONF_MQTTS_PORT],
-        ssl_cert=cert_path,
-        ssl_key=key_path,
-    )
+    transport: Transport
+    if settings.get(CONF_TRANSPORT, TRANSPORT_BUNDLED) == TRANSPORT_MQTT:
+        # The user's broker through HA's MQTT integration; its start waits for that client.
+        transport = HaMqttTransport(hass, hub)
+    else:
+        transport = BundledBrokerTransport(
+            hub,
+            host=host,
+            mqtt_port=settings[CONF_MQTT_PORT],
+            mqtts_port=settings[CONF_MQTTS_PORT],
+            ssl_cert=cert_path,
+            ssl_key=key_path,
+        )
     kronos = KronosServer(
         KronosApi(lambda: hub),
         host=host,

@@ -27,6 +27,11 @@ class PetnetButtonEntityDescription(ButtonEntityDescription):
     """A feeder button and what pressing it does."""
 
     press_fn: Callable[[PetnetHub, Feeder], Awaitable[None]]
+    always_available: bool = False
+
+
+async def _hopper_refilled(hub: PetnetHub, feeder: Feeder) -> None:
+    hub.async_set_hopper_level(feeder.hid, 100)
 
 
 BUTTONS: tuple[PetnetButtonEntityDescription, ...] = (
@@ -41,6 +46,12 @@ BUTTONS: tuple[PetnetButtonEntityDescription, ...] = (
         key="sync_schedule",
         translation_key="sync_schedule",
         press_fn=lambda hub, feeder: hub.async_sync_schedule(feeder.hid),
+    ),
+    PetnetButtonEntityDescription(
+        key="hopper_refilled",
+        translation_key="hopper_refilled",
+        press_fn=_hopper_refilled,
+        always_available=True,
     ),
     PetnetButtonEntityDescription(
         key="reboot",
@@ -68,6 +79,11 @@ class PetnetButton(PetnetEntity, ButtonEntity):
     """A button of one feeder."""
 
     entity_description: PetnetButtonEntityDescription
+
+    @property
+    def available(self) -> bool:
+        """Buttons that only change HA's own data work while the feeder is offline."""
+        return self.entity_description.always_available or super().available
 
     async def async_press(self) -> None:
         """Send the command."""

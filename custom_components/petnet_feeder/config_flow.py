@@ -13,20 +13,26 @@ from homeassistant.helpers import selector
 import voluptuous as vol
 
 from .const import (
+    CONF_ACCEPT_NEW_FEEDERS,
+    CONF_AUTO_FEED_MISSED,
     CONF_BIND_HOST,
     CONF_DEFAULT_PORTION,
+    CONF_GRACE_MINUTES,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
+    CONF_OFFLINE_ALERT_MINUTES,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
     CONF_TRANSPORT,
     DEFAULT_BIND_HOST,
+    DEFAULT_GRACE_MINUTES,
     DEFAULT_HTTP_PORT,
     DEFAULT_HTTPS_PORT,
     DEFAULT_MQTT_PORT,
     DEFAULT_MQTTS_PORT,
+    DEFAULT_OFFLINE_ALERT_MINUTES,
     DEFAULT_PORTION,
     DOMAIN,
     PORT_KEYS,
@@ -75,6 +81,9 @@ TRANSPORT_SELECTOR = selector.SelectSelector(
         mode=selector.SelectSelectorMode.LIST,
     )
 )
+
+MQTT_DOMAIN = "mqtt"
+HTTP_PORT_KEYS = (CONF_HTTP_PORT, CONF_HTTPS_PORT)
 
 DEFAULTS: dict[str, Any] = {
     CONF_TRANSPORT: TRANSPORT_BUNDLED,
@@ -125,18 +134,37 @@ def _certificate_usable(cert: str, key: str) -> bool:
     return True
 
 
+def mqtt_available(hass: HomeAssistant) -> bool:
+    """Whether Home Assistant's MQTT integration is set up (a loaded config entry)."""
+    return bool(hass.config_entries.async_loaded_entries(MQTT_DOMAIN))
+
+
+def listened_ports(transport: str) -> tuple[str, ...]:
+    """The port fields a transport binds: all four for the bundled broker, else Kronos only."""
+    return PORT_KEYS if transport == TRANSPORT_BUNDLED else HTTP_PORT_KEYS
+
+
 async def async_validate_network(
     hass: HomeAssistant, data: dict[str, Any], ports_in_use_by_us: set[int]
 ) -> dict[str, str]:
-    """Check ports and certificate files; return field errors (empty when all is well)."""
+    """Check transport, ports and certificate files; return field errors (empty when fine).
+
+    With HA's MQTT integration the MQTT port fields are kept but not bound, so not checked.
+    """
     errors: dict[str, str] = {}
+    transport = data.get(CONF_TRANSPORT, TRANSPORT_BUNDLED)
+    if transport == TRANSPORT_MQTT and not mqtt_available(hass):
+        errors[CONF_TRANSPORT] = "mqtt_not_available"
+    checked = listened_ports(transport)
     seen: dict[int, str] = {}
     for key in PORT_KEYS:
         port = data[key] = int(data[key])
+        if key not in checked:
+            continue
         if port in seen:
             errors[key] = "port_duplicate"
         seen[port] = key
-    for key in PORT_KEYS:
+    for key in checked:
         port = data[key]
         if key in errors or port in ports_in_use_by_us:
             continue
@@ -166,10 +194,7 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         values: Mapping[str, Any] = user_input or DEFAULTS
         if user_input is not None:
-            if user_input[CONF_TRANSPORT] == TRANSPORT_MQTT:
-                errors[CONF_TRANSPORT] = "mqtt_not_available"
-            else:
-                errors = await async_validate_network(self.hass, user_input, set())
+            errors = await async_validate_network(self.hass, user_input, set())
             if not errors:
                 return self.async_create_entry(
                     title="Petnet SmartFeeder", data=user_input
@@ -192,7 +217,11 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class PetnetFeederOptionsFlow(OptionsFlow):
-    """Change ports, certificates and the default portion; the entry reloads after."""
+    """Change transport, ports, certificates and the default portion; the entry reloads after.
+
+    Switching the transport keeps every gateway, key, schedule and history: they live in the
+    integration's store, which the reload reads again whatever the transport.
+    """
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -205,17 +234,39 @@ class PetnetFeederOptionsFlow(OptionsFlow):
             for key in (CONF_SSL_CERTIFICATE, CONF_SSL_KEY):
                 user_input.setdefault(key, "")
             # Our own listeners hold the current ports while the entry is loaded.
-            ours = {int(current[key]) for key in PORT_KEYS}
+            held = listened_ports(current.get(CONF_TRANSPORT, TRANSPORT_BUNDLED))
+            ours = {int(current[key]) for key in held}
             errors = await async_validate_network(self.hass, user_input, ours)
             if not errors:
                 return self.async_create_entry(data=user_input)
             current = {**current, **user_input}
         schema = {
+            vol.Required(
+                CONF_TRANSPORT,
+                default=current.get(CONF_TRANSPORT, TRANSPORT_BUNDLED),
+            ): TRANSPORT_SELECTOR,
             **_network_schema(current),
             vol.Required(
                 CONF_DEFAULT_PORTION,
                 default=current.get(CONF_DEFAULT_PORTION, DEFAULT_PORTION),
             ): PORTION_SELECTOR,
+            vol.Required(
+                CONF_GRACE_MINUTES,
+                default=current.get(CONF_GRACE_MINUTES, DEFAULT_GRACE_MINUTES),
+            ): GRACE_SELECTOR,
+            vol.Required(
+                CONF_AUTO_FEED_MISSED, default=current.get(CONF_AUTO_FEED_MISSED, False)
+            ): selector.BooleanSelector(),
+            vol.Required(
+                CONF_OFFLINE_ALERT_MINUTES,
+                default=current.get(
+                    CONF_OFFLINE_ALERT_MINUTES, DEFAULT_OFFLINE_ALERT_MINUTES
+                ),
+            ): OFFLINE_SELECTOR,
+            vol.Required(
+                CONF_ACCEPT_NEW_FEEDERS,
+                default=current.get(CONF_ACCEPT_NEW_FEEDERS, True),
+            ): selector.BooleanSelector(),
         }
         return self.async_show_form(
             step_id="init", data_schema=vol.Schema(schema), errors=errors

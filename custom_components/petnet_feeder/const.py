@@ -43,6 +43,11 @@ AVAILABILITY_CHECK_INTERVAL: Final = timedelta(seconds=15)
 
 # Debounced persistence: heartbeats must never cause one disk write each.
 SAVE_DELAY_S: Final = 10
+# Liveness and telemetry (last seen, heartbeats, sensor readings, hashes) change all the time and
+# matter little after a crash: they are written at most this long after they change.
+LAZY_SAVE_DELAY_S: Final = 300
+# A SmartFeeder is one gateway with one device; this bounds what one gateway can create.
+MAX_FEEDERS_PER_GATEWAY: Final = 4
 STORAGE_KEY: Final = DOMAIN
 STORAGE_VERSION: Final = 1
 

@@ -14,6 +14,11 @@ from .const import DOMAIN, MANUFACTURER, MODEL
 from .hub import PetnetHub, feeder_display_name
 from .models import Feeder
 
+# Entities that show when the feeder was last heard from. The others are not written for a
+# message that changed nothing but that (a heartbeat): each write costs the state machine and
+# the recorder, and a feeder may send heartbeats as fast as it likes.
+LIVENESS_KEYS = frozenset({"last_seen", "connectivity"})
+
 
 class PetnetEntity(Entity):
     """An entity of one feeder, updated when the hub says the feeder changed."""
@@ -44,9 +49,13 @@ class PetnetEntity(Entity):
         return self.hub.is_online(self.feeder)
 
     async def async_added_to_hass(self) -> None:
-        """Follow the feeder's updates."""
+        """Follow the feeder's updates (liveness alone only where it is what is shown)."""
         self.async_on_remove(
-            self.hub.async_subscribe_feeder(self.feeder.hid, self._handle_feeder_update)
+            self.hub.async_subscribe_feeder(
+                self.feeder.hid,
+                self._handle_feeder_update,
+                liveness=self.entity_description.key in LIVENESS_KEYS,
+            )
         )
 
     @callback

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 import logging
-import re
 import time
 from typing import Any
 
@@ -15,9 +15,18 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 
-from .const import AVAILABILITY_CHECK_INTERVAL, DOMAIN, HISTORY_LIMIT, ONLINE_WINDOW
+from .approvals import PendingGateway, RegistrationControl
+from .const import (
+    AVAILABILITY_CHECK_INTERVAL,
+    DOMAIN,
+    HISTORY_LIMIT,
+    LAZY_SAVE_DELAY_S,
+    MAX_FEEDERS_PER_GATEWAY,
+    ONLINE_WINDOW,
+)
 from .kronos import KronosServer, RegistrationError
 from .models import Feeder, Gateway, StoredFeedResult, Telemetry
+from .monitor import FeedingMonitor
 from .protocol import commands, ids, messages, topics
 from .protocol.commands import Command
 from .protocol.messages import (
@@ -35,7 +44,6 @@ from .transport.base import GatewayNotConnectedError, Transport
 
 _LOGGER = logging.getLogger(__name__)
 
-_MAC_UID = re.compile(r"^smartfeeder-([0-9a-f]{12})(?:-prod)?$", re.IGNORECASE)
 _COMMAND_STATUS_LIMIT = 200
 
 
@@ -56,9 +64,7 @@ def _now() -> float:
 
 def feeder_display_name(feeder: Feeder) -> str:
     """Name a feeder by the MAC-like part of its uid, or by its hid."""
-    if feeder.uid and (match := _MAC_UID.match(feeder.uid)):
-        return f"SmartFeeder {match.group(1)[-6:].upper()}"
-    return f"SmartFeeder {feeder.hid[:6].upper()}"
+    return feeder.display_name
 
 
 class PetnetHub:
@@ -81,6 +87,7 @@ class PetnetHub:
         self.transport: Transport | None = None
         self.kronos: KronosServer | None = None
         self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
+        self._liveness_deaf: set[CALLBACK_TYPE] = set()
         self._new_feeder_listeners: set[Callable[[Feeder], None]] = set()
         self._online: dict[str, bool] = {}
         self._logged_once: set[tuple[str, ...]] = set()
@@ -88,6 +95,13 @@ class PetnetHub:
         self._unsub_availability: CALLBACK_TYPE | None = None
         self._stopped = False
         self.schedules = ScheduleManager(hass, self)
+        self.monitor = FeedingMonitor(hass, self)
+        self.registrations = RegistrationControl(
+            hass,
+            accept_new=settings.accept_new_feeders,
+            gateway_count=lambda: len(self.gateways),
+            on_approved=self._gateway_approved,
+        )
         store.attach(lambda: serialize(self.gateways, self.feeders))
 
     # ------------------------------------------------------------------ lifecycle
@@ -107,6 +121,7 @@ class PetnetHub:
         for gateway_hid in self.gateways:
             transport.gateway_added(gateway_hid)
         self.schedules.start()
+        self.monitor.start()
         self._unsub_availability = async_track_time_interval(
             self.hass,
             self._async_check_availability,
@@ -122,6 +137,8 @@ class PetnetHub:
         if self._unsub_availability is not None:
             self._unsub_availability()
             self._unsub_availability = None
+        self.monitor.stop()
+        self.registrations.clear()
         await self.schedules.async_stop()
         if self.kronos is not None:
             await self.kronos.async_stop()
@@ -133,12 +150,23 @@ class PetnetHub:
 
     @callback
     def async_subscribe_feeder(
-        self, feeder_hid: str, listener: CALLBACK_TYPE
+        self, feeder_hid: str, listener: CALLBACK_TYPE, *, liveness: bool = True
     ) -> CALLBACK_TYPE:
-        """Call listener whenever the feeder's state changes."""
+        """Call listener whenever the feeder's state changes.
+
+        ``liveness=False``: not when only its last-seen time moved (a heartbeat that changed
+        nothing else); a flood of heartbeats then costs no state writes of such entities.
+        """
         listeners = self._feeder_listeners.setdefault(feeder_hid, set())
+        if not liveness:
+            self._liveness_deaf.add(listener)
         listeners.add(listener)
-        return lambda: listeners.discard(listener)
+
+        def unsubscribe() -> None:
+            listeners.discard(listener)
+            self._liveness_deaf.discard(listener)
+
+        return unsubscribe
 
     @callback
     def async_subscribe_new_feeders(
@@ -148,15 +176,19 @@ class PetnetHub:
         self._new_feeder_listeners.add(listener)
         return lambda: self._new_feeder_listeners.discard(listener)
 
-    def schedule_save(self) -> None:
-        """Save soon; a burst of changes is one write."""
-        self._store.schedule_save()
+    def schedule_save(self, *, lazy: bool = False) -> None:
+        """Save soon; a burst of changes is one write. Lazy: liveness and telemetry only."""
+        if lazy:
+            self._store.schedule_save(LAZY_SAVE_DELAY_S)
+        else:
+            self._store.schedule_save()
 
     @callback
-    def notify(self, feeder_hid: str) -> None:
-        """Tell the feeder's entities that its state changed."""
+    def notify(self, feeder_hid: str, *, liveness_only: bool = False) -> None:
+        """Tell the feeder's entities that its state changed (or only that it was heard)."""
         for listener in list(self._feeder_listeners.get(feeder_hid, ())):
-            listener()
+            if not (liveness_only and listener in self._liveness_deaf):
+                listener()
 
     # ------------------------------------------------------------------ queries
 
@@ -197,15 +229,42 @@ class PetnetHub:
         _LOGGER.info("New gateway %s", hid)
         return gateway
 
+    def _admit_gateway(self, hid: str, **info: str | None) -> Gateway:
+        """Create an unknown gateway if registration control lets it in (else it raises)."""
+        self.registrations.admit(hid, **info)
+        return self._new_gateway(hid)
+
+    def _gateway_approved(self, held: PendingGateway) -> None:
+        gateway = self._new_gateway(held.hid)
+        gateway.uid = held.uid
+        gateway.name = held.name
+        gateway.software_version = held.software_version
+        gateway.sdk_version = held.sdk_version
+        self.schedule_save()
+
     def register_gateway(self, body: Mapping[str, Any]) -> tuple[str, bool]:
         """Register a gateway (§3.1): idempotent, the api key is never rotated."""
         uid = body.get("uid")
         if not isinstance(uid, str) or not uid.strip():
             raise RegistrationError("uid required")
+        if len(uid) > messages.MAX_TEXT_LENGTH:
+            raise RegistrationError("uid too long")
         hid = ids.hid_from_uid(uid)
         version = _optional_str(body.get("softwareVersion"))
         created = hid not in self.gateways
-        gateway = self._new_gateway(hid) if created else self.gateways[hid]
+        gateway = (
+            self._admit_gateway(
+                hid,
+                uid=uid,
+                name=_optional_str(body.get("name")),
+                software_version=version,
+                sdk_version=_optional_str(body.get("sdkVersion")),
+            )
+            if created
+            else self.gateways[hid]
+        )
+        if not created and self.transport is not None:
+            self.transport.gateway_added(hid)  # it (re)boots: see gateway_added
         gateway.uid = uid
         gateway.name = _optional_str(body.get("name")) or gateway.name
         gateway.sdk_version = (
@@ -228,17 +287,39 @@ class PetnetHub:
         uid = body.get("uid")
         if not isinstance(uid, str) or not uid.strip():
             raise RegistrationError("uid required")
+        if len(uid) > messages.MAX_TEXT_LENGTH:
+            raise RegistrationError("uid too long")
         gateway_hid = body.get("gatewayHid")
         if not ids.is_safe_id(gateway_hid):
             raise RegistrationError("gatewayHid required")
         assert isinstance(gateway_hid, str)
-        if gateway_hid not in self.gateways:
-            self._new_gateway(gateway_hid)
         hid = ids.hid_from_uid(uid)
+        feeder = self.feeders.get(hid)
+        if feeder is not None and feeder.gateway_hid != gateway_hid:
+            # A device never moves: this would hand one gateway another's feeder.
+            self._warn_once(
+                gateway_hid,
+                "foreign",
+                "Registration of feeder %s for gateway %s refused: it belongs to %s",
+                hid,
+                gateway_hid,
+                feeder.gateway_hid,
+            )
+            raise RegistrationError(
+                "device belongs to another gateway", HTTPStatus.CONFLICT
+            )
+        if gateway_hid not in self.gateways:
+            self._admit_gateway(gateway_hid)
+        if feeder is None and len(self.feeders_of(gateway_hid)) >= (
+            MAX_FEEDERS_PER_GATEWAY
+        ):
+            raise RegistrationError(
+                f"gateway has {MAX_FEEDERS_PER_GATEWAY} devices already",
+                HTTPStatus.CONFLICT,
+            )
         version = _optional_str(body.get("softwareVersion"))
-        if (feeder := self.feeders.get(hid)) is None:
+        if feeder is None:
             feeder = self._add_feeder(hid, gateway_hid, uid=uid)
-        feeder.gateway_hid = gateway_hid
         feeder.uid = uid
         feeder.name = _optional_str(body.get("name")) or feeder.name
         if version is not None:
@@ -260,7 +341,9 @@ class PetnetHub:
     def checkin(self, gateway_hid: str) -> None:
         """A gateway checks in (§3.4); an unknown one is created with a fresh key."""
         if gateway_hid not in self.gateways:
-            self._new_gateway(gateway_hid)
+            self._admit_gateway(gateway_hid)
+        elif self.transport is not None:  # a known gateway (re)boots: see gateway_added
+            self.transport.gateway_added(gateway_hid)
         self.gateways[gateway_hid].last_seen = _now()
         self.schedules.checkin(gateway_hid)
         self.schedule_save()
@@ -420,14 +503,28 @@ class PetnetHub:
                         message.msg_type,
                         gateway_hid,
                     )
-        self._set_online(feeder, True)
-        self.schedule_save()
-        self.notify(feeder.hid)
+        came_online = self._set_online(feeder, True)
+        self.schedule_save(lazy=not isinstance(message, FeedResult))
+        self.notify(
+            feeder.hid,
+            liveness_only=isinstance(message, Heartbeat | UnknownTelemetry)
+            and not came_online,
+        )
 
     def _feeder_for_message(self, gateway_hid: str, device_hid: str) -> Feeder | None:
         """Find (or create) the feeder a message names; a gateway speaks only for its own."""
         feeder = self.feeders.get(device_hid)
         if feeder is None:
+            if len(self.feeders_of(gateway_hid)) >= MAX_FEEDERS_PER_GATEWAY:
+                self._warn_once(
+                    gateway_hid,
+                    "too_many",
+                    "Gateway %s reported for a new feeder %s but has %s already; dropped",
+                    gateway_hid,
+                    device_hid,
+                    MAX_FEEDERS_PER_GATEWAY,
+                )
+                return None
             return self._add_feeder(device_hid, gateway_hid)
         if feeder.gateway_hid != gateway_hid:
             self._warn_once(
@@ -456,6 +553,7 @@ class PetnetHub:
         feeder.history.append(StoredFeedResult(result=result, received_at=now))
         feeder.history.sort(key=lambda row: row.result.start_ms, reverse=True)
         del feeder.history[HISTORY_LIMIT:]
+        self.monitor.result_stored(feeder, result)
 
     def _handle_hash(self, feeder: Feeder, message: ScheduleHash) -> None:
         feeder.last_hash = "" if message.is_empty else message.local_md5
@@ -467,9 +565,9 @@ class PetnetHub:
         gateway.last_seen = now
         for feeder in self.feeders_of(gateway.hid):
             feeder.last_seen = now
-            self._set_online(feeder, True)
-            self.notify(feeder.hid)
-        self.schedule_save()
+            came_online = self._set_online(feeder, True)
+            self.notify(feeder.hid, liveness_only=not came_online)
+        self.schedule_save(lazy=True)
 
     # ------------------------------------------------------------------ availability
 
@@ -517,6 +615,48 @@ class PetnetHub:
     async def async_sync_schedule(self, feeder_hid: str) -> None:
         """Send the whole schedule again (button and action)."""
         self.schedules.request_sync(self.feeder(feeder_hid), "requested")
+
+    @callback
+    def async_set_hopper_level(self, feeder_hid: str, percent: float) -> None:
+        """Set the hopper reference (100 after a refill); later dispenses count down from it."""
+        feeder = self.feeder(feeder_hid)
+        if not 0 <= percent <= 100:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_hopper_level",
+                translation_placeholders={"level": str(percent)},
+            )
+        feeder.hopper_reference_pct = float(percent)
+        feeder.hopper_reference_ms = int(_now() * 1000)
+        self.schedule_save()
+        self.notify(feeder.hid)
+
+    @callback
+    def async_set_recipe(
+        self,
+        feeder_hid: str,
+        *,
+        g_per_tbsp: int | None = None,
+        tbsp_per_feeding: int | None = None,
+    ) -> None:
+        """Change the food density or the button portion; the feeder gets them with `budget`."""
+        feeder = self.feeder(feeder_hid)
+        if g_per_tbsp is not None:
+            feeder.g_per_tbsp = int(g_per_tbsp)
+        if tbsp_per_feeding is not None:
+            feeder.tbsp_per_feeding = int(tbsp_per_feeding)
+        self.schedules.request_sync(feeder, "recipe changed")
+
+    def cups_for_grams(self, feeder_hid: str, grams: float) -> float:
+        """Convert grams to the nearest 1/16 cup with the feeder's recipe."""
+        feeder = self.feeder(feeder_hid)
+        if not feeder.g_per_tbsp:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="recipe_needed",
+                translation_placeholders={"name": feeder.display_name},
+            )
+        return _validated_portion(round(grams / feeder.g_per_tbsp) / 16)
 
     @callback
     def async_set_manual_portion(self, feeder_hid: str, portion: float) -> None:
@@ -577,4 +717,7 @@ def _validated_portion(portion: float) -> float:
 
 
 def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty string of bounded length (longer ones are dropped, not stored)."""
+    if isinstance(value, str) and 0 < len(value) <= messages.MAX_TEXT_LENGTH:
+        return value
+    return None

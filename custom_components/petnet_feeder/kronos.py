@@ -6,15 +6,19 @@ a reverse proxy, views on Home Assistant's own HTTP server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 import json
 import logging
+import math
+import os
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from .const import MAX_REQUEST_BYTES
 from .protocol import ids
@@ -29,6 +33,14 @@ JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 COMMAND_STATUSES = ("received", "succeeded", "failed")
 # Long enough that an oversized id reaches our handler and gets a JSON answer.
 MAX_LINE_BYTES = 16 * 1024
+# Slow or idle clients (slow-loris): a connection must deliver its first request line and
+# headers within REQUEST_HEADER_TIMEOUT of being accepted (TLS handshake included), a body within
+# BODY_READ_TIMEOUT, and an idle keep-alive connection is closed after KEEPALIVE_TIMEOUT (a
+# request that trickles in after a first one is bound by the same keep-alive timer). Feeder
+# requests are a few hundred bytes.
+REQUEST_HEADER_TIMEOUT = 15.0
+BODY_READ_TIMEOUT = 15.0
+KEEPALIVE_TIMEOUT = 15.0
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,23 +48,67 @@ type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class RegistrationError(ValueError):
     """A registration the hub refuses; the message is safe to show the caller."""
 
+    def __init__(self, detail: str, status: HTTPStatus | None = None) -> None:
+        """Keep the message and, if it is not the endpoint's usual one, the status."""
+        super().__init__(detail)
+        self.status = status
+
+
+class RegistrationPendingError(Exception):
+    """The gateway is held until the user approves it (no key exists for it yet)."""
+
+    def __init__(self, gateway_hid: str) -> None:
+        """Name the held gateway."""
+        super().__init__(f"Gateway ({gateway_hid}) is waiting for approval")
+        self.gateway_hid = gateway_hid
+
+
+class RegistrationLimitError(Exception):
+    """A new gateway refused by a rate limit or a cap; retry_after None means a hard cap."""
+
+    def __init__(self, detail: str, *, retry_after: float | None) -> None:
+        """Keep the message for the caller and when it may try again."""
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
 
 class KronosError(Exception):
     """A request that gets an error answer with a JSON `detail`."""
 
-    def __init__(self, status: HTTPStatus, detail: str) -> None:
-        """Carry the HTTP status and the message for the caller."""
+    def __init__(
+        self,
+        status: HTTPStatus,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Carry the status, the message, extra headers and a body other than {detail}."""
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
+        self.body = body if body is not None else {"detail": detail}
 
 
-def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
+def json_response(
+    body: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> web.Response:
     """Answer with the exact content type and a Content-Length, never chunked (§2)."""
     return web.Response(
         body=json.dumps(body).encode(),
         status=status,
-        headers={"Content-Type": JSON_CONTENT_TYPE},
+        headers={**(headers or {}), "Content-Type": JSON_CONTENT_TYPE},
+    )
+
+
+def _limit_error(err: RegistrationLimitError) -> KronosError:
+    if err.retry_after is None:
+        return KronosError(HTTPStatus.FORBIDDEN, err.detail)
+    return KronosError(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        err.detail,
+        {"Retry-After": str(max(1, math.ceil(err.retry_after)))},
     )
 
 
@@ -64,12 +120,18 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     ):
         raise KronosError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
     body = bytearray()
-    while chunk := await request.content.readany():
-        body.extend(chunk)
-        if len(body) > MAX_REQUEST_BYTES:
-            raise KronosError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large"
-            )
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT):
+            while chunk := await request.content.readany():
+                body.extend(chunk)
+                if len(body) > MAX_REQUEST_BYTES:
+                    raise KronosError(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large"
+                    )
+    except TimeoutError as err:
+        raise KronosError(
+            HTTPStatus.REQUEST_TIMEOUT, "request body not received in time"
+        ) from err
     try:
         data = json.loads(body.decode(), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -128,8 +190,13 @@ class KronosApi:
     async def _answer(self, work: Callable[[], Awaitable[Any]]) -> web.Response:
         try:
             return json_response(await work())
+        except RegistrationPendingError as err:
+            return json_response({"message": str(err)}, HTTPStatus.ACCEPTED)
+        except RegistrationLimitError as err:
+            error = _limit_error(err)
+            return json_response(error.body, error.status, error.headers)
         except KronosError as err:
-            return json_response({"detail": err.detail}, err.status)
+            return json_response(err.body, err.status, err.headers)
 
     async def register_gateway(self, request: web.Request) -> web.Response:
         """POST /gateways (§3.1)."""
@@ -139,8 +206,17 @@ class KronosApi:
             body = await read_json_object(request)
             try:
                 hid, created = hub.register_gateway(body)
+            except RegistrationPendingError as err:
+                # The hid is what the firmware reads; 202 tells it this is not done yet.
+                raise KronosError(
+                    HTTPStatus.ACCEPTED,
+                    str(err),
+                    body={"hid": err.gateway_hid, "message": str(err)},
+                ) from err
             except RegistrationError as err:
-                raise KronosError(HTTPStatus.BAD_REQUEST, str(err)) from err
+                raise KronosError(
+                    err.status or HTTPStatus.BAD_REQUEST, str(err)
+                ) from err
             return {
                 "hid": hid,
                 "message": "OK" if created else "gateway is already registered",
@@ -155,6 +231,11 @@ class KronosApi:
             hub = self._hub()
             hid = _gateway_id(request)
             if (api_key := hub.gateway_api_key(hid)) is None:
+                if hub.registrations.is_pending(hid):
+                    raise KronosError(
+                        HTTPStatus.BAD_REQUEST,
+                        f"Gateway ({hid}) is waiting for approval in Home Assistant",
+                    )
                 raise KronosError(
                     HTTPStatus.BAD_REQUEST, f"Unregistered Gateway ({hid})"
                 )
@@ -174,7 +255,7 @@ class KronosApi:
             try:
                 hid = hub.register_device(body)
             except RegistrationError as err:
-                status = (
+                status = err.status or (
                     HTTPStatus.UNPROCESSABLE_ENTITY
                     if "gatewayHid" in str(err)
                     else HTTPStatus.BAD_REQUEST
@@ -284,13 +365,48 @@ class KronosServer:
         self._https_port = https_port
         self._ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
+        self._servers: list[asyncio.Server] = []
+        # Connections that have not delivered a complete first request yet.
+        self._first_request_timers: dict[RequestHandler, asyncio.TimerHandle] = {}
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app = web.Application(
+            client_max_size=MAX_REQUEST_BYTES, middlewares=[self._first_request_seen]
+        )
         for method, path, handler in self._api.routes():
             app.router.add_route(method, path, handler)
         app.router.add_route("*", "/{tail:.*}", self._api.catch_all)
         return app
+
+    @web.middleware
+    async def _first_request_seen(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """A request line and headers arrived: the connection is past its first deadline."""
+        if (
+            timer := self._first_request_timers.pop(request.protocol, None)
+        ) is not None:
+            timer.cancel()
+        return await handler(request)
+
+    def _protocol_factory(self) -> RequestHandler:
+        """Make the handler of one connection, closed if no request arrives in time.
+
+        aiohttp itself only times out idle connections *between* requests (keep-alive): a
+        client that connects and sends nothing, or only part of its headers, would hold the
+        connection (and a file descriptor of Home Assistant's process) forever.
+        """
+        assert self._runner is not None and self._runner.server is not None
+        protocol = self._runner.server()
+        self._first_request_timers[protocol] = asyncio.get_running_loop().call_later(
+            REQUEST_HEADER_TIMEOUT, self._first_request_expired, protocol
+        )
+        return protocol
+
+    def _first_request_expired(self, protocol: RequestHandler) -> None:
+        if self._first_request_timers.pop(protocol, None) is not None:
+            _LOGGER.debug("Closing a Kronos connection that sent no request in time")
+            protocol.force_close()
 
     async def async_start(self) -> None:
         """Listen on the configured ports; OSError names a port that cannot be bound."""
@@ -300,33 +416,49 @@ class KronosServer:
             handle_signals=False,
             logger=_ClientErrorLogger(_LOGGER),
             max_line_size=MAX_LINE_BYTES,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            # A client that goes away ends its request; nothing is left running for it
+            # (aiohttp would otherwise keep reading a dropped body for up to 10 s).
+            handler_cancellation=True,
         )
         await runner.setup()
         self._runner = runner
         try:
             if self._http_port:
-                await self._start_site(runner, self._http_port, None)
+                await self._listen(self._http_port, None)
             if self._https_port:
-                await self._start_site(runner, self._https_port, self._ssl_context)
+                await self._listen(self._https_port, self._ssl_context)
         except OSError:
             await self.async_stop()
             raise
 
-    async def _start_site(
-        self, runner: web.AppRunner, port: int, ssl_context: ssl.SSLContext | None
-    ) -> None:
-        site = web.TCPSite(
-            runner, self._host, port, ssl_context=ssl_context, reuse_address=True
-        )
+    async def _listen(self, port: int, ssl_context: ssl.SSLContext | None) -> None:
         try:
-            await site.start()
+            server = await asyncio.get_running_loop().create_server(
+                self._protocol_factory,
+                self._host,
+                port,
+                ssl=ssl_context,
+                ssl_handshake_timeout=REQUEST_HEADER_TIMEOUT if ssl_context else None,
+                reuse_address=True,
+            )
         except OSError as err:
+            reason = os.strerror(err.errno) if err.errno else str(err)
             raise OSError(
-                err.errno, f"Kronos port {port} cannot be bound: {err.strerror}"
+                err.errno, f"Kronos port {port} cannot be bound: {reason}"
             ) from err
+        self._servers.append(server)
 
     async def async_stop(self) -> None:
         """Close every listener and open connection."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        for timer in self._first_request_timers.values():
+            timer.cancel()
+        self._first_request_timers.clear()
+        for server in servers:
+            await server.wait_closed()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+import re
 from typing import Any, Self
 
 from .meals import Meal
 from .protocol.messages import FeedResult
+
+_MAC_UID = re.compile(r"^smartfeeder-([0-9a-f]{12})(?:-prod)?$", re.IGNORECASE)
 
 
 def _known_fields[T](cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
@@ -103,18 +106,35 @@ class Feeder:
     firmware_family: str = "auto"
     skipped: dict[int, float] = field(default_factory=dict)
     skip_log: list[tuple[int, float]] = field(default_factory=list)
+    # When each meal got its current time: earlier occurrences were never due.
+    meal_since: dict[int, float] = field(default_factory=dict)
     sync_pending: bool = False
     last_synced_at: float | None = None
     synced_fingerprint: str | None = None
     sent_utc_offset: int | None = None
     expected_hash: str | None = None
+    # Food accounting (§9.4) and recipe (§6.3).
+    hopper_reference_pct: float | None = None
+    hopper_reference_ms: int | None = None
+    g_per_tbsp: int | None = None
+    tbsp_per_feeding: int | None = None
+    recipe_number: int = 1
+    # Missed meals already reported ("<meal_id>@<target epoch s>" -> "missed" or "fed").
+    misses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """Name the feeder by the MAC-like part of its uid, or by its hid."""
+        if self.uid and (match := _MAC_UID.match(self.uid)):
+            return f"SmartFeeder {match.group(1)[-6:].upper()}"
+        return f"SmartFeeder {self.hid[:6].upper()}"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stored form (history is stored separately)."""
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("telemetry", "history", "meals", "skipped")
+            if f.name not in ("telemetry", "history", "meals", "skipped", "meal_since")
         }
         data["telemetry"] = self.telemetry.to_dict()
         data["meals"] = [meal.to_dict() for meal in self.meals]

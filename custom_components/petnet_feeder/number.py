@@ -1,6 +1,9 @@
-"""Number of a feeder: the portion the feed-now button dispenses."""
+"""Numbers of a feeder: the feed-now portion and the recipe (food density, button portion)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from homeassistant.components.number import (
     NumberEntity,
@@ -21,15 +24,58 @@ PARALLEL_UPDATES = 0
 
 UNIT_CUPS = "cups"
 
-MANUAL_PORTION = NumberEntityDescription(
-    key="manual_portion",
-    translation_key="manual_portion",
-    entity_category=EntityCategory.CONFIG,
-    native_min_value=MIN_PORTION,
-    native_max_value=MAX_PORTION,
-    native_step=PORTION_STEP,
-    native_unit_of_measurement=UNIT_CUPS,
-    mode=NumberMode.BOX,
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetNumberEntityDescription(NumberEntityDescription):
+    """A number HA keeps for a feeder, and how to read and set it."""
+
+    value_fn: Callable[[PetnetHub, Feeder], float | None]
+    set_fn: Callable[[PetnetHub, Feeder, float], None]
+
+
+NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
+    PetnetNumberEntityDescription(
+        key="manual_portion",
+        translation_key="manual_portion",
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=MIN_PORTION,
+        native_max_value=MAX_PORTION,
+        native_step=PORTION_STEP,
+        native_unit_of_measurement=UNIT_CUPS,
+        mode=NumberMode.BOX,
+        value_fn=lambda hub, feeder: hub.manual_portion(feeder),
+        set_fn=lambda hub, feeder, value: hub.async_set_manual_portion(
+            feeder.hid, value
+        ),
+    ),
+    PetnetNumberEntityDescription(
+        key="grams_per_tablespoon",
+        translation_key="grams_per_tablespoon",
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=1,
+        native_max_value=100,
+        native_step=1,
+        native_unit_of_measurement="g/tbsp",
+        mode=NumberMode.BOX,
+        value_fn=lambda _hub, feeder: feeder.g_per_tbsp,
+        set_fn=lambda hub, feeder, value: hub.async_set_recipe(
+            feeder.hid, g_per_tbsp=int(value)
+        ),
+    ),
+    PetnetNumberEntityDescription(
+        key="tablespoons_per_button_press",
+        translation_key="tablespoons_per_button_press",
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=1,
+        native_max_value=32,
+        native_step=1,
+        native_unit_of_measurement="tbsp",
+        mode=NumberMode.BOX,
+        value_fn=lambda _hub, feeder: feeder.tbsp_per_feeding,
+        set_fn=lambda hub, feeder, value: hub.async_set_recipe(
+            feeder.hid, tbsp_per_feeding=int(value)
+        ),
+    ),
 )
 
 
@@ -40,14 +86,16 @@ async def async_setup_entry(
 ) -> None:
     """Add the portion number of every feeder."""
 
-    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetPortionNumber]:
-        return [PetnetPortionNumber(hub, feeder, MANUAL_PORTION)]
+    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetNumber]:
+        return [PetnetNumber(hub, feeder, description) for description in NUMBERS]
 
     async_add_feeder_entities(entry, async_add_entities, build)
 
 
-class PetnetPortionNumber(PetnetEntity, NumberEntity):
-    """Kept by HA (the feeder has no such setting), so it is always available."""
+class PetnetNumber(PetnetEntity, NumberEntity):
+    """Kept by HA, so always available; the feeder gets recipe values with its next sync."""
+
+    entity_description: PetnetNumberEntityDescription
 
     @property
     def available(self) -> bool:
@@ -55,10 +103,10 @@ class PetnetPortionNumber(PetnetEntity, NumberEntity):
         return True
 
     @property
-    def native_value(self) -> float:
-        """The portion in cups."""
-        return self.hub.manual_portion(self.feeder)
+    def native_value(self) -> float | None:
+        """The stored value."""
+        return self.entity_description.value_fn(self.hub, self.feeder)
 
     async def async_set_native_value(self, value: float) -> None:
-        """Store a new portion."""
-        self.hub.async_set_manual_portion(self.feeder.hid, value)
+        """Store a new value."""
+        self.entity_description.set_fn(self.hub, self.feeder, value)

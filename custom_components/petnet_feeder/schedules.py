@@ -193,6 +193,10 @@ class ScheduleManager:
             and feeder.synced_fingerprint == self.fingerprint(feeder)
         )
 
+    def was_due(self, feeder: Feeder, meal_id: int, target: datetime) -> bool:
+        """Whether the meal already had this time when the occurrence came round."""
+        return target.timestamp() >= feeder.meal_since.get(meal_id, 0.0)
+
     def was_skipped(self, feeder: Feeder, meal_id: int, target: datetime) -> bool:
         """Whether this occurrence of the meal was (or is to be) skipped."""
         stamp = target.timestamp()
@@ -238,6 +242,14 @@ class ScheduleManager:
             feeder.hid, entries
         ):
             raise _invalid("legacy_schedule_too_long", count=len(meals))
+        before = {m.meal_id: m.time_s for m in feeder.meals}
+        now = time.time()
+        feeder.meal_since = {
+            m.meal_id: now
+            if before.get(m.meal_id) != m.time_s
+            else feeder.meal_since.get(m.meal_id, 0.0)
+            for m in meals
+        }
         feeder.meals = sorted(meals, key=lambda m: (m.time_s, m.meal_id))
         feeder.skipped = {
             k: v
@@ -428,6 +440,16 @@ class ScheduleManager:
             )
         # else: never synced and no meals in HA yet: keep whatever schedule the feeder holds
         # (it may still be feeding from the old cloud's schedule) until the user makes one.
+        if feeder.g_per_tbsp and feeder.tbsp_per_feeding:
+            planned.append(
+                commands.budget(
+                    feeder.hid,
+                    recipe_number=feeder.recipe_number,
+                    tbsp_per_feeding=feeder.tbsp_per_feeding,
+                    g_per_tbsp=feeder.g_per_tbsp,
+                    budget_tbsp=feeder.tbsp_per_feeding,
+                )
+            )
         return SyncPlan(
             commands=planned, fingerprint=schedule_fingerprint(feeder.hid, entries)
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -13,18 +14,41 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfElectricPotential
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfElectricPotential,
+    UnitOfMass,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from . import PetnetConfigEntry
+from .accounting import (
+    DayTotals,
+    day_totals,
+    hopper_percent,
+    last_feed,
+    last_meal_status,
+    today_occurrences,
+)
 from .battery import battery_percent
 from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
+from .meals import MealState
 from .models import Feeder
 
 PARALLEL_UPDATES = 0
+
+LAST_MEAL_STATES = (
+    MealState.DISPENSED,
+    MealState.FAILED,
+    MealState.DUE,
+    MealState.MISSED,
+    MealState.UPCOMING,
+)
 
 
 def _timestamp(value: float | None) -> datetime | None:
@@ -40,6 +64,63 @@ class PetnetSensorEntityDescription(SensorEntityDescription):
         lambda _h, _f: None
     )
     always_available: bool = False
+
+
+def _clock(hub: PetnetHub, feeder: Feeder) -> tuple[ZoneInfo, datetime, timedelta]:
+    return hub.schedules.zone(feeder), dt_util.utcnow(), hub.schedules.window
+
+
+def _today(hub: PetnetHub, feeder: Feeder) -> DayTotals:
+    return day_totals(feeder, *_clock(hub, feeder))
+
+
+def _last_meal_status(hub: PetnetHub, feeder: Feeder) -> str | None:
+    state = last_meal_status(feeder, *_clock(hub, feeder))
+    return state.value if state is not None else None
+
+
+def _last_feed_time(hub: PetnetHub, feeder: Feeder) -> datetime | None:
+    result = last_feed(feeder)
+    return _timestamp(result.start_ms / 1000) if result else None
+
+
+def _last_feed_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | None:
+    if (result := last_feed(feeder)) is None:
+        return None
+    return {
+        "grams_expected": result.grams_expected,
+        "grams_actual": result.grams_actual,
+        "source": {4: "remote", 5: "button", 6: "schedule"}.get(
+            result.source or 0, "unknown"
+        ),
+        "failed": bool(result.fail),
+    }
+
+
+# Status codes of the raw feed plan (dispenser-schedule-card, `type: custom`).
+FEED_PLAN_STATUS = {
+    MealState.DISPENSED: 0,
+    MealState.FAILED: 1,
+    MealState.UPCOMING: 2,
+    MealState.DUE: 2,
+    MealState.MISSED: 3,
+    MealState.DISABLED: 4,
+}
+
+
+def _feed_plan(hub: PetnetHub, feeder: Feeder) -> str:
+    """Today's meals as `id,hour,minute,tablespoons,status` groups for schedule cards."""
+    zone, now, window = _clock(hub, feeder)
+    status = {
+        o.meal.meal_id: o.state for o in today_occurrences(feeder, zone, now, window)
+    }
+    groups = [
+        f"{meal.meal_id},{meal.time_s // 3600},{meal.time_s // 60 % 60},"
+        f"{round(meal.portion * 16)},"
+        f"{FEED_PLAN_STATUS[status.get(meal.meal_id, MealState.DISABLED if not meal.enabled else MealState.UPCOMING)]}"
+        for meal in feeder.meals
+    ]
+    return ",".join(groups)[:255]
 
 
 def _next_meal(hub: PetnetHub, feeder: Feeder) -> datetime | None:
@@ -94,6 +175,63 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=_next_meal,
         attributes_fn=_next_meal_attributes,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="last_feed",
+        translation_key="last_feed",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_last_feed_time,
+        attributes_fn=_last_feed_attributes,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="food_today",
+        translation_key="food_today",
+        device_class=SensorDeviceClass.WEIGHT,
+        # Falls to 0 at the feeder's local midnight: statistics count that as a new cycle.
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfMass.GRAMS,
+        suggested_display_precision=0,
+        value_fn=lambda hub, feeder: _today(hub, feeder).grams,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="meals_dispensed_today",
+        translation_key="meals_dispensed_today",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda hub, feeder: _today(hub, feeder).meals_dispensed,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="meals_planned_today",
+        translation_key="meals_planned_today",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda hub, feeder: _today(hub, feeder).meals_planned,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="last_meal_status",
+        translation_key="last_meal_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in LAST_MEAL_STATES],
+        value_fn=_last_meal_status,
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="hopper_level",
+        translation_key="hopper_level",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        value_fn=lambda _hub, feeder: hopper_percent(feeder),
+        always_available=True,
+    ),
+    PetnetSensorEntityDescription(
+        key="feed_plan",
+        translation_key="feed_plan",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=_feed_plan,
         always_available=True,
     ),
     PetnetSensorEntityDescription(

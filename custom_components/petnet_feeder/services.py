@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import time as dt_time
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import (
@@ -16,9 +16,11 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.util import dt as dt_util
+from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
-from .const import ATTR_PORTION, DOMAIN, SERVICE_FEED
+from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
 from .hub import PetnetHub
 from .meals import Meal
 from .models import Feeder
@@ -30,17 +32,44 @@ ATTR_TIME = "time"
 ATTR_ENABLED = "enabled"
 ATTR_MEALS = "meals"
 ATTR_TIME_ZONE = "time_zone"
+ATTR_GRAMS = "grams"
+ATTR_LEVEL = "level"
+ATTR_LIMIT = "limit"
 
 PORTION = vol.All(vol.Coerce(float), vol.Range(min=MIN_PORTION, max=MAX_PORTION))
 DEVICE: dict[vol.Marker, Any] = {vol.Required(ATTR_DEVICE_ID): cv.string}
 MEAL_FIELDS: dict[vol.Marker, Any] = {
     vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
     vol.Required(ATTR_TIME): cv.time,
-    vol.Required(ATTR_PORTION): PORTION,
+    vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
+    vol.Exclusive(ATTR_GRAMS, "amount"): vol.All(
+        vol.Coerce(float), vol.Range(min=0.5, max=2000)
+    ),
     vol.Optional(ATTR_ENABLED, default=True): cv.boolean,
 }
 
-FEED_SCHEMA = vol.Schema({**DEVICE, vol.Required(ATTR_PORTION): PORTION})
+GRAMS = vol.All(vol.Coerce(float), vol.Range(min=0.5, max=2000))
+FEED_SCHEMA = vol.Schema(
+    {
+        **DEVICE,
+        vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
+        vol.Exclusive(ATTR_GRAMS, "amount"): GRAMS,
+    }
+)
+HOPPER_SCHEMA = vol.Schema(
+    {
+        **DEVICE,
+        vol.Required(ATTR_LEVEL): vol.All(vol.Coerce(float), vol.Range(min=0, max=100)),
+    }
+)
+HISTORY_SCHEMA = vol.Schema(
+    {
+        **DEVICE,
+        vol.Optional(ATTR_LIMIT, default=20): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=HISTORY_LIMIT)
+        ),
+    }
+)
 ADD_MEAL_SCHEMA = vol.Schema({**DEVICE, **MEAL_FIELDS})
 UPDATE_MEAL_SCHEMA = vol.Schema(
     {
@@ -48,7 +77,10 @@ UPDATE_MEAL_SCHEMA = vol.Schema(
         vol.Required(ATTR_MEAL_ID): vol.Coerce(int),
         vol.Optional(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
         vol.Optional(ATTR_TIME): cv.time,
-        vol.Optional(ATTR_PORTION): PORTION,
+        vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
+        vol.Exclusive(ATTR_GRAMS, "amount"): vol.All(
+            vol.Coerce(float), vol.Range(min=0.5, max=2000)
+        ),
         vol.Optional(ATTR_ENABLED): cv.boolean,
     }
 )
@@ -85,6 +117,46 @@ def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feed
         )
     hub: PetnetHub = entries[0].runtime_data
     return hub, hub.feeder(hid)
+
+
+def _portion(hub: PetnetHub, feeder: Feeder, data: Mapping[str, Any]) -> float:
+    """The portion in cups, given in cups or (with a recipe) in grams."""
+    if ATTR_GRAMS in data:
+        return hub.cups_for_grams(feeder.hid, data[ATTR_GRAMS])
+    if ATTR_PORTION in data:
+        return float(data[ATTR_PORTION])
+    raise ServiceValidationError(
+        translation_domain=DOMAIN, translation_key="amount_needed"
+    )
+
+
+def feed_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, Any]]:
+    """The newest feed results with the meal each one was matched to."""
+    rows = []
+    for row in feeder.history[:limit]:
+        result = row.result
+        occurrence = hub.monitor.occurrence_of(feeder, result)
+        rows.append(
+            {
+                "start": dt_util.utc_from_timestamp(result.start_ms / 1000).isoformat(),
+                "end": dt_util.utc_from_timestamp(result.end_ms / 1000).isoformat()
+                if result.end_ms
+                else None,
+                "source": {4: "remote", 5: "button", 6: "schedule"}.get(
+                    result.source or 0, "unknown"
+                ),
+                "grams_expected": result.grams_expected,
+                "grams_actual": result.grams_actual,
+                "failed": bool(result.fail),
+                "error": result.error or None,
+                "meal": occurrence.meal.name if occurrence else None,
+                "meal_id": occurrence.meal.meal_id if occurrence else None,
+                "status": occurrence.state.value
+                if occurrence
+                else ("failed" if result.fail else "dispensed"),
+            }
+        )
+    return rows
 
 
 def _seconds(value: dt_time) -> int:
@@ -126,7 +198,21 @@ def async_register_services(hass: HomeAssistant) -> None:
         )
 
     async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        await hub.async_feed(feeder.hid, call.data[ATTR_PORTION])
+        await hub.async_feed(feeder.hid, _portion(hub, feeder, call.data))
+
+    async def set_hopper_level(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> None:
+        hub.async_set_hopper_level(feeder.hid, call.data[ATTR_LEVEL])
+
+    async def get_feed_history(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        return {
+            "results": cast(
+                "list[JsonValueType]", feed_history(hub, feeder, call.data[ATTR_LIMIT])
+            )
+        }
 
     async def add_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
@@ -135,7 +221,7 @@ def async_register_services(hass: HomeAssistant) -> None:
             feeder,
             name=call.data[ATTR_NAME],
             time_s=_seconds(call.data[ATTR_TIME]),
-            portion=call.data[ATTR_PORTION],
+            portion=_portion(hub, feeder, call.data),
             enabled=call.data[ATTR_ENABLED],
         )
         return meal_response(meal)
@@ -148,7 +234,9 @@ def async_register_services(hass: HomeAssistant) -> None:
             call.data[ATTR_MEAL_ID],
             name=call.data.get(ATTR_NAME),
             time_s=_seconds(call.data[ATTR_TIME]) if ATTR_TIME in call.data else None,
-            portion=call.data.get(ATTR_PORTION),
+            portion=_portion(hub, feeder, call.data)
+            if ATTR_PORTION in call.data or ATTR_GRAMS in call.data
+            else None,
             enabled=call.data.get(ATTR_ENABLED),
         )
         return meal_response(meal)
@@ -168,7 +256,7 @@ def async_register_services(hass: HomeAssistant) -> None:
                 {
                     "name": meal[ATTR_NAME],
                     "time_s": _seconds(meal[ATTR_TIME]),
-                    "portion": meal[ATTR_PORTION],
+                    "portion": _portion(hub, feeder, meal),
                     "enabled": meal[ATTR_ENABLED],
                 }
                 for meal in call.data[ATTR_MEALS]
@@ -189,6 +277,10 @@ def async_register_services(hass: HomeAssistant) -> None:
         hub.schedules.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
 
     register(SERVICE_FEED, FEED_SCHEMA, feed)
+    register("set_hopper_level", HOPPER_SCHEMA, set_hopper_level)
+    register(
+        "get_feed_history", HISTORY_SCHEMA, get_feed_history, SupportsResponse.ONLY
+    )
     register("add_meal", ADD_MEAL_SCHEMA, add_meal, SupportsResponse.OPTIONAL)
     register("update_meal", UPDATE_MEAL_SCHEMA, update_meal, SupportsResponse.OPTIONAL)
     register("remove_meal", REMOVE_MEAL_SCHEMA, remove_meal, SupportsResponse.OPTIONAL)

@@ -26,6 +26,8 @@ class PetnetStore:
             hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
         )
         self._data_func: Callable[[], StoredData] | None = None
+        # Loop time of the write already scheduled, if any.
+        self._write_at: float | None = None
 
     async def async_load(self) -> tuple[dict[str, Gateway], dict[str, Feeder]]:
         """Read everything stored; entries that cannot be read are logged and skipped."""
@@ -55,14 +57,33 @@ class PetnetStore:
         """Tell the store how to produce what it saves."""
         self._data_func = data_func
 
-    def schedule_save(self) -> None:
-        """Save after a short delay; calls in between are folded into that one write."""
-        if self._data_func is not None:
-            self._store.async_delay_save(self._data_func, SAVE_DELAY_S)
+    def schedule_save(self, delay: float = SAVE_DELAY_S) -> None:
+        """Write within ``delay`` seconds; calls until then are folded into that one write.
+
+        The write is due ``delay`` after the first unsaved change, however many changes follow:
+        HA's ``Store.async_delay_save`` alone moves the write later with every call, so steady
+        traffic (a heartbeat every few seconds from any feeder) would postpone it until Home
+        Assistant stops, and a crash would lose every feed result and new key since the start.
+        A shorter delay brings a scheduled write forward, a longer one never pushes it back.
+        """
+        if self._data_func is None:
+            return
+        when = self._store.hass.loop.time() + delay
+        if self._write_at is not None and self._write_at <= when:
+            return
+        self._write_at = when
+        self._store.async_delay_save(self._collect, delay)
+
+    def _collect(self) -> StoredData:
+        """Produce the data at write time; changes after this need a new write."""
+        self._write_at = None
+        assert self._data_func is not None
+        return self._data_func()
 
     async def async_save_now(self) -> None:
         """Write immediately (on unload, and for data that must not wait)."""
         if self._data_func is not None:
+            self._write_at = None
             await self._store.async_save(self._data_func())
 
     async def async_remove(self) -> None:

@@ -50,7 +50,10 @@ def _encode(message: dict[str, Any]) -> bytes:
 
 
 def _sensor(**fields: Any) -> SensorReading:
-    message = {"_|deviceHid": DEV, "s|msg_type": "sensor"} | fields
+    # Two usable values, so that any one field can be odd on its own (a reading without any
+    # usable value is refused whole).
+    base = {"_|deviceHid": DEV, "s|msg_type": "sensor", "f|voltage": 4100, "i|usb": 1}
+    message = base | fields
     result = parse_telemetry(_encode(message))
     assert isinstance(result, SensorReading)
     return result
@@ -83,12 +86,6 @@ def test_sensor_full() -> None:
         SensorReading(
             device_hid=DEV, voltage_v=4.5, usb=True, charging=False, ir=False, rssi=99
         )
-    )
-
-
-def test_sensor_all_missing() -> None:
-    assert _sensor() == SensorReading(
-        device_hid=DEV, voltage_v=None, usb=None, charging=None, ir=None, rssi=None
     )
 
 
@@ -496,6 +493,23 @@ def test_deeply_nested(opener: bytes) -> None:
     assert len(payload) <= MAX_PAYLOAD_BYTES
     with pytest.raises(ProtocolError, match="nested too deeply"):
         parse_telemetry(payload)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"f|voltage": "x", "i|usb": [1], "i|chg": {}, "i|ir": 7, "i|rssi": 1.5},
+        {"f|voltage": None, "i|usb": None, "i|chg": None, "i|ir": None, "i|rssi": None},
+    ],
+)
+def test_sensor_reading_without_any_usable_value_is_refused(
+    fields: dict[str, Any],
+) -> None:
+    # Stored as is it would replace the last good reading with nothing.
+    message = {"_|deviceHid": DEV, "s|msg_type": "sensor"} | fields
+    with pytest.raises(ProtocolError, match="no usable value"):
+        parse_telemetry(_encode(message))
 
 
 def test_nested_value_in_field_is_just_a_wrong_type() -> None:

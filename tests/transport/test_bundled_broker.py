@@ -665,6 +665,58 @@ async def test_acknowledged_messages_survive_a_disconnect(harness: Harness) -> N
     assert delivered == sorted(delivered)
 
 
+async def test_a_flood_is_acknowledged_no_faster_than_it_is_delivered(
+    harness: Harness,
+) -> None:
+    """Backpressure: a PUBACK means the message is at most DELIVERY_QUEUE_LIMIT from the hub.
+
+    amqtt acknowledges a PUBLISH when it queues it; under a flood its reader outran the
+    delivery 8 to 1 (benchmark), so the queue and the latency grew without bound.
+    """
+    client = await harness.raw_session(GW_A)
+    await harness.handler.wait_connected(GW_A)
+    topic = _mqtt_string(topics.telemetry_topic(GW_A))
+    total = 2000
+    await client.send(
+        b"".join(
+            _packet(
+                0x32, topic + packet_id.to_bytes(2, "big") + str(packet_id).encode()
+            )
+            for packet_id in range(1, total + 1)
+        )
+    )
+    ahead = []
+    for _ in range(total):
+        first, body = await client.read_packet()
+        assert first == 0x40
+        ahead.append(int.from_bytes(body, "big") - len(harness.handler.messages))
+    await harness.handler.wait_messages(total)
+    assert max(ahead) <= broker_module.DELIVERY_QUEUE_LIMIT + 2
+    delivered = [int(message[2]) for message in harness.handler.messages]
+    assert delivered == list(range(1, total + 1))
+
+
+async def test_a_qos0_flood_is_shed_without_errors(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QoS 0 is "at most once": what does not fit the session's queue is dropped, quietly."""
+    client = await harness.raw_session(GW_A)
+    await harness.handler.wait_connected(GW_A)
+    topic = _mqtt_string(topics.telemetry_topic(GW_A))
+    await client.send(b"".join(_packet(0x30, topic + b"q0") for _ in range(3000)))
+    await client.publish(
+        topics.telemetry_topic(GW_A), b"last"
+    )  # QoS 1, waits for PUBACK
+    await harness.handler.wait_until(
+        lambda: bool(harness.handler.messages)
+        and harness.handler.messages[-1][2] == b"last"
+    )
+    payloads = [message[2] for message in harness.handler.messages]
+    assert set(payloads) == {b"q0", b"last"}
+    assert harness.transport.is_connected(GW_A)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_will_is_never_delivered(harness: Harness) -> None:
     feeder_b = await harness.feeder(GW_B)
     attacker = await harness.raw()

@@ -305,7 +305,7 @@ Telemetry = Heartbeat | SensorReading | FeedResult | ScheduleHash | UnknownTelem
 
 def _parse_sensor(device_hid: str, message: Mapping[str, Any]) -> SensorReading:
     millivolts = _as_float(message.get("f|voltage"))
-    return SensorReading(
+    reading = SensorReading(
         device_hid=device_hid,
         voltage_v=None if millivolts is None else millivolts / 1000,
         usb=_as_bool(message.get("i|usb")),
@@ -313,6 +313,19 @@ def _parse_sensor(device_hid: str, message: Mapping[str, Any]) -> SensorReading:
         ir=_as_bool(message.get("i|ir")),
         rssi=_as_int(message.get("i|rssi")),
     )
+    # A reading without one usable value would only wipe the last good one.
+    if all(
+        value is None
+        for value in (
+            reading.voltage_v,
+            reading.usb,
+            reading.charging,
+            reading.ir,
+            reading.rssi,
+        )
+    ):
+        raise ProtocolError("sensor reading has no usable value")
+    return reading
 
 
 def _parse_feed_result(device_hid: str, message: Mapping[str, Any]) -> FeedResult:

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from functools import partial
 import logging
+import os
 from pathlib import Path
 import ssl
 from typing import Any, Final
@@ -346,9 +347,10 @@ class BundledBrokerTransport(Transport):
                 partial(self._on_connection, name), self._host, port, ssl=context
             )
         except OSError as err:
+            # asyncio's own message repeats the address; the errno says what went wrong.
+            reason = os.strerror(err.errno) if err.errno else str(err)
             raise OSError(
-                err.errno,
-                f"Cannot listen for {kind} on {self._host}:{port}: {err.strerror or err}",
+                err.errno, f"Cannot listen for {kind} on {self._host}:{port}: {reason}"
             ) from err
         self._servers.append(server)
         _LOGGER.debug("Listening for %s on %s:%s", kind, self._host, port)
