@@ -18,8 +18,23 @@ def _known_fields[T](cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key in names}
 
 
+class _FlatRecord:
+    """A dataclass stored as a flat dict; unknown keys (older or newer data) are ignored."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form."""
+        return cls(**_known_fields(cls, data))
+
+
 @dataclass(slots=True)
-class Gateway:
+class Gateway(_FlatRecord):
     """A feeder's network endpoint: it owns the MQTT session and the api key."""
 
     hid: str
@@ -31,18 +46,9 @@ class Gateway:
     discovered_at: float | None = None
     last_seen: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the stored form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Load the stored form."""
-        return cls(**_known_fields(cls, data))
-
 
 @dataclass(slots=True)
-class Telemetry:
+class Telemetry(_FlatRecord):
     """The latest sensor reading of a feeder (§5.3), stamped with server time."""
 
     voltage_v: float | None = None
@@ -51,15 +57,6 @@ class Telemetry:
     ir: bool | None = None
     rssi: int | None = None
     received_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the stored form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Load the stored form."""
-        return cls(**_known_fields(cls, data))
 
 
 @dataclass(slots=True)
