@@ -41,6 +41,20 @@ def busy_port(socket_enabled: None) -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+def network_options(entry_data: dict[str, Any]) -> dict[str, Any]:
+    """The listen address and ports of the entry, as the options form expects them."""
+    return {
+        key: entry_data[key]
+        for key in (
+            CONF_BIND_HOST,
+            CONF_HTTP_PORT,
+            CONF_HTTPS_PORT,
+            CONF_MQTT_PORT,
+            CONF_MQTTS_PORT,
+        )
+    }
+
+
 async def _start(hass: HomeAssistant) -> str:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_USER}
@@ -126,16 +140,7 @@ async def test_options_refuse_mqtt_without_the_integration(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
 ) -> None:
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
-    options = {
-        key: entry_data[key]
-        for key in (
-            CONF_BIND_HOST,
-            CONF_HTTP_PORT,
-            CONF_HTTPS_PORT,
-            CONF_MQTT_PORT,
-            CONF_MQTTS_PORT,
-        )
-    }
+    options = network_options(entry_data)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {**options, CONF_TRANSPORT: TRANSPORT_MQTT, CONF_DEFAULT_PORTION: 0.125},
@@ -240,16 +245,7 @@ async def test_options_change_portion_and_reload(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
     # The entry's own listeners hold these ports; that must not count as "in use".
-    options = {
-        key: entry_data[key]
-        for key in (
-            CONF_BIND_HOST,
-            CONF_HTTP_PORT,
-            CONF_HTTPS_PORT,
-            CONF_MQTT_PORT,
-            CONF_MQTTS_PORT,
-        )
-    }
+    options = network_options(entry_data)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
@@ -281,16 +277,7 @@ async def test_options_busy_port(
     busy_port: int,
 ) -> None:
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
-    options = {
-        key: entry_data[key]
-        for key in (
-            CONF_BIND_HOST,
-            CONF_HTTP_PORT,
-            CONF_HTTPS_PORT,
-            CONF_MQTT_PORT,
-            CONF_MQTTS_PORT,
-        )
-    }
+    options = network_options(entry_data)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {**options, CONF_HTTP_PORT: busy_port, CONF_DEFAULT_PORTION: 0.125},
