@@ -38,6 +38,7 @@ from .const import (
     TRANSPORT_BUNDLED,
     TRANSPORT_MQTT,
 )
+from .entity import feeder_hid_of
 from .hub import HubSettings, PetnetHub
 from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
@@ -197,7 +198,6 @@ async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
 ) -> bool:
     """Let the user delete a feeder; it reappears if it reports again."""
-    for domain, identifier in device.identifiers:
-        if domain == DOMAIN:
-            entry.runtime_data.async_remove_feeder(identifier)
+    if (hid := feeder_hid_of(device)) is not None:
+        entry.runtime_data.async_remove_feeder(hid)
     return True

@@ -9,7 +9,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from . import PetnetConfigEntry
-from .const import CONF_SSL_KEY, DOMAIN
+from .const import CONF_SSL_KEY
+from .entity import feeder_hid_of
 from .hub import PetnetHub
 from .models import Feeder
 
@@ -49,8 +50,7 @@ async def async_get_device_diagnostics(
 ) -> dict[str, Any]:
     """One feeder and its gateway, secrets removed."""
     hub = entry.runtime_data
-    hid = next(ident for domain, ident in device.identifiers if domain == DOMAIN)
-    feeder = hub.feeders[hid]
+    feeder = hub.feeders[feeder_hid_of(device) or ""]
     gateway = hub.gateways.get(feeder.gateway_hid)
     return {
         "feeder": _feeder(hub, feeder),

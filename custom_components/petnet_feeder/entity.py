@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
@@ -79,3 +80,12 @@ def async_add_feeder_entities(
         async_add_entities(build(hub, feeder))
 
     entry.async_on_unload(hub.async_subscribe_new_feeders(add_new))
+
+
+def feeder_hid_of(device: dr.DeviceEntry | None) -> str | None:
+    """The feeder hid behind an HA device of this integration."""
+    if device is None:
+        return None
+    return next(
+        (ident for domain, ident in device.identifiers if domain == DOMAIN), None
+    )

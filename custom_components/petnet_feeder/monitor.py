@@ -168,7 +168,7 @@ class FeedingMonitor:
                     "grams_actual": result.grams_actual,
                     "portion": meal.portion if meal else None,
                     "meal_name": meal.name if meal else None,
-                    "source": _source_name(result.source),
+                    "source": source_name(result.source),
                     "started": started.isoformat(),
                     "error": (result.error or None) if result.fail else None,
                 },
@@ -320,7 +320,8 @@ class FeedingMonitor:
         )
 
 
-def _source_name(source: int | None) -> str:
+def source_name(source: int | None) -> str:
+    """What caused a dispense, as shown in attributes and action responses."""
     return {
         SOURCE_SCHEDULE: "schedule",
         SOURCE_BUTTON: "button",

@@ -39,6 +39,7 @@ from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
 from .meals import MealState
 from .models import Feeder
+from .monitor import source_name
 
 PARALLEL_UPDATES = 0
 
@@ -90,9 +91,7 @@ def _last_feed_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | No
     return {
         "grams_expected": result.grams_expected,
         "grams_actual": result.grams_actual,
-        "source": {4: "remote", 5: "button", 6: "schedule"}.get(
-            result.source or 0, "unknown"
-        ),
+        "source": source_name(result.source),
         "failed": bool(result.fail),
     }
 

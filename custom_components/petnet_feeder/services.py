@@ -21,9 +21,11 @@ from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
 from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
+from .entity import feeder_hid_of
 from .hub import PetnetHub
 from .meals import Meal
 from .models import Feeder
+from .monitor import source_name
 from .protocol.commands import MAX_PORTION, MIN_PORTION
 
 ATTR_MEAL_ID = "meal_id"
@@ -99,15 +101,7 @@ TIME_ZONE_SCHEMA = vol.Schema(
 
 def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feeder]:
     """Find the loaded hub and the feeder behind an HA device id."""
-    device = dr.async_get(hass).async_get(device_id)
-    hid = next(
-        (
-            ident
-            for domain, ident in (device.identifiers if device else ())
-            if domain == DOMAIN
-        ),
-        None,
-    )
+    hid = feeder_hid_of(dr.async_get(hass).async_get(device_id))
     entries = hass.config_entries.async_loaded_entries(DOMAIN)
     if hid is None or not entries:
         raise ServiceValidationError(
@@ -142,9 +136,7 @@ def feed_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, A
                 "end": dt_util.utc_from_timestamp(result.end_ms / 1000).isoformat()
                 if result.end_ms
                 else None,
-                "source": {4: "remote", 5: "button", 6: "schedule"}.get(
-                    result.source or 0, "unknown"
-                ),
+                "source": source_name(result.source),
                 "grams_expected": result.grams_expected,
                 "grams_actual": result.grams_actual,
                 "failed": bool(result.fail),
