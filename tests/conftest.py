@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import json
 from pathlib import Path
-import socket
 from typing import Any
 
 from homeassistant.core import HomeAssistant, State, callback
@@ -30,8 +29,7 @@ from custom_components.petnet_feeder.transport.ha_mqtt import HaMqttTransport
 from feeder_sim import SimulatedFeeder, ids as sim_ids
 
 from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
-
-LOOPBACK = "127.0.0.1"
+from .ports import LOOPBACK, free_port
 
 both_transports = pytest.mark.parametrize(
     "transport", [TRANSPORT_BUNDLED, TRANSPORT_MQTT], indirect=True
@@ -78,13 +76,6 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 def isolated_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
     """Write the generated certificate into the test's own folder, not the shared test config."""
     hass.config.config_dir = str(tmp_path)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (loopback only)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 SENT_COMMANDS: dict[str, list[str]] = {}

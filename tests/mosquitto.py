@@ -29,7 +29,8 @@ import subprocess
 import time
 from typing import Any
 
-LOOPBACK = "127.0.0.1"
+from .ports import LOOPBACK, free_port
+
 HA_USERNAME = "homeassistant"
 HA_CLIENT_ID = "ha-petnet-test"
 ADMIN_USERNAME = "dynsec-admin"
@@ -73,13 +74,6 @@ def find_tools() -> dict[str, str]:
         "mosquitto_ctrl": _executable("mosquitto_ctrl"),
         "plugin": _plugin(),
     }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class Mosquitto:

@@ -39,6 +39,8 @@ from custom_components.petnet_feeder.transport.plugins import (
     PetnetTopicPlugin,
 )
 
+from ..ports import free_port
+
 GW_A = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 GW_B = "d9eae8344910399224153df53f12400ceb8c5707"
 GW_UNKNOWN = "c3d89400068631f8138a57286982bea94370693d"
@@ -51,12 +53,6 @@ SUBACK_FAILURE = 0x80
 
 def user(gateway_hid: str) -> str:
     return f"/pegasus:{gateway_hid}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def client_tls_context() -> ssl.SSLContext:
