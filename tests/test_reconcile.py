@@ -419,13 +419,47 @@ async def test_hash_rate_limit(make: Callable[..., Harness]) -> None:
     h = make(clock=lambda: now[0], hash_min_interval_s=300)
     assert h.r.request_from_hash()
     await h.idle()
-    now[0] += 299.9
-    assert not h.r.request_from_hash()
-    assert not h.r.pending and h.r.syncs_started == 1
-    now[0] += 0.1
+    now[0] += 300
     assert h.r.request_from_hash()
     await h.idle()
     assert (h.r.syncs_started, h.r.syncs_completed) == (2, 2)
+    assert not h.r.hash_sync_deferred
+
+
+async def test_hash_request_held_back_by_the_rate_limit_runs_later(
+    make: Callable[..., Harness],
+) -> None:
+    now = [1000.0]
+    h = make(clock=lambda: now[0], hash_min_interval_s=300)
+    assert h.r.request_from_hash()
+    await h.idle()
+    now[0] += 299.95  # 50 ms of the interval left
+    assert not h.r.request_from_hash("empty hash")
+    assert not h.r.request_from_hash("empty hash")  # still one deferred request
+    assert h.r.hash_sync_deferred and not h.r.pending
+    assert len(own_timers(h.r)) == 1
+    assert h.r.syncs_started == 1
+
+    await h.until(lambda: h.r.syncs_completed == 2)
+    await h.idle()
+    assert h.r.syncs_started == 2 and not h.r.hash_sync_deferred
+    assert own_timers(h.r) == []
+    # The deferred sync counts for the limit: the next one waits a whole interval again.
+    assert not h.r.request_from_hash()
+    assert h.r.hash_sync_deferred
+
+
+async def test_async_stop_cancels_a_deferred_hash_request(
+    make: Callable[..., Harness],
+) -> None:
+    now = [1000.0]
+    h = make(clock=lambda: now[0], hash_min_interval_s=300)
+    assert h.r.request_from_hash()
+    await h.idle()
+    assert not h.r.request_from_hash()
+    assert own_timers(h.r)
+    await h.r.async_stop()
+    assert own_timers(h.r) == [] and not h.r.hash_sync_deferred
 
 
 async def test_plan_is_called_fresh_per_attempt(make: Callable[..., Harness]) -> None:

@@ -30,6 +30,8 @@ Semantics (the decisions the protocol leaves open are marked **[D]**):
   timer. **[D]** ``connected()`` always starts a full sync at once; a sync still running
   at that moment belonged to the previous session, so it is cancelled and restarted from
   the first command.
+* **[D]** Requests from the feeder's schedule hash (``request_from_hash``) start at most
+  one sync per ``hash_min_interval_s``; one held back by that limit runs when it ends.
 * The first failure of a streak is logged at warning level, the rest at debug level.
 """
 
@@ -130,6 +132,7 @@ class ScheduleReconciler:
         self._tasks: set[asyncio.Task[None]] = set()  # every task not yet finished
         self._debounce: asyncio.TimerHandle | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._hash_deferred: asyncio.TimerHandle | None = None
         self._retry_delay = retry_initial_s
         self._failing = False  # inside a failure streak (for log-once)
         self._last_error: str | None = None
@@ -197,25 +200,43 @@ class ScheduleReconciler:
             self._kick()
         self._notify()
 
-    def request_from_hash(self) -> bool:
-        """Ask for a sync because the feeder reported an empty schedule hash (§5.5).
+    def request_from_hash(self, reason: str = "schedule hash") -> bool:
+        """Ask for a sync because of what the feeder reported about its schedule (§5.5).
 
-        Accepted at most once per ``hash_min_interval_s``; returns whether it was.
+        At most one such sync starts per ``hash_min_interval_s``; returns whether this one
+        started now. **[D]** One that the limit holds back is not dropped: a single deferred
+        request runs once the interval has passed (the feeder said its schedule is wrong).
         """
         if self._stopped:
             return False
         now = self._clock()
-        if (
-            self._last_hash_at is not None
-            and now - self._last_hash_at < self._hash_min_interval_s
-        ):
-            _LOGGER.debug(
-                "Feeder %s: empty-hash sync refused by the rate limit", self._name
-            )
-            return False
+        if self._last_hash_at is not None:
+            wait = self._last_hash_at + self._hash_min_interval_s - now
+            if wait > 0:
+                if self._hash_deferred is None:
+                    _LOGGER.debug(
+                        "Feeder %s: %s sync deferred %.0f s by the rate limit",
+                        self._name,
+                        reason,
+                        wait,
+                    )
+                    self._hash_deferred = asyncio.get_running_loop().call_later(
+                        wait, self._hash_deferred_fired, reason
+                    )
+                return False
         self._last_hash_at = now
-        self.request("empty schedule hash")
+        self.request(reason)
         return True
+
+    @property
+    def hash_sync_deferred(self) -> bool:
+        """Whether a hash-triggered sync waits for the rate limit."""
+        return self._hash_deferred is not None
+
+    def _hash_deferred_fired(self, reason: str) -> None:
+        self._hash_deferred = None
+        self._last_hash_at = self._clock()
+        self.request(f"{reason} (deferred)")
 
     def connected(self) -> None:
         """React to the gateway's MQTT session being (re)established: sync at once."""
@@ -265,6 +286,9 @@ class ScheduleReconciler:
             self._stopped = True
             self._cancel_debounce()
             self._cancel_retry()
+            if self._hash_deferred is not None:
+                self._hash_deferred.cancel()
+                self._hash_deferred = None
             self._abandon_run()
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
