@@ -116,11 +116,12 @@ class PetnetHub:
         """Start the broker and the Kronos site; OSError names a port that cannot be bound."""
         self.transport = transport
         self.kronos = kronos
+        # Reconcilers first: a feeder may connect while the Kronos site is still starting.
+        self.schedules.start()
         await transport.async_start()
         await kronos.async_start()
         for gateway_hid in self.gateways:
             transport.gateway_added(gateway_hid)
-        self.schedules.start()
         self.monitor.start()
         self._unsub_availability = async_track_time_interval(
             self.hass,
@@ -270,10 +271,13 @@ class PetnetHub:
         gateway.sdk_version = (
             _optional_str(body.get("sdkVersion")) or gateway.sdk_version
         )
-        gateway.software_version = version
         gateway.last_seen = _now()
-        for feeder in self.feeders_of(hid):
-            self._set_software_version(feeder, version)
+        # A body without a version keeps the one we know (FeederNet nulled it, §8 Q9, which
+        # would move a feeder with more meals than legacy firmware takes to legacy).
+        if version is not None:
+            gateway.software_version = version
+            for feeder in self.feeders_of(hid):
+                self._set_software_version(feeder, version)
         self.schedule_save()
         return hid, created
 

@@ -106,6 +106,8 @@ class Feeder:
     # When each meal got its current time: earlier occurrences were never due.
     meal_since: dict[int, float] = field(default_factory=dict)
     sync_pending: bool = False
+    # HA delivered a schedule once: from then on the feeder holds HA's, even an empty one.
+    schedule_owned: bool = False
     last_synced_at: float | None = None
     synced_fingerprint: str | None = None
     sent_utc_offset: int | None = None

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
@@ -47,6 +48,12 @@ FIRMWARE_FAMILIES = (FAMILY_AUTO, FAMILY_LEGACY, FAMILY_NEW)
 # Checks for DST changes (utc_offset re-sent within a minute) and for skipped meals to restore.
 TICK_INTERVAL = timedelta(minutes=1)
 SKIP_LOG_LIMIT = 50
+TOO_LONG_ISSUE = "schedule_too_long_"
+
+
+def too_long_issue_id(feeder_hid: str) -> str:
+    """Repair issue of a feeder whose firmware cannot take its whole schedule."""
+    return f"{TOO_LONG_ISSUE}{feeder_hid}"
 
 
 def _invalid(key: str, **placeholders: Any) -> ServiceValidationError:
@@ -93,7 +100,9 @@ class ScheduleManager:
         self._hass = hass
         self._hub = hub
         self._reconcilers: dict[str, ScheduleReconciler] = {}
-        self._planned_offset: dict[str, int] = {}
+        # What the running sync of each feeder sends: its utc_offset, and whether it
+        # carries the schedule (a sync that only sets the clock leaves the feeder's own).
+        self._planned: dict[str, tuple[int, bool]] = {}
         self._unsub_tick: CALLBACK_TYPE | None = None
         self.reconciler_options: dict[str, Any] = {}
 
@@ -228,19 +237,28 @@ class ScheduleManager:
 
     # ------------------------------------------------------------------ edits
 
+    @staticmethod
+    def legacy_fits(feeder: Feeder, meals: Iterable[Meal]) -> bool:
+        """Whether the single legacy command can carry these meals, whichever are skipped.
+
+        Checked with every meal inactive: ``false`` is one byte longer than ``true``, so a
+        skipped meal must never push a schedule that fits over the limit.
+        """
+        return legacy_schedule_fits(
+            feeder.hid,
+            [
+                ScheduleEntry(
+                    meal_id=m.meal_id, time_s=m.time_s, portion=m.portion, active=False
+                )
+                for m in meals
+            ],
+        )
+
     def _commit(self, feeder: Feeder, meals: list[Meal], reason: str) -> None:
         """Replace the meals after checking the whole schedule; nothing changes on error."""
         if len(meals) > MAX_MEALS:
             raise _invalid("too_many_meals", max=MAX_MEALS)
-        entries = [
-            ScheduleEntry(
-                meal_id=m.meal_id, time_s=m.time_s, portion=m.portion, active=m.enabled
-            )
-            for m in meals
-        ]
-        if not self.uses_new_api(feeder) and not legacy_schedule_fits(
-            feeder.hid, entries
-        ):
+        if not self.uses_new_api(feeder) and not self.legacy_fits(feeder, meals):
             raise _invalid("legacy_schedule_too_long", count=len(meals))
         before = {m.meal_id: m.time_s for m in feeder.meals}
         now = time.time()
@@ -359,6 +377,14 @@ class ScheduleManager:
         """Override which schedule commands the feeder gets."""
         if family not in FIRMWARE_FAMILIES:
             raise _invalid("invalid_firmware_family", family=family)
+        if (
+            family == FAMILY_LEGACY
+            or (
+                family == FAMILY_AUTO
+                and not uses_new_schedule_api(feeder.software_version)
+            )
+        ) and not self.legacy_fits(feeder, feeder.meals):
+            raise _invalid("legacy_schedule_too_long", count=len(feeder.meals))
         if feeder.firmware_family != family:
             feeder.firmware_family = family
             self._changed(feeder, "firmware family changed", debounce=False)
@@ -379,12 +405,14 @@ class ScheduleManager:
     def gateway_connected(self, gateway_hid: str) -> None:
         """A (re)connected session gets utc_offset and the schedule (§7.6)."""
         for feeder in self._hub.feeders_of(gateway_hid):
-            self._reconcilers[feeder.hid].connected()
+            if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+                reconciler.connected()
 
     def gateway_disconnected(self, gateway_hid: str) -> None:
         """A sync that was running is incomplete; it restarts after reconnect."""
         for feeder in self._hub.feeders_of(gateway_hid):
-            self._reconcilers[feeder.hid].disconnected()
+            if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+                reconciler.disconnected()
 
     def checkin(self, gateway_hid: str) -> None:
         """A check-in marks the gateway's feeders "sync pending" (it precedes MQTT)."""
@@ -396,29 +424,48 @@ class ScheduleManager:
         self._changed(feeder, "firmware changed", debounce=False)
 
     def hash_received(self, feeder: Feeder, message: ScheduleHash) -> None:
-        """Empty hash: the feeder lost its schedule (§5.5); a new hash may reveal drift."""
-        reconciler = self._reconcilers[feeder.hid]
+        """Empty hash: the feeder lost its schedule (§5.5); a new hash may reveal drift.
+
+        Hash-triggered syncs are rate limited; one the limit holds back runs when it allows
+        (the reconciler defers it), and until then the schedule shows as not in sync.
+        """
+        if (reconciler := self._reconcilers.get(feeder.hid)) is None:
+            return
         if message.is_empty:
             if feeder.meals:
-                feeder.synced_fingerprint = None
-                if reconciler.request_from_hash():
-                    _LOGGER.info(
-                        "Feeder %s reports an empty schedule; restoring it", feeder.hid
-                    )
-                    self._changed(feeder, "empty hash", debounce=False)
+                self._resync_from_hash(
+                    feeder,
+                    reconciler,
+                    "empty schedule hash",
+                    "Feeder %s reports an empty schedule; restoring it",
+                )
             return
         md5 = message.local_md5
         if feeder.expected_hash is None:
             if feeder.last_synced_at is not None and self.in_sync(feeder):
                 feeder.expected_hash = md5
         elif md5 != feeder.expected_hash and self.in_sync(feeder):
-            feeder.synced_fingerprint = None
-            if reconciler.request_from_hash():
-                _LOGGER.info(
-                    "Feeder %s reports a schedule that differs from the last one; resyncing",
-                    feeder.hid,
-                )
-                self._changed(feeder, "hash changed", debounce=False)
+            self._resync_from_hash(
+                feeder,
+                reconciler,
+                "schedule hash changed",
+                "Feeder %s reports a schedule that differs from the last one; resyncing",
+            )
+
+    def _resync_from_hash(
+        self,
+        feeder: Feeder,
+        reconciler: ScheduleReconciler,
+        reason: str,
+        message: str,
+    ) -> None:
+        feeder.synced_fingerprint = None  # what the feeder holds is not what was sent
+        if reconciler.request_from_hash(reason):
+            _LOGGER.info(message, feeder.hid)
+        else:
+            _LOGGER.debug("%s (feeder %s); the sync is deferred", reason, feeder.hid)
+        self._hub.schedule_save()
+        self._hub.notify(feeder.hid)
 
     # ------------------------------------------------------------------ reconciler callbacks
 
@@ -429,17 +476,27 @@ class ScheduleManager:
     def _plan(self, feeder_hid: str) -> SyncPlan:
         feeder = self._hub.feeders[feeder_hid]
         offset = self.utc_offset(feeder)
-        self._planned_offset[feeder_hid] = offset
         planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
         entries = self.entries(feeder)
-        if entries or feeder.last_synced_at is not None:
-            planned.extend(
-                schedule_commands(
-                    feeder.hid, entries, new_api=self.uses_new_api(feeder)
-                )
-            )
-        # else: never synced and no meals in HA yet: keep whatever schedule the feeder holds
-        # (it may still be feeding from the old cloud's schedule) until the user makes one.
+        fingerprint = schedule_fingerprint(feeder.hid, entries)
+        # A feeder HA never gave a schedule keeps the one it holds (it may still feed from
+        # the old cloud's) until the user makes one here; only its clock is set.
+        carries_schedule = bool(entries) or feeder.schedule_owned
+        new_api = self.uses_new_api(feeder)
+        if (
+            carries_schedule
+            and not new_api
+            and not self.legacy_fits(feeder, feeder.meals)
+        ):
+            # The firmware turned out to be legacy (re-registration, override) after the
+            # meals were made: set the clock, tell the user, and stay "not in sync".
+            carries_schedule = False
+            fingerprint = ""
+            self._report_too_long(feeder)
+        else:
+            ir.async_delete_issue(self._hass, DOMAIN, too_long_issue_id(feeder.hid))
+        if carries_schedule:
+            planned.extend(schedule_commands(feeder.hid, entries, new_api=new_api))
         if feeder.g_per_tbsp and feeder.tbsp_per_feeding:
             planned.append(
                 commands.budget(
@@ -450,8 +507,30 @@ class ScheduleManager:
                     budget_tbsp=feeder.tbsp_per_feeding,
                 )
             )
-        return SyncPlan(
-            commands=planned, fingerprint=schedule_fingerprint(feeder.hid, entries)
+        self._planned[feeder_hid] = (offset, carries_schedule)
+        return SyncPlan(commands=planned, fingerprint=fingerprint)
+
+    def _report_too_long(self, feeder: Feeder) -> None:
+        _LOGGER.warning(
+            "Feeder %s (firmware %s) cannot take its %d meals in one legacy schedule "
+            "command; only its clock was set",
+            feeder.hid,
+            feeder.software_version or "unknown",
+            len(feeder.meals),
+        )
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            too_long_issue_id(feeder.hid),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="schedule_too_long",
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "firmware": feeder.software_version or "unknown",
+                "count": str(len(feeder.meals)),
+            },
         )
 
     async def _send(self, feeder_hid: str, command: OutboundCommand) -> None:
@@ -471,9 +550,11 @@ class ScheduleManager:
     def _synced(self, feeder_hid: str, fingerprint: str) -> None:
         if (feeder := self._hub.feeders.get(feeder_hid)) is None:
             return
+        offset, carried_schedule = self._planned.pop(feeder_hid, (None, False))
         feeder.last_synced_at = time.time()
-        feeder.synced_fingerprint = fingerprint
-        feeder.sent_utc_offset = self._planned_offset.get(feeder_hid)
+        feeder.synced_fingerprint = fingerprint or None
+        feeder.sent_utc_offset = offset
+        feeder.schedule_owned = feeder.schedule_owned or carried_schedule
         feeder.expected_hash = None
         _LOGGER.debug("Schedule of feeder %s delivered", feeder_hid)
         self._hub.schedule_save()
@@ -500,7 +581,10 @@ class ScheduleManager:
             if expired:
                 self._changed(feeder, "skipped meal restored", debounce=False)
             elif (
-                feeder.sent_utc_offset is not None
+                # An owed sync sends the current offset anyway (and an offline feeder
+                # would otherwise be marked again every minute).
+                not feeder.sync_pending
+                and feeder.sent_utc_offset is not None
                 and feeder.sent_utc_offset != self.utc_offset(feeder)
             ):
                 self._changed(feeder, "utc offset changed", debounce=False)
