@@ -59,6 +59,16 @@ async def start_feeder(
     return feeder, calendar
 
 
+def planned_long_ago(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
+    """Let the feeder's meals have had their times since before the days a test looks at.
+
+    A meal is planned only from when it got its time (the calendar hides earlier days
+    without a dispense); these tests look at fixed days in 2024.
+    """
+    stored = hub.feeders[feeder.device_hid]
+    stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)
+
+
 async def ws(client: Any, message: dict[str, Any]) -> dict[str, Any]:
     await client.send_json_auto_id(message)
     reply: dict[str, Any] = await client.receive_json()
@@ -282,6 +292,7 @@ async def test_update_and_delete(
     assert reply["success"], reply
     await sync_after(feeder, since)
     meal_id = hub.feeders[feeder.device_hid].meals[0].meal_id
+    planned_long_ago(hub, feeder)
 
     # What the calendar shows goes back unchanged apart from the time: the portion stays.
     shown = await get_events(
@@ -403,6 +414,7 @@ async def test_events_across_dst_change(
     hub.schedules.add_meal(
         stored, name="Lunch", time_s=12 * 3600, portion=0.5, enabled=False
     )
+    planned_long_ago(hub, feeder)
 
     # America/Chicago falls back at 02:00 CDT on 2024-11-03: 01:59 happens twice then and
     # the meal is at the first. Ending at 01:00 CST would be before its start on the wall
@@ -483,6 +495,7 @@ async def test_meal_status(
             portion=portion,
             enabled=enabled,
         )
+    planned_long_ago(hub, feeder)
 
     def at(hhmm_ss: str) -> int:
         moment = datetime.fromisoformat(f"2024-06-01T{hhmm_ss}").replace(
@@ -715,6 +728,7 @@ async def test_feeder_zone_differs_from_ha_zone(
     assert reply["success"], reply
     # 07:00 in Chicago is 14:00 in Berlin, the feeder's zone.
     assert meals(hub, feeder) == [("Breakfast", 50400, 0.0625, True)]
+    planned_long_ago(hub, feeder)
     events = await get_events(
         hass, calendar, "2024-06-01T00:00:00-05:00", "2024-06-02T00:00:00-05:00"
     )
@@ -775,6 +789,7 @@ async def test_events_in_the_repeated_hour(
     for name, time_s in (("First", 6 * 3600 + 1800), ("Edge", 6 * 3600 + 3540)):
         hub.schedules.add_meal(stored, name=name, time_s=time_s, portion=0.25)
     hub.schedules.add_meal(stored, name="Second", time_s=7 * 3600 + 1800, portion=0.25)
+    planned_long_ago(hub, feeder)
 
     events = await get_events(
         hass, calendar, "2024-11-03T01:00:00-05:00", "2024-11-03T02:00:00-06:00"
@@ -784,3 +799,37 @@ async def test_events_in_the_repeated_hour(
         ("Edge", "2024-11-03T01:59:00-05:00", "2024-11-03T02:00:00-06:00"),
         ("Second", "2024-11-03T01:30:00-06:00", "2024-11-03T01:31:00-06:00"),
     ]
+
+
+@pytest.mark.freeze_time("2024-06-02 15:00:00", real_asyncio=True)
+async def test_days_before_a_meal_was_planned_are_not_missed(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    # Frozen at 10:00 CDT on June 2nd: breakfast (07:00) is added now, dinner was a day ago.
+    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    stored = hub.feeders[feeder.device_hid]
+    june_1 = datetime(2024, 6, 1, 7, 0, 2, tzinfo=ZoneInfo(CHICAGO))
+    await feeder.send_feed_result(stime=int(june_1.timestamp()), portion=0.25, src=6)
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
+    breakfast = hub.schedules.add_meal(
+        stored, name="Breakfast", time_s=7 * 3600, portion=0.25
+    )
+    dinner = hub.schedules.add_meal(
+        stored, name="Dinner", time_s=18 * 3600, portion=0.25
+    )
+    stored.meal_since[dinner.meal_id] = time.time() - 86400  # June 1st, 10:00
+
+    events = await get_events(
+        hass, calendar, "2024-05-31T00:00:00-05:00", "2024-06-04T00:00:00-05:00"
+    )
+    shown = [(e["summary"], e["start"][:10], e["description"]) for e in events]
+    assert shown == [
+        # A dispense matched breakfast before it was planned: what happened stays visible.
+        ("Breakfast", "2024-06-01", "1/4 cup\nDispensed at 07:00 · 30.4 g"),
+        ("Dinner", "2024-06-01", "1/4 cup\nMissed"),
+        # Today's 07:00 had passed when breakfast was added: not missed, not shown.
+        ("Dinner", "2024-06-02", "1/4 cup\nUpcoming"),
+        ("Breakfast", "2024-06-03", "1/4 cup\nUpcoming"),
+        ("Dinner", "2024-06-03", "1/4 cup\nUpcoming"),
+    ]
+    assert breakfast.meal_id in stored.meal_since

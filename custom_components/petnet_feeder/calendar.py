@@ -222,6 +222,14 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             )
             # Disabled meals are not shown; the meal actions enable them again.
             if occurrence.state is not MealState.DISABLED
+            # Before a meal had its time it was not planned: such an occurrence is shown
+            # only where a dispense matched it, never as missed.
+            and (
+                occurrence.result is not None
+                or self.hub.schedules.was_due(
+                    feeder, occurrence.meal.meal_id, occurrence.target
+                )
+            )
         ]
 
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:
