@@ -358,9 +358,18 @@ class ScheduleManager:
         if upcoming is None:
             raise _invalid("no_meal_to_skip")
         meal, target = upcoming
+        if (current := feeder.skipped.get(meal.meal_id)) is not None:
+            # Skipping the occurrence after an already skipped one: both stay skipped.
+            self._log_skip(feeder, meal.meal_id, current)
         feeder.skipped[meal.meal_id] = (target + self.window).timestamp()
         self._changed(feeder, "meal skipped", debounce=False)
         return meal, target
+
+    @staticmethod
+    def _log_skip(feeder: Feeder, meal_id: int, until: float) -> None:
+        """Remember a skip that is no longer current, so it still shows as skipped."""
+        feeder.skip_log.append((meal_id, until))
+        del feeder.skip_log[:-SKIP_LOG_LIMIT]
 
     def set_time_zone(self, feeder: Feeder, zone: str | None) -> None:
         """Set the zone the feeder's meal times are in (None: HA's zone)."""
@@ -577,7 +586,7 @@ class ScheduleManager:
                 k for k, until in feeder.skipped.items() if until <= now.timestamp()
             ]
             for meal_id in expired:
-                del feeder.skipped[meal_id]
+                self._log_skip(feeder, meal_id, feeder.skipped.pop(meal_id))
             if expired:
                 self._changed(feeder, "skipped meal restored", debounce=False)
             elif (
