@@ -233,6 +233,12 @@ class SimulatedFeeder:
         """PUT /gateways/<gw>/checkin; return the HTTP status."""
         return await self._kronos_client().checkin(self.gateway_hid)
 
+    async def kronos_request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """Send any request under /api/v1/kronos (an odd body, say); (status, JSON)."""
+        return await self._kronos_client().request(method, path, body)
+
     # ------------------------------------------------------------- MQTT side
 
     async def connect(self) -> None:
