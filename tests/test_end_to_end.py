@@ -291,7 +291,9 @@ async def test_api_request_is_acknowledged(
     # The reply goes out first; the status is recorded right after it.
     await hass.async_block_till_done(wait_background_tasks=True)
     assert (
-        loaded_entry.runtime_data.command_status["kemubcrdlsbqgbcnnchcrnbsdhuusbss"]
+        loaded_entry.runtime_data.confirmations.statuses[
+            "kemubcrdlsbqgbcnnchcrnbsdhuusbss"
+        ]
         == "received"
     )
 

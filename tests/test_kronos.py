@@ -266,7 +266,9 @@ async def test_command_status_and_catch_all(
     )
     assert (status, body) == (200, {})
     assert (
-        loaded_entry.runtime_data.command_status["kemubcrdlsbqgbcnnchcrnbsdhuusbss"]
+        loaded_entry.runtime_data.confirmations.statuses[
+            "kemubcrdlsbqgbcnnchcrnbsdhuusbss"
+        ]
         == "received"
     )
     assert (await _call(http, "POST", "/api/v1/some/other/call", {"x": 1}))[:2] == (

@@ -52,6 +52,9 @@ STORAGE_KEY: Final = DOMAIN
 STORAGE_VERSION: Final = 1
 
 HISTORY_LIMIT: Final = 500
+# How long a feeder that reports on its commands may take to report one (§5.7; the SDK's MQTT
+# timeouts are 10 s).
+CONFIRM_TIMEOUT_S: Final = 10.0
 MAX_REQUEST_BYTES: Final = 64 * 1024
 
 CERT_DIR_NAME: Final = "petnet_feeder_tls"

@@ -16,6 +16,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 
 from .approvals import PendingGateway, RegistrationControl
+from .confirmations import CommandConfirmations
 from .const import (
     AVAILABILITY_CHECK_INTERVAL,
     DOMAIN,
@@ -43,8 +44,6 @@ from .store import PetnetStore, serialize
 from .transport.base import GatewayNotConnectedError, Transport
 
 _LOGGER = logging.getLogger(__name__)
-
-_COMMAND_STATUS_LIMIT = 200
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,7 +90,7 @@ class PetnetHub:
         self._new_feeder_listeners: set[Callable[[Feeder], None]] = set()
         self._online: dict[str, bool] = {}
         self._logged_once: set[tuple[str, ...]] = set()
-        self.command_status: dict[str, str] = {}
+        self.confirmations = CommandConfirmations()
         self._unsub_availability: CALLBACK_TYPE | None = None
         self._stopped = False
         self.schedules = ScheduleManager(hass, self)
@@ -140,6 +139,7 @@ class PetnetHub:
             self._unsub_availability = None
         self.monitor.stop()
         self.registrations.clear()
+        self.confirmations.clear()
         await self.schedules.async_stop()
         if self.kronos is not None:
             await self.kronos.async_stop()
@@ -361,10 +361,7 @@ class PetnetHub:
 
     def record_command_status(self, command_hid: str, status: str) -> None:
         """Remember the feeder's report on a command (§3.5, §5.7): delivery confirmation."""
-        self.command_status[command_hid] = status
-        while len(self.command_status) > _COMMAND_STATUS_LIMIT:
-            del self.command_status[next(iter(self.command_status))]
-        _LOGGER.debug("Command %s %s", command_hid, status)
+        self.confirmations.reported(command_hid, status)
 
     def _add_feeder(
         self, hid: str, gateway_hid: str, *, uid: str | None = None
@@ -677,6 +674,7 @@ class PetnetHub:
                 translation_key="feeder_offline",
                 translation_placeholders={"name": feeder_display_name(feeder)},
             )
+        self.confirmations.sent(command.hid, feeder.gateway_hid)
         try:
             await self.transport.async_publish(
                 feeder.gateway_hid,

@@ -6,6 +6,7 @@ The hub owns one ScheduleManager; it keeps one ScheduleReconciler per feeder and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 import logging
@@ -19,7 +20,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import CONFIRM_TIMEOUT_S, DOMAIN
 from .meals import Meal, next_occurrence
 from .models import Feeder
 from .protocol import commands, topics
@@ -49,6 +50,10 @@ FIRMWARE_FAMILIES = (FAMILY_AUTO, FAMILY_LEGACY, FAMILY_NEW)
 TICK_INTERVAL = timedelta(minutes=1)
 SKIP_LOG_LIMIT = 50
 TOO_LONG_ISSUE = "schedule_too_long_"
+
+
+class CommandFailedError(Exception):
+    """The feeder reported a command of a sync as failed."""
 
 
 def too_long_issue_id(feeder_hid: str) -> str:
@@ -105,6 +110,7 @@ class ScheduleManager:
         self._planned: dict[str, tuple[int, bool]] = {}
         self._unsub_tick: CALLBACK_TYPE | None = None
         self.reconciler_options: dict[str, Any] = {}
+        self.confirm_timeout_s = CONFIRM_TIMEOUT_S
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -543,15 +549,47 @@ class ScheduleManager:
         )
 
     async def _send(self, feeder_hid: str, command: OutboundCommand) -> None:
+        """Publish one command of a sync, and make sure the feeder got it.
+
+        Where the transport cannot tell (HA's MQTT: the broker acknowledges), a feeder that
+        reports on its commands must report this one. A sync cut off half-way (the feeder
+        reconnected unseen, say) then fails and is retried from its first command instead
+        of counting as delivered.
+        """
         feeder = self._hub.feeders.get(feeder_hid)
         transport = self._hub.transport
         if feeder is None or transport is None:
             raise GatewayNotConnectedError(feeder_hid)
-        await transport.async_publish(
-            feeder.gateway_hid,
-            topics.command_topic(feeder.gateway_hid),
-            command.payload,
-        )
+        confirmations = self._hub.confirmations
+        waiter = None
+        if not transport.confirms_delivery and confirmations.reports_status(
+            feeder.gateway_hid
+        ):
+            waiter = confirmations.expect(command.hid, feeder.gateway_hid)
+        else:
+            confirmations.sent(command.hid, feeder.gateway_hid)
+        try:
+            await transport.async_publish(
+                feeder.gateway_hid,
+                topics.command_topic(feeder.gateway_hid),
+                command.payload,
+            )
+            if waiter is not None:
+                try:
+                    async with asyncio.timeout(self.confirm_timeout_s):
+                        status = await waiter
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"the feeder did not report on {command.name} ({command.hid}) "
+                        f"within {self.confirm_timeout_s:g} s"
+                    ) from None
+                if status == "failed":
+                    raise CommandFailedError(
+                        f"the feeder reported {command.name} ({command.hid}) as failed"
+                    )
+        finally:
+            if waiter is not None:
+                confirmations.forget(command.hid)
         _LOGGER.debug(
             "Sent %s (%s) to feeder %s", command.name, command.hid, feeder_hid
         )

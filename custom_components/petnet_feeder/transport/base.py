@@ -29,6 +29,9 @@ class TransportHandler(Protocol):
 class Transport(ABC):
     """Carries messages between the hub and the feeders."""
 
+    # Whether a returned publish means the feeder itself acknowledged it (its PUBACK).
+    confirms_delivery = True
+
     @abstractmethod
     async def async_start(self) -> None:
         """Start listening / subscribing."""

@@ -52,6 +52,9 @@ class _Gateway:
 class HaMqttTransport(Transport):
     """Transport over the user's MQTT broker, through ``homeassistant.components.mqtt``."""
 
+    # HA's MQTT integration returns on the broker's PUBACK, not the feeder's.
+    confirms_delivery = False
+
     def __init__(
         self,
         hass: HomeAssistant,
