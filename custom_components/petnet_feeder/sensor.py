@@ -96,30 +96,54 @@ def _last_feed_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | No
     }
 
 
-# Status codes of the raw feed plan (dispenser-schedule-card, `type: custom`).
+# Status codes of the raw feed plan (dispenser-schedule-card, `type: custom`); README's
+# status_map names them for the card.
+FEED_PLAN_DISPENSED = 0
+FEED_PLAN_FAILED = 1
+FEED_PLAN_PENDING = 2
+FEED_PLAN_SKIPPED = 3  # skipped by the user, or missed
+FEED_PLAN_DISABLED = 4
 FEED_PLAN_STATUS = {
-    MealState.DISPENSED: 0,
-    MealState.FAILED: 1,
-    MealState.UPCOMING: 2,
-    MealState.DUE: 2,
-    MealState.MISSED: 3,
-    MealState.DISABLED: 4,
+    MealState.DISPENSED: FEED_PLAN_DISPENSED,
+    MealState.FAILED: FEED_PLAN_FAILED,
+    MealState.UPCOMING: FEED_PLAN_PENDING,
+    MealState.DUE: FEED_PLAN_PENDING,
+    MealState.MISSED: FEED_PLAN_SKIPPED,
+    MealState.DISABLED: FEED_PLAN_DISABLED,
 }
+# Home Assistant keeps at most 255 characters of a state.
+MAX_STATE_LENGTH = 255
 
 
 def _feed_plan(hub: PetnetHub, feeder: Feeder) -> str:
-    """Today's meals as `id,hour,minute,tablespoons,status` groups for schedule cards."""
+    """Today's meals as `id,hour,minute,tablespoons,status` groups for schedule cards.
+
+    Meals that do not fit in a state (about 16 with three-digit ids) are left out whole.
+    """
     zone, now, window = _clock(hub, feeder)
-    status = {
-        o.meal.meal_id: o.state for o in today_occurrences(feeder, zone, now, window)
-    }
-    groups = [
-        f"{meal.meal_id},{meal.time_s // 3600},{meal.time_s // 60 % 60},"
-        f"{round(meal.portion * 16)},"
-        f"{FEED_PLAN_STATUS[status.get(meal.meal_id, MealState.DISABLED if not meal.enabled else MealState.UPCOMING)]}"
-        for meal in feeder.meals
-    ]
-    return ",".join(groups)[:255]
+    today = {o.meal.meal_id: o for o in today_occurrences(feeder, zone, now, window)}
+    plan = ""
+    for meal in feeder.meals:
+        occurrence = today.get(meal.meal_id)
+        if not meal.enabled:
+            code = FEED_PLAN_DISABLED
+        elif occurrence is None:
+            code = FEED_PLAN_PENDING  # not due today (added after its time)
+        elif occurrence.result is None and hub.schedules.was_skipped(
+            feeder, meal.meal_id, occurrence.target
+        ):
+            code = FEED_PLAN_SKIPPED
+        else:
+            code = FEED_PLAN_STATUS[occurrence.state]
+        group = (
+            f"{meal.meal_id},{meal.time_s // 3600},{meal.time_s // 60 % 60},"
+            f"{round(meal.portion * 16)},{code}"
+        )
+        joined = f"{plan},{group}" if plan else group
+        if len(joined) > MAX_STATE_LENGTH:
+            break
+        plan = joined
+    return plan
 
 
 def _next_meal(hub: PetnetHub, feeder: Feeder) -> datetime | None:
