@@ -1,0 +1,176 @@
+"""The feeder dispenses on its own clock; HA matches each result to the right meal (§9.5).
+
+The simulator holds the schedule HA sent and dispenses by its clock (UTC + the last
+``utc_offset``), like the firmware; HA then finds the meal of each result. Around midnight and
+on both DST days of America/Chicago.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
+
+from .conftest import FeederFactory, wait_for_feeder
+from .test_schedule_sync import device_id, settle
+
+
+async def feeder_with_meals(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    zone: str,
+    meals: list[tuple[str, str]],
+) -> SimulatedFeeder:
+    await hass.config.async_set_time_zone(zone)
+    feeder = await make_feeder()
+    await hass.services.async_call(
+        DOMAIN,
+        "set_schedule",
+        {
+            "device_id": device_id(hass, feeder),
+            "meals": [
+                {"name": name, "time": hhmm, "portion": 0.125} for name, hhmm in meals
+            ],
+        },
+        blocking=True,
+    )
+    await settle(hub, feeder)
+    assert len(feeder.schedule) == len(meals)
+    return feeder
+
+
+async def dispense_at(
+    hub: PetnetHub, feeder: SimulatedFeeder, moments: list[tuple[str, int]]
+) -> None:
+    """Let the feeder's clock run its schedule at these UTC moments (with that offset)."""
+    stored = hub.feeders[feeder.device_hid]
+    before = len(stored.history)
+    sent = 0
+    for moment, utc_offset in moments:
+        feeder.utc_offset = utc_offset  # what HA had sent by then (tested on its own)
+        sent += len(await feeder.run_due_meals(datetime.fromisoformat(moment)))
+    assert sent == len(moments)
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: len(f.history) == before + sent
+    )
+
+
+async def history(hass: HomeAssistant, feeder: SimulatedFeeder) -> list[tuple[str, Any]]:
+    response = await hass.services.async_call(
+        DOMAIN,
+        "get_feed_history",
+        {"device_id": device_id(hass, feeder)},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    rows: list[dict[str, Any]] = response["results"]  # type: ignore[assignment]
+    return sorted((row["start"], row["meal"]) for row in rows)
+
+
+async def test_meals_either_side_of_midnight(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    # Two meals four minutes apart across midnight: each dispense is inside both windows,
+    # and each goes to its own meal and day. (Tokyo has no DST: any date will do.)
+    feeder = await feeder_with_meals(
+        hass, hub, make_feeder, "Asia/Tokyo", [("Late", "23:58"), ("Early", "00:02")]
+    )
+    await dispense_at(
+        hub,
+        feeder,
+        [
+            ("2024-06-01T14:58:30+00:00", 9 * 3600),  # 23:58:30 on June 1st
+            ("2024-06-01T15:02:10+00:00", 9 * 3600),  # 00:02:10 on June 2nd
+            ("2024-06-02T14:58:00+00:00", 9 * 3600),  # 23:58 on June 2nd
+        ],
+    )
+    assert await history(hass, feeder) == [
+        ("2024-06-01T14:58:30+00:00", "Late"),
+        ("2024-06-01T15:02:10+00:00", "Early"),
+        ("2024-06-02T14:58:00+00:00", "Late"),
+    ]
+
+
+async def test_meals_on_the_day_dst_starts(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    # 2024-03-10: 02:00 CST becomes 03:00 CDT. The feeder's clock moves with the new offset.
+    feeder = await feeder_with_meals(
+        hass,
+        hub,
+        make_feeder,
+        "America/Chicago",
+        [("Night", "01:58"), ("Morning", "03:02"), ("Breakfast", "07:00")],
+    )
+    await dispense_at(
+        hub,
+        feeder,
+        [
+            ("2024-03-10T07:58:00+00:00", -6 * 3600),  # 01:58 CST
+            ("2024-03-10T08:02:00+00:00", -5 * 3600),  # 03:02 CDT, four minutes later
+            ("2024-03-10T12:00:00+00:00", -5 * 3600),  # 07:00 CDT
+        ],
+    )
+    assert await history(hass, feeder) == [
+        ("2024-03-10T07:58:00+00:00", "Night"),
+        ("2024-03-10T08:02:00+00:00", "Morning"),
+        ("2024-03-10T12:00:00+00:00", "Breakfast"),
+    ]
+
+
+async def test_meals_on_the_day_dst_ends(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    # 2024-11-03: 02:00 CDT becomes 01:00 CST, so 01:30 comes twice. The meal is at the
+    # first 01:30; a dispense at the second (a feeder whose clock went back) is no meal.
+    feeder = await feeder_with_meals(
+        hass,
+        hub,
+        make_feeder,
+        "America/Chicago",
+        [("Night", "01:30"), ("Breakfast", "07:00")],
+    )
+    await dispense_at(
+        hub,
+        feeder,
+        [
+            ("2024-11-03T06:30:00+00:00", -5 * 3600),  # 01:30 CDT
+            ("2024-11-03T07:30:00+00:00", -6 * 3600),  # 01:30 CST, an hour later
+            ("2024-11-03T13:00:00+00:00", -6 * 3600),  # 07:00 CST
+        ],
+    )
+    assert await history(hass, feeder) == [
+        ("2024-11-03T06:30:00+00:00", "Night"),
+        ("2024-11-03T07:30:00+00:00", None),
+        ("2024-11-03T13:00:00+00:00", "Breakfast"),
+    ]
+
+
+@pytest.mark.parametrize("offset_minutes", [-6, 6])
+async def test_a_dispense_outside_the_window_is_no_meal(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    offset_minutes: int,
+) -> None:
+    # A feeder whose clock is off by six minutes (the window is five) dispenses no meal.
+    feeder = await feeder_with_meals(
+        hass, hub, make_feeder, "Asia/Tokyo", [("Breakfast", "07:00")]
+    )
+    target = datetime(2024, 6, 1, 22, 0, tzinfo=UTC)  # 07:00 on June 2nd in Tokyo
+    offset = 9 * 3600 - offset_minutes * 60
+    moment = target.timestamp() + offset_minutes * 60
+    await dispense_at(
+        hub,
+        feeder,
+        [(datetime.fromtimestamp(moment, UTC).isoformat(), offset)],
+    )
+    assert [meal for _, meal in await history(hass, feeder)] == [None]
