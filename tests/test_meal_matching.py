@@ -62,7 +62,9 @@ async def dispense_at(
     )
 
 
-async def history(hass: HomeAssistant, feeder: SimulatedFeeder) -> list[tuple[str, Any]]:
+async def history(
+    hass: HomeAssistant, feeder: SimulatedFeeder
+) -> list[tuple[str, Any]]:
     response = await hass.services.async_call(
         DOMAIN,
         "get_feed_history",
