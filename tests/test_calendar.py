@@ -95,6 +95,13 @@ async def create(client: Any, calendar: str, **data: Any) -> dict[str, Any]:
     )
 
 
+def expected_sync(firmware: str, meal_count: int) -> list[str]:
+    """The commands of one sync of ``meal_count`` meals for the firmware."""
+    if firmware == "2.8.0":
+        return [*NEW_API_SYNC, *["schedule_add"] * meal_count, "schedule_mod_end"]
+    return ["utc_offset", "schedule"]
+
+
 async def sync_after(
     feeder: SimulatedFeeder, since: int, last: str = "schedule_mod_end"
 ) -> list[str]:
@@ -271,13 +278,16 @@ async def test_create_reaches_legacy_firmware(
     assert feeder.protocol_errors == []
 
 
+@pytest.mark.parametrize("firmware", ["2.8.0", "2.3.2"])
 async def test_update_and_delete(
     hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     hass_ws_client: WebSocketGenerator,
+    firmware: str,
 ) -> None:
-    feeder, calendar = await start_feeder(hass, hub, make_feeder)
+    feeder, calendar = await start_feeder(hass, hub, make_feeder, firmware)
+    last = "schedule_mod_end" if firmware == "2.8.0" else "schedule"
     client = await hass_ws_client(hass)
     since = len(feeder.commands)
     reply = await create(
@@ -290,7 +300,7 @@ async def test_update_and_delete(
         rrule="FREQ=DAILY",
     )
     assert reply["success"], reply
-    await sync_after(feeder, since)
+    await sync_after(feeder, since, last)
     meal_id = hub.feeders[feeder.device_hid].meals[0].meal_id
     planned_long_ago(hub, feeder)
 
@@ -323,11 +333,7 @@ async def test_update_and_delete(
     # One occurrence edited: the whole (daily) meal changes, and keeps its id.
     assert [m.meal_id for m in hub.feeders[feeder.device_hid].meals] == [meal_id]
     assert meals(hub, feeder) == [("Brunch", 30600, 0.25, True)]
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since, last) == expected_sync(firmware, 1)
     assert held(feeder) == [(30600, 0.25, True)]
     assert feeder.schedule[0]["feeding_id"].endswith(f"_feed{meal_id}_8:30AM")
 
@@ -350,7 +356,7 @@ async def test_update_and_delete(
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Brunch", 30600, 0.75, True)]
-    await sync_after(feeder, since)
+    await sync_after(feeder, since, last)
     assert held(feeder) == [(30600, 0.75, True)]
 
     # A script that leaves the description out keeps the portion.
@@ -368,7 +374,7 @@ async def test_update_and_delete(
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Late brunch", 32400, 0.75, True)]
-    await sync_after(feeder, since)
+    await sync_after(feeder, since, last)
     assert held(feeder) == [(32400, 0.75, True)]
 
     since = len(feeder.commands)
@@ -384,9 +390,12 @@ async def test_update_and_delete(
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == []
-    # N = 0: no schedule_add (§7.5).
-    assert await sync_after(feeder, since) == [*NEW_API_SYNC, "schedule_mod_end"]
-    assert feeder.commands[since + 2].payload == {"size": 0}
+    # N = 0: no schedule_add (§7.5); the legacy command carries an empty list.
+    assert await sync_after(feeder, since, last) == expected_sync(firmware, 0)
+    if firmware == "2.8.0":
+        assert feeder.commands[since + 2].payload == {"size": 0}
+    else:
+        assert feeder.commands[since + 1].payload == []
     assert feeder.schedule == []
     assert (
         await get_events(
