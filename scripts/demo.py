@@ -6,18 +6,23 @@ reuse the existing one) and print ``<https_port> <mqtts_port>`` on stdout for th
 simulator. Messages go to stderr.
 
 ``wait-feeders``: wait until N feeders' Connectivity sensors are on and say how long it took.
+
+``seed``: once per config folder, give each feeder meals (one a few minutes ahead), a recipe
+and a full hopper.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime, timedelta
 import json
 import os
 from pathlib import Path
 import sys
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -51,6 +56,10 @@ PORT_NAMES = {
     "mqtt_port": "MQTT",
     "mqtts_port": "MQTTS",
 }
+
+
+# Food density (g/tbsp) and front-button portion (tbsp) of the demo feeders, by unique-id key.
+RECIPE = {"grams_per_tablespoon": 8, "tablespoons_per_button_press": 1}
 
 
 class DemoError(Exception):
@@ -157,8 +166,9 @@ class HomeAssistant:
             )
         await self.token_from_code(answer["result"])
 
-    async def websocket(self, *commands: dict[str, Any]) -> None:
-        """Run websocket commands one after another; raise DemoError if one fails."""
+    async def websocket(self, *commands: dict[str, Any]) -> list[Any]:
+        """Run websocket commands one after another; their results, or DemoError."""
+        results = []
         async with self.session.ws_connect(f"{self.url}/api/websocket") as ws:
             await ws.receive_json()  # auth_required
             await ws.send_json({"type": "auth", "access_token": self.token})
@@ -170,6 +180,12 @@ class HomeAssistant:
                     pass
                 if not answer.get("success"):
                     raise DemoError(f"{command['type']} failed: {answer.get('error')}")
+                results.append(answer.get("result"))
+        return results
+
+    async def call(self, domain: str, service: str, data: dict[str, Any]) -> None:
+        """Call an action."""
+        await self.request("POST", f"/api/services/{domain}/{service}", json=data)
 
 
 def _alive(pid: int) -> bool:
@@ -375,6 +391,49 @@ async def wait_feeders(args: argparse.Namespace) -> None:
     say(f"{len(online)} feeders connected{since}: {', '.join(sorted(online))}")
 
 
+async def seed(args: argparse.Namespace) -> None:
+    """Give each demo feeder meals and a recipe, once, so every entity has something to show.
+
+    One meal is a few minutes ahead: the simulated feeders run their schedule, so its
+    dispense shows up as a scheduled Feeding event shortly after the start.
+    """
+    marker = Path(args.marker)
+    if marker.exists():
+        return
+    async with aiohttp.ClientSession() as session:
+        ha = HomeAssistant(session, args.url)
+        await ha.log_in()
+        zone = ZoneInfo((await ha.request("GET", "/api/config"))["time_zone"])
+        (registry,) = await ha.websocket({"type": "config/entity_registry/list"})
+        ours = [entry for entry in registry if entry["platform"] == DOMAIN]
+        soon = (datetime.now(zone) + timedelta(minutes=3)).strftime("%H:%M")
+        meals = [
+            {"name": "Breakfast", "time": "07:00", "portion": 0.25},
+            {"name": "Snack", "time": soon, "portion": 0.0625},
+            {"name": "Dinner", "time": "18:00", "portion": 0.25},
+        ]
+        for device_id in sorted({entry["device_id"] for entry in ours}):
+            await ha.call(
+                DOMAIN, "set_schedule", {"device_id": device_id, "meals": meals}
+            )
+            await ha.call(
+                DOMAIN, "set_hopper_level", {"device_id": device_id, "level": 100}
+            )
+        for entry in ours:
+            value = RECIPE.get(entry["unique_id"].split("_", 1)[-1])  # "<hid>_<key>"
+            if entry["entity_id"].startswith("number.") and value is not None:
+                await ha.call(
+                    "number",
+                    "set_value",
+                    {"entity_id": entry["entity_id"], "value": value},
+                )
+    marker.write_text("meals added by scripts/develop --demo\n")
+    say(
+        f"gave each feeder three meals (Breakfast 07:00, Snack {soon}, Dinner 18:00), a "
+        f"recipe and a full hopper; the snack is dispensed in about 3 minutes"
+    )
+
+
 def main() -> int:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -395,9 +454,15 @@ def main() -> int:
     wait_parser.add_argument("--timeout", type=float, default=120)
     wait_parser.add_argument("--since", type=float, help="start time (epoch seconds)")
     wait_parser.add_argument("--sim-log", required=True, help="the simulator's output")
+    seed_parser = commands.add_parser("seed", help="give the feeders meals, once")
+    seed_parser.add_argument("--url", required=True)
+    seed_parser.add_argument(
+        "--marker", required=True, help="written once done; its presence skips the step"
+    )
     args = parser.parse_args()
+    run = {"setup": setup, "wait-feeders": wait_feeders, "seed": seed}[args.command]
     try:
-        asyncio.run(setup(args) if args.command == "setup" else wait_feeders(args))
+        asyncio.run(run(args))
     except DemoError as err:
         say(f"error: {err}")
         return 1
