@@ -91,6 +91,15 @@ async def breakfast_feeder(
 ) -> SimulatedFeeder:
     await hass.config.async_set_time_zone(CHICAGO)
     feeder = await make_feeder()
+    await add_breakfast(hass, hub, feeder)
+    return feeder
+
+
+async def add_breakfast(
+    hass: HomeAssistant, hub: PetnetHub, feeder: SimulatedFeeder
+) -> None:
+    """Add a daily 07:00 breakfast of 1/4 cup and wait until the feeder holds it."""
+    start = len(feeder.commands)
     await hass.services.async_call(
         DOMAIN,
         "add_meal",
@@ -102,9 +111,8 @@ async def breakfast_feeder(
         },
         blocking=True,
     )
-    await feeder.wait_for_command("schedule_mod_end")
+    await feeder.wait_for_command("schedule_mod_end", since=start)
     await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
-    return feeder
 
 
 async def test_scheduled_dispense(
@@ -292,6 +300,55 @@ async def test_dispensed_meal_clears_missed_issue(
         ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(feeder.device_hid))
         is None
     )
+
+
+LATE_MORNING = BREAKFAST + dt.timedelta(hours=3)  # 10:00 CDT
+
+
+@pytest.mark.freeze_time(LATE_MORNING.isoformat(), real_asyncio=True)
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
+)
+async def test_meal_added_after_its_time_is_not_missed_today(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """At 10:00 a meal for 07:00 is added: today's 07:00 was never due, tomorrow's is."""
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events: list[Any] = []
+    hub.monitor.async_subscribe(dev, events.append)
+    start = len(feeder.commands)
+    await add_breakfast(hass, hub, feeder)
+    await advance(hass, freezer, 120, feeder)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert events == []
+    assert ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev)) is None
+    assert [c.command for c in feeder.commands[start:]].count("feed") == 0
+    assert (
+        hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today")).state
+        == "0"
+    )
+
+    # Tomorrow's breakfast is due like any other: missed, reported and fed once.
+    await feeder.disconnect()
+    freezer.move_to(
+        MORNING + dt.timedelta(days=1)
+    )  # nobody is connected: a jump is fine
+    await feeder.connect()
+    await feeder.send_heartbeat()
+    await hub.schedules.reconciler(dev).async_wait_idle()
+    await advance(hass, freezer, 100, feeder)
+    fed = await feeder.wait_for_command("feed", since=start)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert [c.payload for c in fed] == [{"portion": 0.25}]
+    assert [event.event_type for event in events] == ["missed"]
+    assert dt.datetime.fromisoformat(
+        events[0].attributes["scheduled"]
+    ) == BREAKFAST + dt.timedelta(days=1)
 
 
 @pytest.fixture

@@ -208,9 +208,11 @@ class FeedingMonitor:
         for occurrence in self._occurrences(feeder, now - MISS_LOOKBACK, now):
             if occurrence.state is not MealState.MISSED:
                 continue
-            if self._hub.schedules.was_skipped(
-                feeder, occurrence.meal.meal_id, occurrence.target
-            ):
+            meal_id = occurrence.meal.meal_id
+            # A meal added or moved after its time today was never due today.
+            if not self._hub.schedules.was_due(feeder, meal_id, occurrence.target):
+                continue
+            if self._hub.schedules.was_skipped(feeder, meal_id, occurrence.target):
                 continue
             key = miss_key(occurrence)
             if key in feeder.misses:
