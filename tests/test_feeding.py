@@ -86,6 +86,19 @@ def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
     return device.id
 
 
+async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
+    """Unload the entry and set it up again on the same storage, as after an HA restart."""
+    entry = hub.entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    restarted: PetnetHub = entry.runtime_data
+    assert restarted is not hub
+    restarted.schedules.reconciler_options = hub.schedules.reconciler_options
+    return restarted
+
+
 async def breakfast_feeder(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> SimulatedFeeder:
@@ -349,6 +362,35 @@ async def test_meal_added_after_its_time_is_not_missed_today(
     assert dt.datetime.fromisoformat(
         events[0].attributes["scheduled"]
     ) == BREAKFAST + dt.timedelta(days=1)
+
+
+@pytest.mark.freeze_time(LATE_MORNING.isoformat(), real_asyncio=True)
+async def test_late_added_meal_is_still_not_due_after_a_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    await add_breakfast(hass, hub, feeder)
+    since = hub.feeders[dev].meal_since
+    assert list(since.values()) == [LATE_MORNING.timestamp()]
+
+    hub = await restart(hass, hub)
+    assert hub.feeders[dev].meal_since == since
+    events: list[Any] = []
+    hub.monitor.async_subscribe(dev, events.append)
+    freezer.tick(60)
+    hub.monitor.async_check_now()
+    await hass.async_block_till_done()
+    assert events == []
+    assert ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev)) is None
+    assert (
+        hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today")).state
+        == "0"
+    )
 
 
 @pytest.fixture

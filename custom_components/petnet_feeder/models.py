@@ -137,8 +137,12 @@ class Feeder:
         }
         data["telemetry"] = self.telemetry.to_dict()
         data["meals"] = [meal.to_dict() for meal in self.meals]
+        # JSON keys are strings: meal ids are written as such and read back as ints.
         data["skipped"] = {
             str(meal_id): until for meal_id, until in self.skipped.items()
+        }
+        data["meal_since"] = {
+            str(meal_id): since for meal_id, since in self.meal_since.items()
         }
         return data
 
@@ -151,5 +155,8 @@ class Feeder:
         known["meals"] = [Meal.from_dict(raw) for raw in data.get("meals") or []]
         known["skipped"] = {
             int(k): float(v) for k, v in (data.get("skipped") or {}).items()
+        }
+        known["meal_since"] = {
+            int(k): float(v) for k, v in (data.get("meal_since") or {}).items()
         }
         return cls(**known)
