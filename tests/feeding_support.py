@@ -46,19 +46,24 @@ async def advance(
 
     After each step a connected feeder runs its schedule on its own clock (UTC plus the
     offset it was sent) and sends a heartbeat; once the hub has handled that heartbeat (so
-    every result before it too), the minute check runs as its timer would. HA's event loop
-    follows the frozen clock, so a long jump would look like a silent feeder to the broker's
-    keep-alive.
+    every result before it too), the minute check runs as its timer would, and a sync it
+    asked for is delivered. HA's event loop follows the frozen clock, so a long jump would
+    look like a silent feeder to the broker's keep-alive.
     """
     while seconds > 0:
         step = min(seconds, 30)
         seconds -= step
         freezer.tick(step)
+        hub = loaded_hub(hass)
         if feeder is not None and feeder.connected:
             await feeder.run_due_meals(dt_util.utcnow())
-            await heartbeat(loaded_hub(hass), feeder)
-        loaded_hub(hass).monitor.async_check_now()
+            await heartbeat(hub, feeder)
+        hub.monitor.async_check_now()
         await hass.async_block_till_done()
+        if feeder is not None and feeder.device_hid in hub.feeders:
+            # A sync the check asked for is delivered before the clock moves on: a jump while
+            # a command waits for its PUBACK would time the command out.
+            await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
 
 
 async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
@@ -106,19 +111,21 @@ async def add_meal(
     time: str,
     portion: float,
 ) -> None:
-    """Add a daily meal with the action and wait until the feeder holds it."""
+    """Add a daily meal with the action and wait until the feeder holds it.
+
+    An edit is delivered after a debounce timer, and HA's loop follows the frozen clock, on
+    which no timer comes due (at an epoch-sized monotonic time not even one due now). So the
+    test then asks for the sync at once, as the *Sync schedule* button does.
+    """
     start = len(feeder.commands)
+    target = {"device_id": device_id(hass, feeder)}
     await hass.services.async_call(
         DOMAIN,
         "add_meal",
-        {
-            "device_id": device_id(hass, feeder),
-            "name": name,
-            "time": time,
-            "portion": portion,
-        },
+        {**target, "name": name, "time": time, "portion": portion},
         blocking=True,
     )
+    await hass.services.async_call(DOMAIN, "sync_schedule", target, blocking=True)
     await feeder.wait_for_command("schedule_mod_end", since=start)
     await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
 
