@@ -173,12 +173,23 @@ async def test_midnight_resets_today_in_the_feeders_zone(
     await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
     assert hub.feeders[dev].history[0].result.start_ms == late.timestamp() * 1000
     food = entity_id(hass, "sensor", dev, "food_today")
-    assert float(hass.states.get(food).state) == pytest.approx(30.4)
+    state = hass.states.get(food)
+    assert float(state.state) == pytest.approx(30.4)
+    # Long-term statistics: a total whose cycle starts at the feeder's midnight.
+    assert state.attributes["state_class"] == "total"
+    june_1 = dt.datetime(2024, 6, 1, 5, 0, tzinfo=dt.UTC)  # 00:00 CDT
+    assert dt.datetime.fromisoformat(state.attributes["last_reset"]) == june_1
 
     await advance(hass, late_evening, 9 * 60, feeder)  # 23:59 CDT
-    assert float(hass.states.get(food).state) == pytest.approx(30.4)
+    state = hass.states.get(food)
+    assert float(state.state) == pytest.approx(30.4)
+    assert dt.datetime.fromisoformat(state.attributes["last_reset"]) == june_1
     await advance(hass, late_evening, 2 * 60, feeder)  # 00:01 CDT, still 14:01 in Tokyo
-    assert float(hass.states.get(food).state) == 0
+    state = hass.states.get(food)
+    assert float(state.state) == 0
+    assert dt.datetime.fromisoformat(
+        state.attributes["last_reset"]
+    ) == june_1 + dt.timedelta(days=1)
 
 
 async def test_duplicates_count_once(
