@@ -35,6 +35,10 @@ EVENT_FAILED = "failed"
 EVENT_MISSED = "missed"
 EVENT_TYPES = [EVENT_SCHEDULED, EVENT_MANUAL, EVENT_BUTTON, EVENT_FAILED, EVENT_MISSED]
 
+# Event attributes that hold the instant of the dispense (or of the missed meal).
+ATTR_STARTED = "started"
+ATTR_SCHEDULED = "scheduled"
+
 CHECK_INTERVAL = timedelta(minutes=1)
 # Results older than this are stored but raise no event (a feeder replays results after a
 # reconnect; an automation should not hear about yesterday's breakfast again).
@@ -192,7 +196,7 @@ class FeedingMonitor:
                     "portion": meal.portion if meal else None,
                     "meal_name": meal.name if meal else None,
                     "source": source_name(result.source),
-                    "started": started.isoformat(),
+                    ATTR_STARTED: started.isoformat(),
                     "error": (result.error or None) if result.fail else None,
                 },
             ),
@@ -264,7 +268,7 @@ class FeedingMonitor:
                 {
                     "portion": meal.portion,
                     "meal_name": meal.name,
-                    "scheduled": occurrence.target.isoformat(),
+                    ATTR_SCHEDULED: occurrence.target.isoformat(),
                     "grams_expected": None,
                     "grams_actual": None,
                     "source": "schedule",

@@ -36,6 +36,7 @@ from .accounting import (
     today_occurrences,
 )
 from .battery import battery_percent
+from .const import ATTR_PORTION
 from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
 from .meals import MealState
@@ -136,11 +137,19 @@ def _next_meal(hub: PetnetHub, feeder: Feeder) -> datetime | None:
     return upcoming[1] if upcoming else None
 
 
+ATTR_MEAL_ID = "meal_id"
+ATTR_MEAL_NAME = "meal_name"
+
+
 def _next_meal_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | None:
     if (upcoming := hub.schedules.next_meal(feeder)) is None:
         return None
     meal = upcoming[0]
-    return {"meal_id": meal.meal_id, "meal_name": meal.name, "portion": meal.portion}
+    return {
+        ATTR_MEAL_ID: meal.meal_id,
+        ATTR_MEAL_NAME: meal.name,
+        ATTR_PORTION: meal.portion,
+    }
 
 
 SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
@@ -273,6 +282,9 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     """A sensor of one feeder."""
 
     entity_description: PetnetSensorEntityDescription
+    # The next meal's details: they change with every meal and are the schedule's, which is
+    # not history. (No other sensor has these attributes.)
+    _unrecorded_attributes = frozenset({ATTR_MEAL_ID, ATTR_MEAL_NAME, ATTR_PORTION})
 
     @property
     def available(self) -> bool:
