@@ -11,18 +11,23 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.petnet_feeder.const import CONF_GRACE_MINUTES, DOMAIN
+from custom_components.petnet_feeder.const import (
+    CONF_GRACE_MINUTES,
+    DOMAIN,
+    HISTORY_LIMIT,
+)
 from custom_components.petnet_feeder.diagnostics import (
     async_get_config_entry_diagnostics,
     async_get_device_diagnostics,
 )
 from custom_components.petnet_feeder.hub import PetnetHub
-from custom_components.petnet_feeder.monitor import offline_issue_id
+from custom_components.petnet_feeder.monitor import EVENT_MAX_AGE, offline_issue_id
 
 from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_feeder
 from .feeding_support import (
@@ -35,6 +40,7 @@ from .feeding_support import (
     device_id,
     feeding_events,
     heartbeat,
+    restart,
 )
 
 
@@ -348,3 +354,175 @@ async def test_diagnostics_redact_keys_and_uids(
     one = await async_get_device_diagnostics(hass, loaded_entry, device)
     assert one["feeder"]["hid"] == feeder.device_hid
     assert feeder.api_key not in repr(one)
+
+
+async def test_events_do_not_replay_after_a_restart(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    event = await wait_for_entity(hass, "event", dev, "feeding")
+    await advance(hass, morning, 60, feeder)  # breakfast is dispensed at 07:00
+    fired = hass.states.get(event)
+    assert fired.attributes["event_type"] == "scheduled"
+
+    hub = await restart(hass, hub)
+    # HA restores the last event as it was; nothing fires for it again.
+    restored = hass.states.get(event)
+    assert restored.state == fired.state
+    assert restored.attributes == fired.attributes
+    events = feeding_events(hub, feeder)
+    # The feeder reconnects and resends the result it already reported.
+    await feeder.connect()
+    await feeder.send_feed_result(stime=int(BREAKFAST.timestamp()), portion=0.25, src=6)
+    morning.tick(1)
+    await heartbeat(hub, feeder)
+    await hass.async_block_till_done()
+    assert events == []
+    assert hass.states.get(event).state == fired.state
+    assert len(hub.feeders[dev].history) == 1
+
+
+async def test_history_keeps_the_newest_results(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """At most HISTORY_LIMIT (500) results per feeder; the oldest go first."""
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
+    # 500 results half a minute apart, the first five hours ago: each one fires an event.
+    first = int((MORNING - dt.timedelta(hours=5)).timestamp())
+    for i in range(HISTORY_LIMIT):
+        await feeder.send_feed_result(stime=first + i * 30, portion=0.0625, src=4)
+    await wait_for_feeder(hub, dev, lambda f: len(f.history) == HISTORY_LIMIT)
+    await hass.async_block_till_done()
+    assert len(events) == HISTORY_LIMIT
+
+    # One older than every kept result is dropped at once: recent as it is, it fires nothing.
+    await feeder.send_feed_result(stime=first - 30, portion=0.0625, src=4)
+    # A new one pushes out the oldest.
+    await feeder.send_feed_result(stime=int(MORNING.timestamp()), portion=0.0625, src=4)
+    morning.tick(1)
+    await heartbeat(hub, feeder)
+    history = hub.feeders[dev].history
+    assert len(history) == HISTORY_LIMIT
+    assert history[0].result.start_ms == int(MORNING.timestamp()) * 1000
+    assert history[-1].result.start_ms == (first + 30) * 1000
+    assert len(events) == HISTORY_LIMIT + 1
+    assert events[-1].attributes["started"] == MORNING.isoformat()
+
+    hub = await restart(hass, hub)
+    assert [row.result.start_ms for row in hub.feeders[dev].history] == [
+        row.result.start_ms for row in history
+    ]
+
+
+@pytest.mark.freeze_time("2024-06-02T01:00:00+00:00", real_asyncio=True)  # 20:00 CDT
+async def test_results_older_than_six_hours_fire_nothing_but_count(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
+    now = dt_util.utcnow()
+    # 13:59 CDT, replayed now: stored and counted for today, but no event.
+    old = now - EVENT_MAX_AGE - dt.timedelta(minutes=1)
+    await feeder.send_feed_result(stime=int(old.timestamp()), portion=0.25, src=4)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    assert events == []
+    assert len(hub.feeders[dev].history) == 1
+    assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(30.4)
+    assert state_of(hass, "sensor", dev, "last_feed") == old.isoformat()
+    assert state_of(hass, "event", dev, "feeding") == "unknown"
+
+    # 14:01 CDT is recent enough.
+    recent = now - EVENT_MAX_AGE + dt.timedelta(minutes=1)
+    await feeder.send_feed_result(stime=int(recent.timestamp()), portion=0.25, src=4)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    assert [e.event_type for e in events] == ["manual"]
+    assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(60.8)
+
+
+async def test_meals_and_feeds_in_grams(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """Grams become the nearest 1/16 cup with the food density, and need it."""
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    target = {"device_id": device_id(hass, feeder)}
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "add_meal",
+            {**target, "name": "Breakfast", "time": "07:00", "grams": 40},
+            blocking=True,
+            return_response=True,
+        )
+    assert err.value.translation_key == "recipe_needed"
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "feed", {**target, "grams": 16}, blocking=True
+        )
+    assert err.value.translation_key == "recipe_needed"
+    assert hub.feeders[dev].meals == []
+
+    await hass.services.async_call(
+        "number",
+        "set_value",
+        {
+            "entity_id": entity_id(hass, "number", dev, "grams_per_tablespoon"),
+            "value": 10,
+        },
+        blocking=True,
+    )
+    # 40 g at 10 g/tbsp: 4 tbsp, a quarter cup.
+    meal = await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {**target, "name": "Breakfast", "time": "07:00", "grams": 40},
+        blocking=True,
+        return_response=True,
+    )
+    assert meal is not None
+    assert meal["portion"] == 0.25
+    schedule = await hass.services.async_call(
+        DOMAIN,
+        "set_schedule",
+        {
+            **target,
+            "meals": [
+                {"name": "Breakfast", "time": "07:00", "grams": 20},
+                {"name": "Dinner", "time": "18:00", "portion": 0.5},
+            ],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert schedule is not None
+    assert [(m["name"], m["portion"]) for m in schedule["meals"]] == [
+        ("Breakfast", 0.125),
+        ("Dinner", 0.5),
+    ]
+    start = len(feeder.commands)
+    await hass.services.async_call(
+        DOMAIN, "feed", {**target, "grams": 23}, blocking=True
+    )
+    # 23 g is 2.3 tbsp: the nearest 1/16 cup is 2 tbsp.
+    assert [c.payload for c in await feeder.wait_for_command("feed", since=start)] == [
+        {"portion": 0.125}
+    ]
