@@ -281,6 +281,10 @@ async def test_recipe_is_sent_with_budget_and_grams_convert(
         },
         blocking=True,
     )
+    # The density alone is no recipe: the sync it caused sent no budget.
+    await feeder.wait_for_command("utc_offset", since=start)
+    await hub.schedules.reconciler(dev).async_wait_idle()
+    assert [c.command for c in feeder.commands[start:]].count("budget") == 0
     await hass.services.async_call(
         "number",
         "set_value",
@@ -353,7 +357,13 @@ async def test_diagnostics_redact_keys_and_uids(
     assert device is not None
     one = await async_get_device_diagnostics(hass, loaded_entry, device)
     assert one["feeder"]["hid"] == feeder.device_hid
-    assert feeder.api_key not in repr(one)
+    assert one["feeder"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["api_key"] == "**REDACTED**"
+    text = repr(one)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
 
 
 async def test_events_do_not_replay_after_a_restart(
