@@ -122,6 +122,8 @@ class SimulatedFeeder:
         self.hopper = 62
         self.skip_next_meal = False
         self.skip_meals: set[int] = set()  # event "time" values never dispensed
+        # event "time" -> error: the dispense of that meal fails (b|fail) with this s|err
+        self.fail_meals: dict[int, str] = {}
         self._held = HeldSchedule()
 
         # Records for tests.
@@ -480,7 +482,8 @@ class SimulatedFeeder:
         The feeder clock is UTC + ``effective_utc_offset``. A meal is dispensed
         at most once per minute however often this is called. Meals whose
         ``time`` is in ``skip_meals``, or the next due one when
-        ``skip_next_meal`` is set, are missed on purpose.
+        ``skip_next_meal`` is set, are missed on purpose; those in
+        ``fail_meals`` are reported as failed with that error.
         """
         if now_utc.tzinfo is None:
             now_utc = now_utc.replace(tzinfo=UTC)
@@ -501,9 +504,14 @@ class SimulatedFeeder:
             portion = event.get("portion")
             if not is_number(portion):
                 continue
+            error = self.fail_meals.get(event["time"])
             results.append(
                 await self.send_feed_result(
-                    stime=stamp, portion=portion, src=SRC_SCHEDULE
+                    stime=stamp,
+                    portion=portion,
+                    src=SRC_SCHEDULE,
+                    fail=error is not None,
+                    err=error or "",
                 )
             )
         return results

@@ -1,4 +1,8 @@
-"""Was my pet fed? Events, today's totals, hopper, missed meals and their recovery."""
+"""Was my pet fed? Events, today's totals, the hopper, the recipe and diagnostics.
+
+The simulated feeder runs its schedule on its own clock (the frozen wall clock plus the
+offset HA sent it); HA has to recognise its dispenses as the meals they are.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,37 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.petnet_feeder.const import (
-    CONF_AUTO_FEED_MISSED,
     CONF_GRACE_MINUTES,
     DOMAIN,
+    HISTORY_LIMIT,
 )
 from custom_components.petnet_feeder.diagnostics import (
     async_get_config_entry_diagnostics,
     async_get_device_diagnostics,
 )
 from custom_components.petnet_feeder.hub import PetnetHub
-from custom_components.petnet_feeder.monitor import missed_issue_id, offline_issue_id
-from custom_components.petnet_feeder.repairs import async_create_fix_flow
-from feeder_sim import SimulatedFeeder
+from custom_components.petnet_feeder.monitor import EVENT_MAX_AGE, offline_issue_id
 
-from .conftest import (
-    FeederFactory,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
+from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_feeder
+from .feeding_support import (
+    BREAKFAST,
+    BREAKFAST_TIME_S,
+    CHICAGO,
+    MORNING,
+    advance,
+    breakfast_feeder,
+    device_id,
+    feeding_events,
+    heartbeat,
+    restart,
 )
-
-CHICAGO = "America/Chicago"
-BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
-# Half a minute before breakfast.
-MORNING = BREAKFAST - dt.timedelta(seconds=30)
 
 
 @pytest.fixture
@@ -56,55 +60,10 @@ def morning(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
     return freezer
 
 
-async def advance(
-    hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
-    seconds: int,
-    feeder: SimulatedFeeder | None = None,
-) -> None:
-    """Move the clock in short steps and run the minute check, as its timer would.
-
-    HA's event loop follows the frozen clock, so a long jump would look like a silent feeder to
-    the broker's keep-alive; the feeder sends a heartbeat after every step.
-    """
-    hub = hass.config_entries.async_loaded_entries(DOMAIN)[0].runtime_data
-    while seconds > 0:
-        step = min(seconds, 30)
-        seconds -= step
-        freezer.tick(step)
-        if feeder is not None and feeder.connected:
-            await feeder.send_heartbeat()
-        hub.monitor.async_check_now()
-        await hass.async_block_till_done()
-
-
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
-    )
-    assert device is not None
-    return device.id
-
-
-async def breakfast_feeder(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
-) -> SimulatedFeeder:
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
-    await hass.services.async_call(
-        DOMAIN,
-        "add_meal",
-        {
-            "device_id": device_id(hass, feeder),
-            "name": "Breakfast",
-            "time": "07:00",
-            "portion": 0.25,
-        },
-        blocking=True,
-    )
-    await feeder.wait_for_command("schedule_mod_end")
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
-    return feeder
+def state_of(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:
+    state = hass.states.get(entity_id(hass, platform, feeder_hid, key))
+    assert state is not None
+    return state.state
 
 
 async def test_scheduled_dispense(
@@ -113,46 +72,34 @@ async def test_scheduled_dispense(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
+    """The feeder dispenses breakfast by itself at 07:00 on its clock; HA matches it."""
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
+    assert feeder.utc_offset == -5 * 3600  # HA set the feeder's clock to Chicago time
+    events = feeding_events(hub, feeder)
     event = await wait_for_entity(hass, "event", dev, "feeding")
-    planned = entity_id(hass, "sensor", dev, "meals_planned_today")
-    assert hass.states.get(planned).state == "1"
-    assert (
-        hass.states.get(entity_id(hass, "sensor", dev, "meals_dispensed_today")).state
-        == "0"
-    )
-    assert (
-        hass.states.get(entity_id(hass, "sensor", dev, "last_meal_status")).state
-        == "upcoming"
-    )
+    assert state_of(hass, "sensor", dev, "meals_planned_today") == "1"
+    assert state_of(hass, "sensor", dev, "meals_dispensed_today") == "0"
+    assert state_of(hass, "sensor", dev, "last_meal_status") == "upcoming"
+    assert float(state_of(hass, "sensor", dev, "food_today")) == 0
 
-    await advance(hass, morning, 40, feeder)
-    await feeder.send_feed_result(
-        stime=int(BREAKFAST.timestamp()) + 3, portion=0.25, src=6
-    )
-    await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
-    state = await wait_for_state(
-        hass, event, lambda s: s.attributes.get("event_type") == "scheduled"
-    )
+    await advance(hass, morning, 120, feeder)
+    assert [e.event_type for e in events] == ["scheduled"]
+    state = hass.states.get(event)
+    assert state.attributes["event_type"] == "scheduled"
     assert state.attributes["meal_name"] == "Breakfast"
-    assert state.attributes["grams_expected"] == pytest.approx(32.0)
-    assert (
-        hass.states.get(entity_id(hass, "sensor", dev, "meals_dispensed_today")).state
-        == "1"
-    )
-    assert (
-        hass.states.get(entity_id(hass, "sensor", dev, "last_meal_status")).state
-        == "dispensed"
-    )
+    assert state.attributes["portion"] == 0.25
+    assert state.attributes["grams_expected"] == pytest.approx(32.0)  # 4 tbsp of 8 g
+    assert state.attributes["started"] == BREAKFAST.isoformat()
+    assert state_of(hass, "sensor", dev, "meals_dispensed_today") == "1"
+    assert state_of(hass, "sensor", dev, "last_meal_status") == "dispensed"
     food = hass.states.get(entity_id(hass, "sensor", dev, "food_today"))
-    assert float(food.state) == pytest.approx(
-        hub.feeders[dev].history[0].result.grams_actual, abs=0.05
-    )
-    assert food.attributes["state_class"] == "total_increasing"
+    assert float(food.state) == pytest.approx(30.4)  # the 95 % the bowl measured
     last_feed = hass.states.get(entity_id(hass, "sensor", dev, "last_feed"))
-    assert last_feed.state == "2024-06-01T12:00:03+00:00"
+    assert last_feed.state == BREAKFAST.isoformat()
     assert last_feed.attributes["source"] == "schedule"
+    # Nothing was missed: the window closed with the meal dispensed.
+    assert [key for key in ir.async_get(hass).issues if key[0] == DOMAIN] == []
 
     history = await hass.services.async_call(
         DOMAIN,
@@ -161,8 +108,11 @@ async def test_scheduled_dispense(
         blocking=True,
         return_response=True,
     )
-    assert history["results"][0]["meal"] == "Breakfast"
-    assert history["results"][0]["status"] == "dispensed"
+    assert history is not None
+    assert [
+        (row["start"], row["meal"], row["status"], row["source"])
+        for row in history["results"]
+    ] == [(BREAKFAST.isoformat(), "Breakfast", "dispensed", "schedule")]
 
 
 async def test_failed_dispense(
@@ -171,132 +121,30 @@ async def test_failed_dispense(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    feeder = await breakfast_feeder(hass, hub, make_feeder)
-    event = await wait_for_entity(hass, "event", feeder.device_hid, "feeding")
-    await advance(hass, morning, 40, feeder)
-    await feeder.send_feed_result(
-        stime=int(BREAKFAST.timestamp()),
-        portion=0.25,
-        src=6,
-        fail=True,
-        err="motor jam",
-    )
-    state = await wait_for_state(
-        hass, event, lambda s: s.attributes.get("event_type") == "failed"
-    )
-    assert state.attributes["error"] == "motor jam"
-    await hass.async_block_till_done()
-    assert (
-        hass.states.get(
-            entity_id(hass, "sensor", feeder.device_hid, "last_meal_status")
-        ).state
-        == "failed"
-    )
-    assert (
-        hass.states.get(
-            entity_id(hass, "sensor", feeder.device_hid, "food_today")
-        ).state
-        == "0.0"
-    )
-
-
-async def test_missed_meal_event_issue_sync_and_one_fix(
-    hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-) -> None:
+    """The feeder's breakfast jams: a failed event, status failed, no grams counted."""
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
+    feeder.fail_meals = {BREAKFAST_TIME_S: "motor jam"}
+    events = feeding_events(hub, feeder)
     event = await wait_for_entity(hass, "event", dev, "feeding")
-    start = len(feeder.commands)
-    # The feeder skips breakfast: nothing is reported and the one-minute window closes.
-    await advance(hass, morning, 100, feeder)
-    state = await wait_for_state(
-        hass, event, lambda s: s.attributes.get("event_type") == "missed"
-    )
+    await advance(hass, morning, 120, feeder)
+    # A failed dispense is a result for the meal, not a missed meal.
+    assert [e.event_type for e in events] == ["failed"]
+    state = hass.states.get(event)
+    assert state.attributes["event_type"] == "failed"
+    assert state.attributes["error"] == "motor jam"
     assert state.attributes["meal_name"] == "Breakfast"
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev))
-    assert issue is not None
-    assert issue.translation_key == "missed_meal_online"
-    assert issue.is_fixable
-    # The miss triggers a schedule sync.
-    await feeder.wait_for_command("schedule_mod_end", since=start)
-    assert (
-        hass.states.get(entity_id(hass, "sensor", dev, "last_meal_status")).state
-        == "missed"
-    )
-
-    # Running the check again reports nothing new.
-    hub.monitor.async_check_now()
-    assert [c.command for c in feeder.commands[start:]].count("feed") == 0
-
-    # The fix flow feeds the missed portion, once; a second run finds it fed.
-    flow = await async_create_fix_flow(hass, missed_issue_id(dev), issue.data)
-    flow.hass = hass
-    result = await flow.async_step_init()
-    assert result["type"] == "form"
-    result = await flow.async_step_confirm({})
-    assert result["type"] == "create_entry"
-    again = await async_create_fix_flow(hass, missed_issue_id(dev), issue.data)
-    again.hass = hass
-    second = await again.async_step_confirm({})
-    assert second["type"] == "abort"
-    assert second["reason"] == "already_fed"
-    received = await feeder.wait_for_command("feed", since=start)
-    assert [c.payload for c in received] == [{"portion": 0.25}]
-    assert ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev)) is None
-
-
-@pytest.mark.parametrize(
-    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
-)
-async def test_auto_feed_feeds_once(
-    hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-) -> None:
-    assert hub.settings.auto_feed_missed
-    feeder = await breakfast_feeder(hass, hub, make_feeder)
-    start = len(feeder.commands)
-    await advance(hass, morning, 100, feeder)
-    hub.monitor.async_check_now()
-    hub.monitor.async_check_now()
-    received = await feeder.wait_for_command("feed", since=start)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    assert [c.payload for c in received] == [{"portion": 0.25}]
-    hub.monitor.async_check_now()
-    await hass.async_block_till_done(wait_background_tasks=True)
-    assert [c.command for c in feeder.commands[start:]].count("feed") == 1
-
-
-async def test_dispensed_meal_clears_missed_issue(
-    hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-) -> None:
-    feeder = await breakfast_feeder(hass, hub, make_feeder)
-    await advance(hass, morning, 100, feeder)
-    assert (
-        ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(feeder.device_hid))
-        is not None
-    )
-    # The next breakfast is dispensed (reported without moving the clock a whole day).
-    await feeder.send_feed_result(
-        stime=int(BREAKFAST.timestamp()) + 86400, portion=0.25, src=6
-    )
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
-    assert (
-        ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(feeder.device_hid))
-        is None
-    )
+    assert state_of(hass, "sensor", dev, "last_meal_status") == "failed"
+    assert state_of(hass, "sensor", dev, "meals_dispensed_today") == "0"
+    assert float(state_of(hass, "sensor", dev, "food_today")) == 0
+    assert hass.states.get(entity_id(hass, "sensor", dev, "last_feed")).attributes[
+        "failed"
+    ]
 
 
 @pytest.fixture
 def late_evening(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
-    """23:50 CDT on June 1st (04:50 UTC on June 2nd)."""
+    """23:50 CDT on June 1st: 04:50 UTC and 13:50 JST on June 2nd."""
     return freezer
 
 
@@ -307,21 +155,47 @@ async def test_midnight_resets_today_in_the_feeders_zone(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    await hass.config.async_set_time_zone(CHICAGO)
+    """HA lives in Tokyo, the feeder in Chicago: its day ends at Chicago's midnight."""
+    await hass.config.async_set_time_zone("Asia/Tokyo")
     feeder = await make_feeder()
     dev = feeder.device_hid
-    # 23:50 CDT on June 1st: a snack counts for June 1st.
+    await hass.services.async_call(
+        DOMAIN,
+        "set_time_zone",
+        {"device_id": device_id(hass, feeder), "time_zone": CHICAGO},
+        blocking=True,
+    )
+    await hub.schedules.reconciler(dev).async_wait_idle()
+    assert feeder.utc_offset == -5 * 3600
     late = dt.datetime(2024, 6, 2, 4, 50, tzinfo=dt.UTC)
     assert dt_util.utcnow() == late
-    await feeder.send_feed_result(stime=int(late.timestamp()), portion=0.25, src=4)
-    food = await wait_for_entity(hass, "sensor", dev, "food_today")
-    await wait_for_state(
-        hass, food, lambda s: s.state != "unknown" and float(s.state) > 0
+    # 23:50 CDT on June 1st: a snack counts for June 1st.
+    await hass.services.async_call(
+        DOMAIN,
+        "feed",
+        {"device_id": device_id(hass, feeder), "portion": 0.25},
+        blocking=True,
     )
-    # Still June 1st in Chicago although it is June 2nd in UTC.
-    assert float(hass.states.get(food).state) > 0
-    await advance(hass, late_evening, 11 * 60, feeder)  # to 00:01 CDT
-    await wait_for_state(hass, food, lambda s: float(s.state) == 0)
+    await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
+    assert hub.feeders[dev].history[0].result.start_ms == late.timestamp() * 1000
+    food = entity_id(hass, "sensor", dev, "food_today")
+    state = hass.states.get(food)
+    assert float(state.state) == pytest.approx(30.4)
+    # Long-term statistics: a total whose cycle starts at the feeder's midnight.
+    assert state.attributes["state_class"] == "total"
+    june_1 = dt.datetime(2024, 6, 1, 5, 0, tzinfo=dt.UTC)  # 00:00 CDT
+    assert dt.datetime.fromisoformat(state.attributes["last_reset"]) == june_1
+
+    await advance(hass, late_evening, 9 * 60, feeder)  # 23:59 CDT
+    state = hass.states.get(food)
+    assert float(state.state) == pytest.approx(30.4)
+    assert dt.datetime.fromisoformat(state.attributes["last_reset"]) == june_1
+    await advance(hass, late_evening, 2 * 60, feeder)  # 00:01 CDT, still 14:01 in Tokyo
+    state = hass.states.get(food)
+    assert float(state.state) == 0
+    assert dt.datetime.fromisoformat(
+        state.attributes["last_reset"]
+    ) == june_1 + dt.timedelta(days=1)
 
 
 async def test_duplicates_count_once(
@@ -331,26 +205,20 @@ async def test_duplicates_count_once(
     make_feeder: FeederFactory,
 ) -> None:
     feeder = await breakfast_feeder(hass, hub, make_feeder)
-    event = await wait_for_entity(hass, "event", feeder.device_hid, "feeding")
-    events: list[Any] = []
-    hub.monitor.async_subscribe(feeder.device_hid, events.append)
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
     for _ in range(3):
         await feeder.send_feed_result(
             stime=int(BREAKFAST.timestamp()), portion=0.25, src=6
         )
-    await feeder.send_heartbeat()
-    await wait_for_state(
-        hass, event, lambda s: s.attributes.get("event_type") == "scheduled"
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
-    assert len(events) == 1
-    assert (
-        hass.states.get(
-            entity_id(hass, "sensor", feeder.device_hid, "meals_dispensed_today")
-        ).state
-        == "1"
-    )
-    assert len(hub.feeders[feeder.device_hid].history) == 1
+    # A QoS-1 publish returns at the broker's PUBACK: wait until the hub handled the
+    # heartbeat sent after the results, and with it every result before it.
+    morning.tick(1)
+    await heartbeat(hub, feeder)
+    await hass.async_block_till_done()
+    assert [e.event_type for e in events] == ["scheduled"]
+    assert state_of(hass, "sensor", dev, "meals_dispensed_today") == "1"
+    assert len(hub.feeders[dev].history) == 1
 
 
 async def test_hopper_matches_the_protocol_vector(
@@ -413,6 +281,10 @@ async def test_recipe_is_sent_with_budget_and_grams_convert(
         },
         blocking=True,
     )
+    # The density alone is no recipe: the sync it caused sent no budget.
+    await feeder.wait_for_command("utc_offset", since=start)
+    await hub.schedules.reconciler(dev).async_wait_idle()
+    assert [c.command for c in feeder.commands[start:]].count("budget") == 0
     await hass.services.async_call(
         "number",
         "set_value",
@@ -485,4 +357,182 @@ async def test_diagnostics_redact_keys_and_uids(
     assert device is not None
     one = await async_get_device_diagnostics(hass, loaded_entry, device)
     assert one["feeder"]["hid"] == feeder.device_hid
-    assert feeder.api_key not in repr(one)
+    assert one["feeder"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["api_key"] == "**REDACTED**"
+    text = repr(one)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
+
+
+async def test_events_do_not_replay_after_a_restart(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    event = await wait_for_entity(hass, "event", dev, "feeding")
+    await advance(hass, morning, 60, feeder)  # breakfast is dispensed at 07:00
+    fired = hass.states.get(event)
+    assert fired.attributes["event_type"] == "scheduled"
+
+    hub = await restart(hass, hub)
+    # HA restores the last event as it was; nothing fires for it again.
+    restored = hass.states.get(event)
+    assert restored.state == fired.state
+    assert restored.attributes == fired.attributes
+    events = feeding_events(hub, feeder)
+    # The feeder reconnects and resends the result it already reported.
+    await feeder.connect()
+    await feeder.send_feed_result(stime=int(BREAKFAST.timestamp()), portion=0.25, src=6)
+    morning.tick(1)
+    await heartbeat(hub, feeder)
+    await hass.async_block_till_done()
+    assert events == []
+    assert hass.states.get(event).state == fired.state
+    assert len(hub.feeders[dev].history) == 1
+
+
+async def test_history_keeps_the_newest_results(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """At most HISTORY_LIMIT (500) results per feeder; the oldest go first."""
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
+    # 500 results half a minute apart, the first five hours ago: each one fires an event.
+    first = int((MORNING - dt.timedelta(hours=5)).timestamp())
+    for i in range(HISTORY_LIMIT):
+        await feeder.send_feed_result(stime=first + i * 30, portion=0.0625, src=4)
+    await wait_for_feeder(hub, dev, lambda f: len(f.history) == HISTORY_LIMIT)
+    await hass.async_block_till_done()
+    assert len(events) == HISTORY_LIMIT
+
+    # One older than every kept result is dropped at once: recent as it is, it fires nothing.
+    await feeder.send_feed_result(stime=first - 30, portion=0.0625, src=4)
+    # A new one pushes out the oldest.
+    await feeder.send_feed_result(stime=int(MORNING.timestamp()), portion=0.0625, src=4)
+    morning.tick(1)
+    await heartbeat(hub, feeder)
+    history = hub.feeders[dev].history
+    assert len(history) == HISTORY_LIMIT
+    assert history[0].result.start_ms == int(MORNING.timestamp()) * 1000
+    assert history[-1].result.start_ms == (first + 30) * 1000
+    assert len(events) == HISTORY_LIMIT + 1
+    assert events[-1].attributes["started"] == MORNING.isoformat()
+
+    hub = await restart(hass, hub)
+    assert [row.result.start_ms for row in hub.feeders[dev].history] == [
+        row.result.start_ms for row in history
+    ]
+
+
+@pytest.mark.freeze_time("2024-06-02T01:00:00+00:00", real_asyncio=True)  # 20:00 CDT
+async def test_results_older_than_six_hours_fire_nothing_but_count(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
+    now = dt_util.utcnow()
+    # 13:59 CDT, replayed now: stored and counted for today, but no event.
+    old = now - EVENT_MAX_AGE - dt.timedelta(minutes=1)
+    await feeder.send_feed_result(stime=int(old.timestamp()), portion=0.25, src=4)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    assert events == []
+    assert len(hub.feeders[dev].history) == 1
+    assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(30.4)
+    assert state_of(hass, "sensor", dev, "last_feed") == old.isoformat()
+    assert state_of(hass, "event", dev, "feeding") == "unknown"
+
+    # 14:01 CDT is recent enough.
+    recent = now - EVENT_MAX_AGE + dt.timedelta(minutes=1)
+    await feeder.send_feed_result(stime=int(recent.timestamp()), portion=0.25, src=4)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    assert [e.event_type for e in events] == ["manual"]
+    assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(60.8)
+
+
+async def test_meals_and_feeds_in_grams(
+    hass: HomeAssistant,
+    morning: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """Grams become the nearest 1/16 cup with the food density, and need it."""
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    target = {"device_id": device_id(hass, feeder)}
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "add_meal",
+            {**target, "name": "Breakfast", "time": "07:00", "grams": 40},
+            blocking=True,
+            return_response=True,
+        )
+    assert err.value.translation_key == "recipe_needed"
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "feed", {**target, "grams": 16}, blocking=True
+        )
+    assert err.value.translation_key == "recipe_needed"
+    assert hub.feeders[dev].meals == []
+
+    await hass.services.async_call(
+        "number",
+        "set_value",
+        {
+            "entity_id": entity_id(hass, "number", dev, "grams_per_tablespoon"),
+            "value": 10,
+        },
+        blocking=True,
+    )
+    # 40 g at 10 g/tbsp: 4 tbsp, a quarter cup.
+    meal = await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {**target, "name": "Breakfast", "time": "07:00", "grams": 40},
+        blocking=True,
+        return_response=True,
+    )
+    assert meal is not None
+    assert meal["portion"] == 0.25
+    schedule = await hass.services.async_call(
+        DOMAIN,
+        "set_schedule",
+        {
+            **target,
+            "meals": [
+                {"name": "Breakfast", "time": "07:00", "grams": 20},
+                {"name": "Dinner", "time": "18:00", "portion": 0.5},
+            ],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert schedule is not None
+    assert [(m["name"], m["portion"]) for m in schedule["meals"]] == [
+        ("Breakfast", 0.125),
+        ("Dinner", 0.5),
+    ]
+    start = len(feeder.commands)
+    await hass.services.async_call(
+        DOMAIN, "feed", {**target, "grams": 23}, blocking=True
+    )
+    # 23 g is 2.3 tbsp: the nearest 1/16 cup is 2 tbsp.
+    assert [c.payload for c in await feeder.wait_for_command("feed", since=start)] == [
+        {"portion": 0.125}
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -15,6 +16,7 @@ from custom_components.petnet_feeder.const import (
     SAVE_DELAY_S,
 )
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
 from .conftest import FeederFactory, wait_for_feeder
@@ -90,3 +92,19 @@ async def test_unload_writes_everything(
     assert await hass.config_entries.async_unload(hub.entry.entry_id)
     await hass.async_block_till_done()
     assert stored_feeder(hass_storage, feeder)["last_heartbeat"] == latest
+
+
+def test_meal_times_and_skips_survive_the_json_round_trip() -> None:
+    """Meal ids are JSON object keys: written as strings, read back as ints."""
+    feeder = Feeder(
+        hid="f" * 40,
+        gateway_hid="g" * 40,
+        skipped={3: 1717243203.0},
+        meal_since={3: 1717250000.5, 12: 0.0},
+    )
+    stored = json.loads(json.dumps(feeder.to_dict()))
+    assert stored["meal_since"] == {"3": 1717250000.5, "12": 0.0}
+    loaded = Feeder.from_dict(stored)
+    assert loaded.meal_since == {3: 1717250000.5, 12: 0.0}
+    assert loaded.skipped == {3: 1717243203.0}
+    assert loaded == feeder

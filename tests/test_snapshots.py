@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -96,6 +97,37 @@ async def test_entities(
         )
         assert device is not None
         assert device == snapshot(name="device")
+        await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)
+    await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize("platform", [Platform.EVENT, Platform.SENSOR])
+async def test_entities_after_a_dispense(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    freezer: FrozenDateTimeFactory,
+    platform: Platform,
+) -> None:
+    """Last feed, the feeding event's attributes and today's counters once breakfast is in."""
+    await hass.config.async_set_time_zone("America/Chicago")
+    with patch("custom_components.petnet_feeder.PLATFORMS", [platform]):
+        config_entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+        hub = config_entry.runtime_data
+        feeder = await make_feeder()
+        dev = feeder.device_hid
+        hub.schedules.add_meal(
+            hub.feeders[dev], name="Breakfast", time_s=7 * 3600, portion=0.25
+        )
+        freezer.move_to("2024-06-01T12:00:04+00:00")  # 07:00:04 CDT
+        await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+        await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
+        await hass.async_block_till_done()
         await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)
     await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()

@@ -66,9 +66,12 @@ def day_totals(
     """Grams dispensed since local midnight and today's meals dispensed / planned."""
     since_ms = int(local_midnight(now, zone).timestamp() * 1000)
     grams = sum(
-        dispensed_grams(row.result)
-        for row in feeder.history
-        if row.result.start_ms >= since_ms
+        (
+            dispensed_grams(row.result)
+            for row in feeder.history
+            if row.result.start_ms >= since_ms
+        ),
+        0.0,
     )
     occurrences = today_occurrences(feeder, zone, now, window)
     return DayTotals(

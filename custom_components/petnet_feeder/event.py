@@ -10,7 +10,7 @@ from . import PetnetConfigEntry
 from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
 from .models import Feeder
-from .monitor import EVENT_TYPES, FeedingEvent
+from .monitor import ATTR_SCHEDULED, ATTR_STARTED, EVENT_TYPES, FeedingEvent
 
 PARALLEL_UPDATES = 0
 
@@ -36,6 +36,10 @@ async def async_setup_entry(
 
 class PetnetFeedingEvent(PetnetEntity, EventEntity):
     """Fires on new results only; after a restart HA restores the last one, nothing replays."""
+
+    # Different in every event and said by the state (the event's time) already: recording
+    # them would make every event a new attributes row.
+    _unrecorded_attributes = frozenset({ATTR_STARTED, ATTR_SCHEDULED})
 
     @property
     def available(self) -> bool:

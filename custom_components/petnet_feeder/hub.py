@@ -380,6 +380,7 @@ class PetnetHub:
         """Forget a feeder; its gateway and key stay so it can come back without a reboot."""
         if self.feeders.pop(feeder_hid, None) is not None:
             self.schedules.feeder_removed(feeder_hid)
+            self.monitor.feeder_removed(feeder_hid)
             self._online.pop(feeder_hid, None)
             self._feeder_listeners.pop(feeder_hid, None)
             self.schedule_save()
@@ -554,7 +555,9 @@ class PetnetHub:
         feeder.history.append(StoredFeedResult(result=result, received_at=now))
         feeder.history.sort(key=lambda row: row.result.start_ms, reverse=True)
         del feeder.history[HISTORY_LIMIT:]
-        self.monitor.result_stored(feeder, result)
+        # A result older than every kept one is dropped at once: it fires and resolves nothing.
+        if any(row.result is result for row in feeder.history):
+            self.monitor.result_stored(feeder, result)
 
     def _handle_hash(self, feeder: Feeder, message: ScheduleHash) -> None:
         feeder.last_hash = "" if message.is_empty else message.local_md5

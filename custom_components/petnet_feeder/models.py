@@ -60,6 +60,18 @@ class Telemetry(_FlatRecord):
 
 
 @dataclass(slots=True)
+class MissedMeal(_FlatRecord):
+    """The missed meal a feeder's repair issue is about, until it is resolved."""
+
+    key: str  # "<meal_id>@<target epoch s>", as in Feeder.misses
+    meal_id: int
+    meal_name: str
+    portion: float
+    target: float  # epoch s of the missed occurrence
+    online: bool  # whether the feeder was online when the meal was missed
+
+
+@dataclass(slots=True)
 class StoredFeedResult:
     """A feed result as received, with the server time it arrived."""
 
@@ -120,6 +132,8 @@ class Feeder:
     recipe_number: int = 1
     # Missed meals already reported ("<meal_id>@<target epoch s>" -> "missed" or "fed").
     misses: dict[str, str] = field(default_factory=dict)
+    # The latest missed meal while it is unresolved: its repair issue is raised again at start.
+    open_miss: MissedMeal | None = None
 
     @property
     def display_name(self) -> str:
@@ -133,12 +147,25 @@ class Feeder:
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("telemetry", "history", "meals", "skipped", "meal_since")
+            if f.name
+            not in (
+                "telemetry",
+                "history",
+                "meals",
+                "skipped",
+                "meal_since",
+                "open_miss",
+            )
         }
         data["telemetry"] = self.telemetry.to_dict()
+        data["open_miss"] = self.open_miss.to_dict() if self.open_miss else None
         data["meals"] = [meal.to_dict() for meal in self.meals]
+        # JSON keys are strings: meal ids are written as such and read back as ints.
         data["skipped"] = {
             str(meal_id): until for meal_id, until in self.skipped.items()
+        }
+        data["meal_since"] = {
+            str(meal_id): since for meal_id, since in self.meal_since.items()
         }
         return data
 
@@ -148,8 +175,13 @@ class Feeder:
         known = _known_fields(cls, data)
         known.pop("history", None)
         known["telemetry"] = Telemetry.from_dict(data.get("telemetry") or {})
+        open_miss = data.get("open_miss")
+        known["open_miss"] = MissedMeal.from_dict(open_miss) if open_miss else None
         known["meals"] = [Meal.from_dict(raw) for raw in data.get("meals") or []]
         known["skipped"] = {
             int(k): float(v) for k, v in (data.get("skipped") or {}).items()
+        }
+        known["meal_since"] = {
+            int(k): float(v) for k, v in (data.get("meal_since") or {}).items()
         }
         return cls(**known)

@@ -20,7 +20,7 @@ from homeassistant.util import dt as dt_util
 from .accounting import last_meal_status
 from .const import DOMAIN
 from .meals import MealOccurrence, MealState, occurrences_between
-from .models import Feeder
+from .models import Feeder, MissedMeal
 from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ EVENT_BUTTON = "button"
 EVENT_FAILED = "failed"
 EVENT_MISSED = "missed"
 EVENT_TYPES = [EVENT_SCHEDULED, EVENT_MANUAL, EVENT_BUTTON, EVENT_FAILED, EVENT_MISSED]
+
+# Event attributes that hold the instant of the dispense (or of the missed meal).
+ATTR_STARTED = "started"
+ATTR_SCHEDULED = "scheduled"
 
 CHECK_INTERVAL = timedelta(minutes=1)
 # Results older than this are stored but raise no event (a feeder replays results after a
@@ -86,7 +90,14 @@ class FeedingMonitor:
 
     @callback
     def start(self) -> None:
-        """Check every minute for missed meals and silent feeders."""
+        """Raise unresolved missed-meal issues again; check every minute from now on.
+
+        The issues are not persistent: HA keeps only whether one was ignored across a
+        restart, so each one still unresolved is raised again from the stored feeder.
+        """
+        for feeder in self._hub.feeders.values():
+            if feeder.open_miss is not None:
+                self._raise_missed_issue(feeder, feeder.open_miss)
         self._unsub = async_track_time_interval(
             self._hass, self._async_check, CHECK_INTERVAL, cancel_on_shutdown=True
         )
@@ -106,6 +117,13 @@ class FeedingMonitor:
         listeners = self._listeners.setdefault(feeder_hid, set())
         listeners.add(listener)
         return lambda: listeners.discard(listener)
+
+    @callback
+    def feeder_removed(self, feeder_hid: str) -> None:
+        """A deleted feeder's repair issues go with it."""
+        ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder_hid))
+        ir.async_delete_issue(self._hass, DOMAIN, offline_issue_id(feeder_hid))
+        self._signatures.pop(feeder_hid, None)
 
     def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
         for listener in list(self._listeners.get(feeder.hid, ())):
@@ -143,10 +161,19 @@ class FeedingMonitor:
 
     @callback
     def result_stored(self, feeder: Feeder, result: FeedResult) -> None:
-        """A new feed result: fire its event; a dispensed meal clears the missed-meal issue."""
+        """A new feed result: fire its event, and resolve the missed meal if it is one.
+
+        The missed meal's issue is resolved when that meal or a later one is dispensed; an
+        older result (replayed after a reconnect) leaves it as it is.
+        """
         occurrence = self.occurrence_of(feeder, result)
-        if not result.fail and result.source == SOURCE_SCHEDULE:
-            ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder.hid))
+        if (
+            (miss := feeder.open_miss) is not None
+            and occurrence is not None
+            and occurrence.state is MealState.DISPENSED
+            and occurrence.target.timestamp() >= miss.target
+        ):
+            self._resolve_miss(feeder)
         started = dt_util.utc_from_timestamp(result.start_ms / 1000)
         if dt_util.utcnow() - started > EVENT_MAX_AGE:
             return
@@ -169,7 +196,7 @@ class FeedingMonitor:
                     "portion": meal.portion if meal else None,
                     "meal_name": meal.name if meal else None,
                     "source": source_name(result.source),
-                    "started": started.isoformat(),
+                    ATTR_STARTED: started.isoformat(),
                     "error": (result.error or None) if result.fail else None,
                 },
             ),
@@ -208,9 +235,11 @@ class FeedingMonitor:
         for occurrence in self._occurrences(feeder, now - MISS_LOOKBACK, now):
             if occurrence.state is not MealState.MISSED:
                 continue
-            if self._hub.schedules.was_skipped(
-                feeder, occurrence.meal.meal_id, occurrence.target
-            ):
+            meal_id = occurrence.meal.meal_id
+            # A meal added or moved after its time today was never due today.
+            if not self._hub.schedules.was_due(feeder, meal_id, occurrence.target):
+                continue
+            if self._hub.schedules.was_skipped(feeder, meal_id, occurrence.target):
                 continue
             key = miss_key(occurrence)
             if key in feeder.misses:
@@ -223,6 +252,7 @@ class FeedingMonitor:
     def _report_missed(self, feeder: Feeder, occurrence: MealOccurrence) -> None:
         online = self._hub.is_online(feeder)
         meal = occurrence.meal
+        key = miss_key(occurrence)
         local = occurrence.target.astimezone(self._hub.schedules.zone(feeder))
         _LOGGER.warning(
             "Feeder %s missed %s at %s (feeder %s)",
@@ -238,7 +268,7 @@ class FeedingMonitor:
                 {
                     "portion": meal.portion,
                     "meal_name": meal.name,
-                    "scheduled": occurrence.target.isoformat(),
+                    ATTR_SCHEDULED: occurrence.target.isoformat(),
                     "grams_expected": None,
                     "grams_actual": None,
                     "source": "schedule",
@@ -246,25 +276,17 @@ class FeedingMonitor:
                 },
             ),
         )
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            missed_issue_id(feeder.hid),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="missed_meal_online" if online else "missed_meal_offline",
-            translation_placeholders={
-                "feeder": feeder.display_name,
-                "meal": meal.name,
-                "time": local.strftime("%H:%M"),
-            },
-            data={
-                "feeder_hid": feeder.hid,
-                "miss": miss_key(occurrence),
-                "portion": meal.portion,
-            },
+        # One issue per feeder: a later miss replaces the earlier one's, and its fix feeds
+        # the later meal (two missed portions at once would be too much food).
+        feeder.open_miss = MissedMeal(
+            key=key,
+            meal_id=meal.meal_id,
+            meal_name=meal.name,
+            portion=meal.portion,
+            target=occurrence.target.timestamp(),
+            online=online,
         )
+        self._raise_missed_issue(feeder, feeder.open_miss)
         # The feeder may have lost its schedule or its clock: deliver both again.
         self._hub.schedules.request_sync(feeder, "missed meal")
         self._hub.schedule_save()
@@ -272,16 +294,51 @@ class FeedingMonitor:
         if self._hub.settings.auto_feed_missed and online:
             self._hub.entry.async_create_background_task(
                 self._hass,
-                self.async_feed_missed(feeder.hid, miss_key(occurrence), meal.portion),
+                self.async_feed_missed(feeder.hid, key, meal.portion),
                 f"{DOMAIN} feed missed meal",
             )
+
+    def _raise_missed_issue(self, feeder: Feeder, miss: MissedMeal) -> None:
+        target = dt_util.utc_from_timestamp(miss.target)
+        local = target.astimezone(self._hub.schedules.zone(feeder))
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            missed_issue_id(feeder.hid),
+            is_fixable=True,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="missed_meal_online"
+            if miss.online
+            else "missed_meal_offline",
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "meal": miss.meal_name,
+                "time": local.strftime("%H:%M"),
+            },
+            data={
+                "feeder_hid": feeder.hid,
+                "miss": miss.key,
+                "portion": miss.portion,
+                "scheduled": target.isoformat(),
+            },
+        )
+
+    def _resolve_miss(self, feeder: Feeder) -> None:
+        feeder.open_miss = None
+        ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder.hid))
+        self._hub.schedule_save()
 
     async def async_feed_missed(
         self, feeder_hid: str, key: str, portion: float
     ) -> bool:
-        """Feed a missed meal's portion once; False if it was fed already or cannot be."""
-        feeder = self._hub.feeders.get(feeder_hid)
-        if feeder is None or feeder.misses.get(key) == "fed":
+        """Feed a missed meal's portion once; False if it was fed already.
+
+        Raises ServiceValidationError for a feeder that is not known (any more), and
+        HomeAssistantError when the feeder is not connected (then it can be tried again).
+        """
+        feeder = self._hub.feeder(feeder_hid)
+        if feeder.misses.get(key) == "fed":
             return False
         # Marked before sending: a second request while the first is in flight must not feed.
         feeder.misses[key] = "fed"
@@ -290,8 +347,10 @@ class FeedingMonitor:
         except Exception:
             feeder.misses[key] = "missed"
             raise
-        ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder_hid))
-        self._hub.schedule_save()
+        if feeder.open_miss is not None and feeder.open_miss.key == key:
+            self._resolve_miss(feeder)
+        else:
+            self._hub.schedule_save()
         return True
 
     def _check_offline(self, feeder: Feeder) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import voluptuous as vol
 
 from .approvals import PENDING_ISSUE, RegistrationControl
@@ -44,6 +44,11 @@ class FeedMissedMealFlow(RepairsFlow):
                 self._data["feeder_hid"],
                 self._data["miss"],
                 float(self._data["portion"]),
+            )
+        except ServiceValidationError as err:
+            # Not a connection problem: the feeder was deleted, or the portion is refused.
+            return self.async_abort(
+                reason="cannot_feed", description_placeholders={"error": str(err)}
             )
         except HomeAssistantError:
             return self.async_abort(reason="feeder_offline")

@@ -32,9 +32,11 @@ from .accounting import (
     hopper_percent,
     last_feed,
     last_meal_status,
+    local_midnight,
     today_occurrences,
 )
 from .battery import battery_percent
+from .const import ATTR_PORTION
 from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
 from .meals import MealState
@@ -64,6 +66,8 @@ class PetnetSensorEntityDescription(SensorEntityDescription):
     attributes_fn: Callable[[PetnetHub, Feeder], dict[str, Any] | None] = (
         lambda _h, _f: None
     )
+    # When the current cycle of a TOTAL sensor began.
+    last_reset_fn: Callable[[PetnetHub, Feeder], datetime] | None = None
     always_available: bool = False
 
 
@@ -73,6 +77,12 @@ def _clock(hub: PetnetHub, feeder: Feeder) -> tuple[ZoneInfo, datetime, timedelt
 
 def _today(hub: PetnetHub, feeder: Feeder) -> DayTotals:
     return day_totals(feeder, *_clock(hub, feeder))
+
+
+def _start_of_today(hub: PetnetHub, feeder: Feeder) -> datetime:
+    """The feeder's local midnight: where today's totals start."""
+    zone, now, _ = _clock(hub, feeder)
+    return local_midnight(now, zone)
 
 
 def _last_meal_status(hub: PetnetHub, feeder: Feeder) -> str | None:
@@ -151,11 +161,19 @@ def _next_meal(hub: PetnetHub, feeder: Feeder) -> datetime | None:
     return upcoming[1] if upcoming else None
 
 
+ATTR_MEAL_ID = "meal_id"
+ATTR_MEAL_NAME = "meal_name"
+
+
 def _next_meal_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | None:
     if (upcoming := hub.schedules.next_meal(feeder)) is None:
         return None
     meal = upcoming[0]
-    return {"meal_id": meal.meal_id, "meal_name": meal.name, "portion": meal.portion}
+    return {
+        ATTR_MEAL_ID: meal.meal_id,
+        ATTR_MEAL_NAME: meal.name,
+        ATTR_PORTION: meal.portion,
+    }
 
 
 SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
@@ -212,8 +230,11 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         key="food_today",
         translation_key="food_today",
         device_class=SensorDeviceClass.WEIGHT,
-        # Falls to 0 at the feeder's local midnight: statistics count that as a new cycle.
-        state_class=SensorStateClass.TOTAL_INCREASING,
+        # A new cycle starts at the feeder's local midnight, whatever the value does: with
+        # TOTAL_INCREASING the recorder would see a reset only in a drop below 90 %, and lose
+        # a day when HA is down over midnight and the new day reaches 90 % of the old one.
+        state_class=SensorStateClass.TOTAL,
+        last_reset_fn=_start_of_today,
         native_unit_of_measurement=UnitOfMass.GRAMS,
         suggested_display_precision=0,
         value_fn=lambda hub, feeder: _today(hub, feeder).grams,
@@ -285,6 +306,9 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     """A sensor of one feeder."""
 
     entity_description: PetnetSensorEntityDescription
+    # The next meal's details: they change with every meal and are the schedule's, which is
+    # not history. (No other sensor has these attributes.)
+    _unrecorded_attributes = frozenset({ATTR_MEAL_ID, ATTR_MEAL_NAME, ATTR_PORTION})
 
     @property
     def available(self) -> bool:
@@ -300,3 +324,10 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the value, where the sensor has any."""
         return self.entity_description.attributes_fn(self.hub, self.feeder)
+
+    @property
+    def last_reset(self) -> datetime | None:
+        """When the current cycle began, for a sensor that has cycles."""
+        if (last_reset_fn := self.entity_description.last_reset_fn) is None:
+            return None
+        return last_reset_fn(self.hub, self.feeder)

@@ -154,8 +154,20 @@ async def test_run_due_meals_on_the_feeder_clock(
     assert feeder.skip_next_meal is False
     assert len(await feeder.run_due_meals(breakfast + timedelta(days=2))) == 1
 
-    results = await server.wait_telemetry("feed_result", count=2)
-    assert [r["i|src"] for r in results] == [6, 6]
+    feeder.fail_meals = {25200: "motor jam"}
+    (jammed,) = await feeder.run_due_meals(breakfast + timedelta(days=3))
+    assert (jammed["b|fail"], jammed["s|err"], jammed["f|a_g"]) == (
+        True,
+        "motor jam",
+        0.0,
+    )
+
+    results = await server.wait_telemetry("feed_result", count=3)
+    assert [(r["i|src"], r["b|fail"]) for r in results] == [
+        (6, False),
+        (6, False),
+        (6, True),
+    ]
 
 
 async def test_stop_leaves_no_tasks(

@@ -1,0 +1,433 @@
+"""Missed meals: noticed once, reported (event, repair issue, sync) and recovered once.
+
+The simulated feeder runs its own schedule; it is told to skip a meal, as a feeder that lost
+its schedule or jammed silently would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+
+from custom_components.petnet_feeder.const import (
+    CONF_AUTO_FEED_MISSED,
+    CONF_GRACE_MINUTES,
+    CONF_OFFLINE_ALERT_MINUTES,
+    DOMAIN,
+)
+from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.monitor import missed_issue_id, offline_issue_id
+
+from .conftest import FeederFactory, entity_id, wait_for_entity
+from .feeding_support import (
+    BREAKFAST,
+    BREAKFAST_TIME_S,
+    CHICAGO,
+    MORNING,
+    add_breakfast,
+    add_meal,
+    advance,
+    breakfast_feeder,
+    commands_named,
+    device_id,
+    feeding_events,
+    heartbeat,
+    issue_updates,
+    restart,
+    start_fix_flow,
+    submit_fix_flow,
+)
+
+LATE_MORNING = BREAKFAST + dt.timedelta(hours=3)  # 10:00 CDT
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """A one-minute grace period keeps the clock jumps in these tests short."""
+    return {CONF_GRACE_MINUTES: 1}
+
+
+# The wall clock is frozen, the event loop's clock is not: sessions keep their keep-alive.
+pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+
+
+@pytest.fixture
+async def repairs_client(hass: HomeAssistant, hass_client: Any) -> Any:
+    """An authenticated client of HA's HTTP API, with repairs and device removal loaded.
+
+    Everything with routes is set up before the client starts HA's HTTP server (its routes
+    are fixed then), the websocket API too.
+    """
+    for component in ("websocket_api", "repairs", "config"):
+        assert await async_setup_component(hass, component, {})
+    return await hass_client()
+
+
+def missed_issue(hass: HomeAssistant, feeder_hid: str) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(feeder_hid))
+
+
+async def test_skipped_meal_is_missed_once_and_fixed_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    repairs_client: Any,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.skip_meals = {BREAKFAST_TIME_S}
+    events = feeding_events(hub, feeder)
+    event = await wait_for_entity(hass, "event", dev, "feeding")
+    start = len(feeder.commands)
+    with issue_updates(hass) as updates:
+        # 07:01:10: breakfast's one-minute window closed without a dispense.
+        await advance(hass, freezer, 100, feeder)
+        assert [e.event_type for e in events] == ["missed"]
+        # The miss triggers one schedule sync.
+        await feeder.wait_for_command("schedule_mod_end", since=start)
+        await hub.schedules.reconciler(dev).async_wait_idle()
+        # Later checks find the same miss and report nothing new.
+        await advance(hass, freezer, 60, feeder)
+        hub.monitor.async_check_now()
+        await hub.schedules.reconciler(dev).async_wait_idle()
+    assert [e.event_type for e in events] == ["missed"]
+    assert updates == [("create", missed_issue_id(dev))]
+    assert len(commands_named(feeder, "schedule_mod_end", start)) == 1
+    assert commands_named(feeder, "feed", start) == []  # automatic feeding is off
+    state = hass.states.get(event)
+    assert state.attributes["event_type"] == "missed"
+    assert state.attributes["meal_name"] == "Breakfast"
+    assert dt.datetime.fromisoformat(state.attributes["scheduled"]) == BREAKFAST
+    assert (
+        hass.states.get(entity_id(hass, "sensor", dev, "last_meal_status")).state
+        == "missed"
+    )
+    issue = missed_issue(hass, dev)
+    assert issue is not None
+    assert issue.translation_key == "missed_meal_online"
+    assert issue.translation_placeholders == {
+        "feeder": "SmartFeeder 73737D",
+        "meal": "Breakfast",
+        "time": "07:00",
+    }
+    assert issue.is_fixable
+
+    # The repair is opened twice (two browser tabs) and submitted in both: one feed.
+    first = await start_fix_flow(repairs_client, missed_issue_id(dev))
+    second = await start_fix_flow(repairs_client, missed_issue_id(dev))
+    assert (first["type"], first["step_id"]) == ("form", "confirm")
+    assert (second["type"], second["step_id"]) == ("form", "confirm")
+    assert (await submit_fix_flow(repairs_client, first["flow_id"]))[
+        "type"
+    ] == "create_entry"
+    again = await submit_fix_flow(repairs_client, second["flow_id"])
+    assert (again["type"], again["reason"]) == ("abort", "already_fed")
+    await feeder.wait_for_command("feed", since=start)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)  # the feeder's report of that feed has arrived
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    assert [e.event_type for e in events] == ["missed", "manual"]
+    assert missed_issue(hass, dev) is None
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
+)
+async def test_auto_feed_feeds_once_even_if_the_check_runs_twice(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    assert hub.settings.auto_feed_missed
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.skip_next_meal = True
+    events = feeding_events(hub, feeder)
+    start = len(feeder.commands)
+    await advance(hass, freezer, 100, feeder)
+    hub.monitor.async_check_now()
+    hub.monitor.async_check_now()
+    await feeder.wait_for_command("feed", since=start)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, 60, feeder)  # more checks; the feed's result arrives
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    assert [e.event_type for e in events] == ["missed", "manual"]
+    # Fed: nothing is left to repair.
+    assert missed_issue(hass, dev) is None
+
+
+async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    await add_meal(
+        hass,
+        hub,
+        feeder,
+        name="Second breakfast",
+        time="07:05",
+        portion=0.125,
+    )
+    feeder.skip_meals = {BREAKFAST_TIME_S}
+    events = feeding_events(hub, feeder)
+    await advance(hass, freezer, 100, feeder)
+    assert missed_issue(hass, dev) is not None
+    assert hub.feeders[dev].open_miss is not None
+
+    # After a reconnect the feeder replays yesterday's breakfast: stored, but it is not
+    # today's breakfast, nor a later meal.
+    yesterday = BREAKFAST - dt.timedelta(days=1)
+    await feeder.send_feed_result(stime=int(yesterday.timestamp()), portion=0.25, src=6)
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    assert [row.result.start_ms for row in hub.feeders[dev].history] == [
+        int(yesterday.timestamp() * 1000)
+    ]
+    assert missed_issue(hass, dev) is not None
+
+    # The feeder dispenses the 07:05 meal by itself: a later meal, so the issue clears.
+    await advance(hass, freezer, 5 * 60, feeder)
+    assert [e.event_type for e in events] == ["missed", "scheduled"]
+    assert events[-1].attributes["meal_name"] == "Second breakfast"
+    assert missed_issue(hass, dev) is None
+    assert hub.feeders[dev].open_miss is None
+
+
+async def test_a_later_miss_takes_over_the_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    repairs_client: Any,
+) -> None:
+    """One issue per feeder: it names the latest missed meal, and its fix feeds that one."""
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    await add_meal(
+        hass,
+        hub,
+        feeder,
+        name="Second breakfast",
+        time="07:05",
+        portion=0.125,
+    )
+    feeder.skip_meals = {BREAKFAST_TIME_S, BREAKFAST_TIME_S + 5 * 60}
+    events = feeding_events(hub, feeder)
+    start = len(feeder.commands)
+    with issue_updates(hass) as updates:
+        await advance(hass, freezer, 100, feeder)
+        issue = missed_issue(hass, dev)
+        assert issue is not None
+        assert issue.translation_placeholders["meal"] == "Breakfast"
+        await advance(hass, freezer, 5 * 60, feeder)  # 07:06:10
+    assert [e.attributes["meal_name"] for e in events] == [
+        "Breakfast",
+        "Second breakfast",
+    ]
+    assert updates == [
+        ("create", missed_issue_id(dev)),
+        ("update", missed_issue_id(dev)),
+    ]
+    issue = missed_issue(hass, dev)
+    assert issue is not None
+    assert issue.translation_placeholders["meal"] == "Second breakfast"
+    assert issue.translation_placeholders["time"] == "07:05"
+    assert issue.data is not None
+    assert issue.data["portion"] == 0.125
+    assert dt.datetime.fromisoformat(
+        str(issue.data["scheduled"])
+    ) == BREAKFAST + dt.timedelta(minutes=5)
+
+    form = await start_fix_flow(repairs_client, missed_issue_id(dev))
+    done = await submit_fix_flow(repairs_client, form["flow_id"])
+    assert done["type"] == "create_entry"
+    await feeder.wait_for_command("feed", since=start)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.125}]
+    assert missed_issue(hass, dev) is None
+
+
+async def test_missed_issue_is_raised_again_after_a_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    repairs_client: Any,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.skip_meals = {BREAKFAST_TIME_S}
+    await advance(hass, freezer, 100, feeder)
+    before = missed_issue(hass, dev)
+    assert before is not None
+
+    entry = hub.entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    # HA restarts: its issue registry is read back from disk, where an issue that is not
+    # persistent keeps nothing but whether it was ignored.
+    registry = ir.async_get(hass)
+    await registry._store.async_save(registry._data_to_save())
+    await registry.async_load()
+    reloaded = missed_issue(hass, dev)
+    assert reloaded is not None
+    assert not reloaded.active
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    options = hub.schedules.reconciler_options
+    hub = entry.runtime_data
+    hub.schedules.reconciler_options = options
+
+    issue = missed_issue(hass, dev)
+    assert issue is not None
+    assert issue.active
+    assert issue.translation_key == before.translation_key
+    assert issue.translation_placeholders == before.translation_placeholders
+    assert issue.data == before.data
+
+    # The feeder has not reconnected yet: the fix says so and can be tried again.
+    form = await start_fix_flow(repairs_client, missed_issue_id(dev))
+    offline = await submit_fix_flow(repairs_client, form["flow_id"])
+    assert (offline["type"], offline["reason"]) == ("abort", "feeder_offline")
+    assert missed_issue(hass, dev) is not None
+
+    start = len(feeder.commands)
+    await feeder.connect()
+    freezer.tick(1)
+    await heartbeat(hub, feeder)
+    form = await start_fix_flow(repairs_client, missed_issue_id(dev))
+    done = await submit_fix_flow(repairs_client, form["flow_id"])
+    assert done["type"] == "create_entry"
+    await feeder.wait_for_command("feed", since=start)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    assert missed_issue(hass, dev) is None
+    assert hub.feeders[dev].open_miss is None
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_OFFLINE_ALERT_MINUTES: 5}]
+)
+async def test_removing_the_feeder_deletes_its_issues(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    repairs_client: Any,
+    hass_ws_client: Any,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.skip_meals = {BREAKFAST_TIME_S}
+    await advance(hass, freezer, 100, feeder)
+    assert missed_issue(hass, dev) is not None
+    form = await start_fix_flow(repairs_client, missed_issue_id(dev))  # left open
+    await feeder.disconnect()
+    freezer.tick(6 * 60)  # nobody is connected: a jump is fine
+    hub.monitor.async_check_now()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, offline_issue_id(dev))
+
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {
+            "type": "config/device_registry/remove_config_entry",
+            "config_entry_id": hub.entry.entry_id,
+            "device_id": device_id(hass, feeder),
+        }
+    )
+    response = await client.receive_json()
+    assert response["success"], response
+    assert dev not in hub.feeders
+    assert missed_issue(hass, dev) is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, offline_issue_id(dev)) is None
+
+    # The repair that was still open cannot feed a feeder that is gone, and says why.
+    outcome = await submit_fix_flow(repairs_client, form["flow_id"])
+    assert (outcome["type"], outcome["reason"]) == ("abort", "cannot_feed")
+    assert outcome["description_placeholders"]["error"]
+
+
+@pytest.mark.freeze_time(LATE_MORNING.isoformat(), real_asyncio=True)
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
+)
+async def test_meal_added_after_its_time_is_not_missed_today(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """At 10:00 a meal for 07:00 is added: today's 07:00 was never due, tomorrow's is."""
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    events = feeding_events(hub, feeder)
+    start = len(feeder.commands)
+    await add_breakfast(hass, hub, feeder)
+    await advance(hass, freezer, 120, feeder)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert events == []
+    assert missed_issue(hass, dev) is None
+    assert commands_named(feeder, "feed", start) == []
+    assert (
+        hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today")).state
+        == "0"
+    )
+
+    # Tomorrow's breakfast is due like any other: the feeder skips it, it is missed and fed.
+    feeder.skip_meals = {BREAKFAST_TIME_S}
+    await feeder.disconnect()
+    freezer.move_to(
+        MORNING + dt.timedelta(days=1)
+    )  # nobody is connected: a jump is fine
+    await feeder.connect()
+    await heartbeat(hub, feeder)
+    await hub.schedules.reconciler(dev).async_wait_idle()
+    await advance(hass, freezer, 100, feeder)
+    await feeder.wait_for_command("feed", since=start)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    assert [event.event_type for event in events] == ["missed", "manual"]
+    assert dt.datetime.fromisoformat(
+        events[0].attributes["scheduled"]
+    ) == BREAKFAST + dt.timedelta(days=1)
+
+
+@pytest.mark.freeze_time(LATE_MORNING.isoformat(), real_asyncio=True)
+async def test_late_added_meal_is_still_not_due_after_a_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    await hass.config.async_set_time_zone(CHICAGO)
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    await add_breakfast(hass, hub, feeder)
+    since = hub.feeders[dev].meal_since
+    assert list(since.values()) == [LATE_MORNING.timestamp()]
+
+    hub = await restart(hass, hub)
+    assert hub.feeders[dev].meal_since == since
+    events = feeding_events(hub, feeder)
+    freezer.tick(60)
+    hub.monitor.async_check_now()
+    await hass.async_block_till_done()
+    assert events == []
+    assert missed_issue(hass, dev) is None
+    assert (
+        hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today")).state
+        == "0"
+    )
