@@ -1050,5 +1050,6 @@ def test_meal_state_values() -> None:
         "due",
         "missed",
         "disabled",
+        "skipped",
     ]
     assert MealState("missed") is MealState.MISSED

@@ -469,6 +469,17 @@ async def test_skipping_twice_skips_both_occurrences(
     assert stored.misses == {}
     assert not hub.schedules.entries(stored)[0].active
     assert not stored.sync_pending
+    hub.notify(feeder.device_hid)
+    await hass.async_block_till_done()
+    sensors = {
+        key: hass.states.get(entity_id(hass, "sensor", feeder.device_hid, key)).state
+        for key in ("last_meal_status", "meals_planned_today", "meals_dispensed_today")
+    }
+    assert sensors == {
+        "last_meal_status": "skipped",
+        "meals_planned_today": "0",
+        "meals_dispensed_today": "0",
+    }
 
     # After the second, the meal is on again (owed to the feeder); both days say skipped.
     await jump(hass, freezer, "2024-06-02T12:06:00+00:00")

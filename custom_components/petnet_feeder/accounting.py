@@ -37,33 +37,56 @@ def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(now.astimezone(zone).date(), time(), tzinfo=zone)
 
 
+def occurrence_status(feeder: Feeder, occurrence: MealOccurrence) -> MealState:
+    """What became of an occurrence, a skip included: skipped unless a result came anyway."""
+    if occurrence.result is None and feeder.was_skipped(
+        occurrence.meal.meal_id, occurrence.target
+    ):
+        return MealState.SKIPPED
+    return occurrence.state
+
+
 def today_occurrences(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> list[MealOccurrence]:
-    """Today's meal occurrences (enabled meals) in the feeder's zone."""
+    """Today's meal occurrences (enabled meals that were due) in the feeder's zone."""
     start = local_midnight(now, zone)
     end = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=zone)
-    results = [row.result for row in feeder.history]
+    return _due_occurrences(feeder, start, end, zone, now, window)
+
+
+def _due_occurrences(
+    feeder: Feeder,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    now: datetime,
+    window: timedelta,
+) -> list[MealOccurrence]:
+    # A meal added or moved after its time today was never due today.
     return [
         occurrence
         for occurrence in occurrences_between(
-            feeder.meals, results, start, end, zone, now, window
+            feeder.meals,
+            [row.result for row in feeder.history],
+            start,
+            end,
+            zone,
+            now,
+            window,
         )
-        if occurrence.state is not MealState.DISABLED and _was_due(feeder, occurrence)
+        if occurrence.state is not MealState.DISABLED
+        and feeder.was_due(occurrence.meal.meal_id, occurrence.target)
     ]
-
-
-def _was_due(feeder: Feeder, occurrence: MealOccurrence) -> bool:
-    """A meal added or moved after its time today was never due today."""
-    return occurrence.target.timestamp() >= feeder.meal_since.get(
-        occurrence.meal.meal_id, 0.0
-    )
 
 
 def day_totals(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> DayTotals:
-    """Grams dispensed since local midnight and today's meals dispensed / planned."""
+    """Grams dispensed since local midnight and today's meals dispensed / planned.
+
+    A skipped meal is not planned (unless it was dispensed anyway).
+    """
     since_ms = int(local_midnight(now, zone).timestamp() * 1000)
     grams = sum(
         (
@@ -73,11 +96,14 @@ def day_totals(
         ),
         0.0,
     )
-    occurrences = today_occurrences(feeder, zone, now, window)
+    states = [
+        occurrence_status(feeder, o)
+        for o in today_occurrences(feeder, zone, now, window)
+    ]
     return DayTotals(
         grams=round(grams, 1),
-        meals_dispensed=sum(1 for o in occurrences if o.state is MealState.DISPENSED),
-        meals_planned=len(occurrences),
+        meals_dispensed=states.count(MealState.DISPENSED),
+        meals_planned=sum(1 for state in states if state is not MealState.SKIPPED),
     )
 
 
@@ -85,19 +111,13 @@ def last_meal_status(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> MealState | None:
     """Status of the latest meal whose time has come (within a day); upcoming if none has yet."""
-    start = now - timedelta(days=1)
-    results = [row.result for row in feeder.history]
-    occurrences = [
-        o
-        for o in occurrences_between(
-            feeder.meals, results, start, now + timedelta(days=1), zone, now, window
-        )
-        if o.state is not MealState.DISABLED and _was_due(feeder, o)
-    ]
+    occurrences = _due_occurrences(
+        feeder, now - timedelta(days=1), now + timedelta(days=1), zone, now, window
+    )
     if not occurrences:
         return None
     passed = [o for o in occurrences if o.target <= now]
-    return passed[-1].state if passed else MealState.UPCOMING
+    return occurrence_status(feeder, passed[-1]) if passed else MealState.UPCOMING
 
 
 def hopper_percent(feeder: Feeder) -> float | None:

@@ -38,6 +38,7 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from . import PetnetConfigEntry
+from .accounting import occurrence_status
 from .const import DOMAIN
 from .entity import PetnetEntity, async_add_feeder_entities
 from .hub import PetnetHub
@@ -65,6 +66,7 @@ _QUOTE_LENGTH = 60
 _MEAL_ID = re.compile(r"[0-9]{1,9}")
 
 _STATUS = {
+    MealState.SKIPPED: "Skipped",
     MealState.UPCOMING: "Upcoming",
     MealState.DUE: "Due",
     MealState.MISSED: "Missed",
@@ -226,9 +228,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             # only where a dispense matched it, never as missed.
             and (
                 occurrence.result is not None
-                or self.hub.schedules.was_due(
-                    feeder, occurrence.meal.meal_id, occurrence.target
-                )
+                or feeder.was_due(occurrence.meal.meal_id, occurrence.target)
             )
         ]
 
@@ -260,13 +260,8 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
                 if grams is not None
                 else f"Dispensed at {at}"
             )
-        # A skip lasts until the skipped target plus the window; a result, if one came
-        # anyway (say, the front button), still shows what happened.
-        if self.hub.schedules.was_skipped(
-            self.feeder, occurrence.meal.meal_id, occurrence.target
-        ):
-            return "Skipped"
-        return _STATUS[occurrence.state]
+        # A result, if one came anyway (say, the front button), still shows what happened.
+        return _STATUS[occurrence_status(self.feeder, occurrence)]
 
     # ------------------------------------------------------------------ editing
 

@@ -118,6 +118,8 @@ class MealState(StrEnum):
     DUE = "due"
     MISSED = "missed"
     DISABLED = "disabled"
+    # Skipped by the user (skip next meal): known where skips are, not from results alone.
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)

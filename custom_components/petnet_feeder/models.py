@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 import re
 from typing import Any, Self
 
@@ -134,6 +135,19 @@ class Feeder:
     misses: dict[str, str] = field(default_factory=dict)
     # The latest missed meal while it is unresolved: its repair issue is raised again at start.
     open_miss: MissedMeal | None = None
+
+    def was_due(self, meal_id: int, target: datetime) -> bool:
+        """Whether the meal already had this time when the occurrence came round."""
+        return target.timestamp() >= self.meal_since.get(meal_id, 0.0)
+
+    def was_skipped(self, meal_id: int, target: datetime) -> bool:
+        """Whether this occurrence of the meal was (or is to be) skipped."""
+        stamp = target.timestamp()
+        skips = [until for k, until in self.skip_log if k == meal_id]
+        if (current := self.skipped.get(meal_id)) is not None:
+            skips.append(current)
+        # A skip lasts from a day before the skipped target until its window has passed.
+        return any(until - 86400 <= stamp < until for until in skips)
 
     @property
     def display_name(self) -> str:

@@ -237,9 +237,9 @@ class FeedingMonitor:
                 continue
             meal_id = occurrence.meal.meal_id
             # A meal added or moved after its time today was never due today.
-            if not self._hub.schedules.was_due(feeder, meal_id, occurrence.target):
+            if not feeder.was_due(meal_id, occurrence.target):
                 continue
-            if self._hub.schedules.was_skipped(feeder, meal_id, occurrence.target):
+            if feeder.was_skipped(meal_id, occurrence.target):
                 continue
             key = miss_key(occurrence)
             if key in feeder.misses:

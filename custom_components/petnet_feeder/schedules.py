@@ -208,19 +208,6 @@ class ScheduleManager:
             and feeder.synced_fingerprint == self.fingerprint(feeder)
         )
 
-    def was_due(self, feeder: Feeder, meal_id: int, target: datetime) -> bool:
-        """Whether the meal already had this time when the occurrence came round."""
-        return target.timestamp() >= feeder.meal_since.get(meal_id, 0.0)
-
-    def was_skipped(self, feeder: Feeder, meal_id: int, target: datetime) -> bool:
-        """Whether this occurrence of the meal was (or is to be) skipped."""
-        stamp = target.timestamp()
-        skips = [until for k, until in feeder.skip_log if k == meal_id]
-        if (current := feeder.skipped.get(meal_id)) is not None:
-            skips.append(current)
-        # A skip lasts from a day before the skipped target until its window has passed.
-        return any(until - 86400 <= stamp < until for until in skips)
-
     def utc_offset(self, feeder: Feeder) -> int:
         """Seconds east of UTC in the feeder's zone right now."""
         offset = dt_util.now(self.zone(feeder)).utcoffset()

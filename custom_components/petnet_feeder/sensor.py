@@ -33,6 +33,7 @@ from .accounting import (
     last_feed,
     last_meal_status,
     local_midnight,
+    occurrence_status,
     today_occurrences,
 )
 from .battery import battery_percent
@@ -50,6 +51,7 @@ LAST_MEAL_STATES = (
     MealState.FAILED,
     MealState.DUE,
     MealState.MISSED,
+    MealState.SKIPPED,
     MealState.UPCOMING,
 )
 
@@ -119,6 +121,7 @@ FEED_PLAN_STATUS = {
     MealState.UPCOMING: FEED_PLAN_PENDING,
     MealState.DUE: FEED_PLAN_PENDING,
     MealState.MISSED: FEED_PLAN_SKIPPED,
+    MealState.SKIPPED: FEED_PLAN_SKIPPED,
     MealState.DISABLED: FEED_PLAN_DISABLED,
 }
 # Home Assistant keeps at most 255 characters of a state.
@@ -139,12 +142,8 @@ def _feed_plan(hub: PetnetHub, feeder: Feeder) -> str:
             code = FEED_PLAN_DISABLED
         elif occurrence is None:
             code = FEED_PLAN_PENDING  # not due today (added after its time)
-        elif occurrence.result is None and hub.schedules.was_skipped(
-            feeder, meal.meal_id, occurrence.target
-        ):
-            code = FEED_PLAN_SKIPPED
         else:
-            code = FEED_PLAN_STATUS[occurrence.state]
+            code = FEED_PLAN_STATUS[occurrence_status(feeder, occurrence)]
         group = (
             f"{meal.meal_id},{meal.time_s // 3600},{meal.time_s // 60 % 60},"
             f"{round(meal.portion * 16)},{code}"
