@@ -8,10 +8,16 @@ import logging
 import socket
 from typing import Any
 
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import (
+    EVENT_HOMEASSISTANT_STOP,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -37,6 +43,7 @@ from .conftest import (
     wait_for_feeder,
     wait_for_state,
 )
+from .restart import async_restarted_hass, async_setup_entries, async_write_core_storage
 
 pytestmark = both_transports
 
@@ -208,32 +215,66 @@ async def test_restart_keeps_devices_keys_and_history(
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],
 ) -> None:
+    """Home Assistant stops; a fresh one starts on the same storage and knows everything."""
     feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_history(hub, DEV_HID)
     api_key = hub.gateways[GW_HID].api_key
-
-    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-    assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-
-    hub = loaded_entry.runtime_data
-    assert hub.gateways[GW_HID].api_key == api_key
-    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [
-        1717243203000
-    ]
-    assert (
-        dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)}) is not None
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    # What the user changed lives in HA's registries, which must come back as well.
+    dr.async_get(hass).async_update_device(device.id, name_by_user="Kitchen feeder")
+    voltage = entity_id(hass, "sensor", DEV_HID, "battery_voltage")
+    er.async_get(hass).async_update_entity(
+        voltage, new_entity_id="sensor.kitchen_feeder_voltage"
     )
-    # The feeder reconnects with the key it already has (it fetches config only at boot).
-    await feeder.drop()
-    await feeder.connect()
-    await feeder.send_heartbeat()
-    connectivity = entity_id(hass, "binary_sensor", DEV_HID, "connectivity")
-    await wait_for_state(hass, connectivity, lambda s: s.state == STATE_ON)
+    entity_ids = sorted(
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            er.async_get(hass), loaded_entry.entry_id
+        )
+    )
+    assert "sensor.kitchen_feeder_voltage" in entity_ids
+
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    await async_write_core_storage(hass)
+    assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key
+
+    async with async_restarted_hass(hass.config.config_dir) as second:
+        await async_setup_entries(second)
+        entry = second.config_entries.async_get_entry(loaded_entry.entry_id)
+        assert entry is not None
+        assert entry.state is ConfigEntryState.LOADED
+        restarted: PetnetHub = entry.runtime_data
+        assert restarted is not hub
+        assert restarted.gateways[GW_HID].api_key == api_key
+        assert [row.result.start_ms for row in restarted.feeders[DEV_HID].history] == [
+            1717243203000
+        ]
+        same = dr.async_get(second).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+        assert same is not None
+        assert (same.id, same.name_by_user, same.sw_version) == (
+            device.id,
+            "Kitchen feeder",
+            "2.8.0",
+        )
+        registry = er.async_get(second)
+        assert (
+            sorted(
+                e.entity_id
+                for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+            )
+            == entity_ids
+        )
+        assert second.states.get("sensor.kitchen_feeder_voltage") is not None
+        # The feeder reconnects with the key it already has (it fetches config only at boot).
+        await feeder.connect()
+        await feeder.send_heartbeat()
+        connectivity = entity_id(second, "binary_sensor", DEV_HID, "connectivity")
+        await wait_for_state(second, connectivity, lambda s: s.state == STATE_ON)
+        await feeder.disconnect()
 
 
 async def test_duplicate_feed_results_are_stored_once(
