@@ -109,8 +109,9 @@ class PetnetHub:
     async def async_load(self) -> None:
         """Read the stored gateways, feeders and history."""
         self.gateways, self.feeders = await self._store.async_load()
+        # A feeder heard from just before a restart is online now: only a change is logged.
         for feeder in self.feeders.values():
-            self._online[feeder.hid] = False
+            self._online[feeder.hid] = self.is_online(feeder)
 
     async def async_start(self, transport: Transport, kronos: KronosServer) -> None:
         """Start the broker and the Kronos site; OSError names a port that cannot be bound."""
