@@ -223,7 +223,9 @@ async def loaded_entry(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     yield config_entry
-    if config_entry.state.recoverable:
+    if config_entry.state.recoverable and hass.config_entries.async_get_entry(
+        config_entry.entry_id
+    ):  # not removed by the test
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
 

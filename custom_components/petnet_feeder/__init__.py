@@ -44,7 +44,7 @@ from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
 from .services import async_register_services
 from .store import PetnetStore
-from .tls import ensure_certificate, server_ssl_context
+from .tls import ensure_certificate, remove_certificate, server_ssl_context
 from .transport.base import Transport
 from .transport.bundled import BundledBrokerTransport
 from .transport.ha_mqtt import HaMqttTransport
@@ -85,14 +85,17 @@ def _loaded_hub(hass: HomeAssistant) -> PetnetHub | None:
     return entries[0].runtime_data if entries else None
 
 
+def _generated_cert_dir(hass: HomeAssistant) -> Path:
+    """Where the self-signed certificate and its key are kept (beside the store)."""
+    return Path(hass.config.path(".storage", CERT_DIR_NAME))
+
+
 def _tls_files(
     hass: HomeAssistant, cert: str | None, key: str | None
 ) -> tuple[Path, Path]:
     if cert and key:
         return Path(cert), Path(key)
-    return ensure_certificate(
-        Path(hass.config.path(".storage", CERT_DIR_NAME)), CERT_HOSTNAME
-    )
+    return ensure_certificate(_generated_cert_dir(hass), CERT_HOSTNAME)
 
 
 def _ssl_context(
@@ -190,8 +193,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> b
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> None:
-    """Delete stored feeders and keys when the integration is removed."""
+    """Delete stored feeders and keys, and the generated TLS key, when removed.
+
+    Certificate files the user gave are theirs and stay.
+    """
     await PetnetStore(hass).async_remove()
+    await hass.async_add_executor_job(remove_certificate, _generated_cert_dir(hass))
 
 
 async def async_remove_config_entry_device(
