@@ -365,6 +365,42 @@ async def test_api_keys_never_logged(
     assert not any(feeder.api_key in message for message in server_side)
 
 
+async def test_debug_log_names_each_request_and_message(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
+    feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
+    await feeder.send_heartbeat()
+    await feeder.send_sensor(voltage_mv=3900)
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.telemetry.voltage_v == 3.9)
+    await feeder.api_request(
+        "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received"
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("custom_components.petnet_feeder")
+    ]
+    for line in (
+        f"Kronos POST /api/v1/kronos/gateways: 200 (gateway {GW_HID})",
+        f"Kronos GET /api/v1/kronos/gateways/{GW_HID}/config: 200 (gateway {GW_HID})",
+        f"Kronos POST /api/v1/kronos/devices: 200 (gateway {GW_HID})",
+        f"Gateway {GW_HID} sent hb for feeder {DEV_HID}",
+        f"Gateway {GW_HID} sent sensor for feeder {DEV_HID}",
+        f"Gateway {GW_HID} sent API request PUT "
+        "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received (answered)",
+    ):
+        assert line in ours
+    assert feeder.api_key
+    assert not any(feeder.api_key in line for line in ours)
+
+
 async def test_unload_closes_every_port(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,

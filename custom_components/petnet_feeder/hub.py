@@ -455,6 +455,13 @@ class PetnetHub:
                 topics.api_reply_topic(gateway_hid),
                 messages.api_ack(request.request_id),
             )
+        # Only method and uri: the request's parameters carry the gateway's key.
+        _LOGGER.debug(
+            "Gateway %s sent API request %.16s %.200s (answered)",
+            gateway_hid,
+            request.method,
+            request.uri,
+        )
         if (gateway := self.gateways.get(gateway_hid)) is not None:
             self._mark_seen(gateway)
         uri = request.uri or ""
@@ -465,6 +472,12 @@ class PetnetHub:
 
     def _handle_telemetry(self, gateway_hid: str, payload: bytes) -> None:
         message = messages.parse_telemetry(payload)
+        _LOGGER.debug(
+            "Gateway %s sent %.64s for feeder %s",
+            gateway_hid,
+            message.msg_type,
+            message.device_hid,
+        )
         gateway = self.gateways.get(gateway_hid)
         if gateway is None:
             _LOGGER.debug("Telemetry for unknown gateway %s dropped", gateway_hid)

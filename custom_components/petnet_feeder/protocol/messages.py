@@ -190,6 +190,7 @@ def _required_device_hid(message: Mapping[str, Any]) -> str:
 class Heartbeat:
     """``hb``: the feeder is alive (§5.2)."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_HEARTBEAT
     device_hid: str
 
 
@@ -197,6 +198,7 @@ class Heartbeat:
 class SensorReading:
     """``sensor``: power and signal state (§5.3); missing or odd fields are None."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_SENSOR
     device_hid: str
     voltage_v: float | None
     usb: bool | None
@@ -209,6 +211,7 @@ class SensorReading:
 class FeedResult:
     """``feed_result``: one dispense, whatever caused it (§5.4). Times are epoch ms."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_FEED_RESULT
     SOURCE_REMOTE: ClassVar[int] = SOURCE_REMOTE
     SOURCE_BUTTON: ClassVar[int] = SOURCE_BUTTON
     SOURCE_SCHEDULE: ClassVar[int] = SOURCE_SCHEDULE
@@ -282,6 +285,7 @@ class ScheduleHash:
     ``device_hid`` None means the message named no device: it applies to the whole gateway.
     """
 
+    msg_type: ClassVar[str] = MSG_TYPE_HASH
     device_hid: str | None
     local_md5: str | None
 
