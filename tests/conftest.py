@@ -31,6 +31,15 @@ from feeder_sim import SimulatedFeeder, ids as sim_ids
 from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
 from .ports import LOOPBACK, free_port
 
+NOT_SERVER_LOGGERS = (
+    "amqtt.client",
+    "feeder_sim",
+    "pytest_homeassistant_custom_component",
+)
+"""Loggers that are not Home Assistant's: the simulator and its MQTT client library (which logs
+its connection URI, key included), and the harness's mock storage, which logs whole stored data
+(HA's real Store logs only the storage key). Key-leak checks look at everything else."""
+
 both_transports = pytest.mark.parametrize(
     "transport", [TRANSPORT_BUNDLED, TRANSPORT_MQTT], indirect=True
 )

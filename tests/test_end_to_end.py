@@ -36,6 +36,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 
 from .conftest import (
     LOOPBACK,
+    NOT_SERVER_LOGGERS,
     FeederFactory,
     both_transports,
     entity_id,
@@ -359,7 +360,7 @@ async def test_api_keys_never_logged(
     server_side = [
         r.getMessage()
         for r in caplog.records
-        if not r.name.startswith(("amqtt.client", "feeder_sim"))
+        if not r.name.startswith(NOT_SERVER_LOGGERS)
     ]
     assert len(server_side) > 10
     assert not any(feeder.api_key in message for message in server_side)

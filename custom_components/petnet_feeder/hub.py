@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -91,6 +92,7 @@ class PetnetHub:
         self._new_feeder_listeners: set[Callable[[Feeder], None]] = set()
         self._online: dict[str, bool] = {}
         self._logged_once: set[tuple[str, ...]] = set()
+        self._key_saves: set[asyncio.Task[None]] = set()
         self.command_status: dict[str, str] = {}
         self._unsub_availability: CALLBACK_TYPE | None = None
         self._stopped = False
@@ -225,10 +227,29 @@ class PetnetHub:
     def _new_gateway(self, hid: str) -> Gateway:
         gateway = Gateway(hid=hid, api_key=ids.new_api_key(), discovered_at=_now())
         self.gateways[hid] = gateway
+        self._save_new_key()
         if self.transport is not None:
             self.transport.gateway_added(hid)
         _LOGGER.info("New gateway %s", hid)
         return gateway
+
+    def _save_new_key(self) -> None:
+        """Write now, not within 10 s: config hands the key out at once (§1.4).
+
+        A key the feeder fetched but the disk never saw locks the feeder out after a crash
+        until it is power-cycled. Writes that overlap are folded into one by HA's Store.
+        """
+        task = self.entry.async_create_background_task(
+            self.hass, self._store.async_save_now(), f"{DOMAIN} save a new gateway key"
+        )
+        self._key_saves.add(task)
+        task.add_done_callback(self._key_saves.discard)
+
+    async def async_wait_keys_saved(self) -> None:
+        """Return once every new key is on disk (config waits for it before answering)."""
+        if self._key_saves:
+            # wait(), not gather(): a client that goes away must not cancel the write.
+            await asyncio.wait(set(self._key_saves))
 
     def _admit_gateway(self, hid: str, **info: str | None) -> Gateway:
         """Create an unknown gateway if registration control lets it in (else it raises)."""

@@ -246,6 +246,8 @@ class KronosApi:
         async def work() -> dict[str, Any]:
             hub = self._hub()
             hid = _gateway_id(request)
+            # A key is handed out only once it is on disk.
+            await hub.async_wait_keys_saved()
             if (api_key := hub.gateway_api_key(hid)) is None:
                 if hub.registrations.is_pending(hid):
                     raise KronosError(
