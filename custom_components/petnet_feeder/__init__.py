@@ -24,6 +24,7 @@ from .const import (
     CONF_GRACE_MINUTES,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
@@ -76,13 +77,25 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             library_logger.setLevel(logging.WARNING)
     async_register_services(hass)
     async_register_broker_credentials(hass)
-    async_register_views(hass, KronosApi(lambda: _loaded_hub(hass)))
+    async_register_views(
+        hass,
+        KronosApi(lambda: _loaded_hub(hass)),
+        enabled=lambda: _kronos_on_ha_http(hass),
+    )
     return True
 
 
 def _loaded_hub(hass: HomeAssistant) -> PetnetHub | None:
     entries = hass.config_entries.async_loaded_entries(DOMAIN)
     return entries[0].runtime_data if entries else None
+
+
+def _kronos_on_ha_http(hass: HomeAssistant) -> bool:
+    """Whether the user chose to serve the Kronos routes on HA's own HTTP server."""
+    return any(
+        {**entry.data, **entry.options}.get(CONF_KRONOS_ON_HA_HTTP, False)
+        for entry in hass.config_entries.async_entries(DOMAIN)
+    )
 
 
 def _generated_cert_dir(hass: HomeAssistant) -> Path:

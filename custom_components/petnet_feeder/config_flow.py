@@ -20,6 +20,7 @@ from .const import (
     CONF_GRACE_MINUTES,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
@@ -110,6 +111,12 @@ def _network_schema(values: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         schema[vol.Optional(key, description={"suggested_value": values.get(key)})] = (
             PATH_SELECTOR
         )
+    # Off by default: these routes need no login on a server that may face the internet.
+    schema[
+        vol.Required(
+            CONF_KRONOS_ON_HA_HTTP, default=values.get(CONF_KRONOS_ON_HA_HTTP, False)
+        )
+    ] = selector.BooleanSelector()
     return schema
 
 
