@@ -435,6 +435,7 @@ class PetnetHub:
     async def _async_handle_message(
         self, gateway_hid: str, topic: str, payload: bytes
     ) -> None:
+        api_request = False
         try:
             parsed = topics.parse_inbound_topic(topic)
             if parsed is None or parsed[1] != gateway_hid:
@@ -447,17 +448,23 @@ class PetnetHub:
                 )
                 return
             kind = parsed[0]
-            if kind is InboundKind.API_REQUEST:
+            if api_request := kind is InboundKind.API_REQUEST:
                 await self._async_handle_api_request(gateway_hid, payload)
             else:
                 self._handle_telemetry(gateway_hid, payload)
         except ProtocolError as err:
+            # Gateway, topic and message type, as far as the parser got (§4.5).
+            if err.msg_type is not None:
+                message_type = repr(err.msg_type)
+            else:
+                message_type = "API request" if api_request else "unknown"
             self._warn_once(
                 gateway_hid,
                 "malformed",
-                "Dropped malformed message from gateway %s on %s: %s",
+                "Dropped malformed message from gateway %s on %s (type %s): %s",
                 gateway_hid,
                 topic,
+                message_type,
                 err,
             )
         except GatewayNotConnectedError:

@@ -54,7 +54,15 @@ _BOOL_TEXT: Final = {"true": True, "false": False, "1": True, "0": False}
 
 
 class ProtocolError(ValueError):
-    """An inbound message that cannot be used; the caller logs it and drops it."""
+    """An inbound message that cannot be used; the caller logs it and drops it.
+
+    ``msg_type`` is the message's ``s|msg_type`` when the parser got that far (for the log).
+    """
+
+    def __init__(self, message: str, *, msg_type: str | None = None) -> None:
+        """Keep the reason and, if known, the message type."""
+        super().__init__(message)
+        self.msg_type = msg_type
 
 
 # --------------------------------------------------------------------------- decoding
@@ -381,19 +389,22 @@ def parse_telemetry(payload: bytes | str) -> Telemetry:
     msg_type = message.get(_MSG_TYPE_KEY)
     if not isinstance(msg_type, str):
         raise ProtocolError(f"{_MSG_TYPE_KEY} is missing or not a string")
-    if msg_type == MSG_TYPE_HASH:
-        return _parse_hash(message)
-    device_hid = _required_device_hid(message)
-    if msg_type == MSG_TYPE_HEARTBEAT:
-        return Heartbeat(device_hid=device_hid)
-    if msg_type == MSG_TYPE_SENSOR:
-        return _parse_sensor(device_hid, message)
-    if msg_type == MSG_TYPE_FEED_RESULT:
-        return _parse_feed_result(device_hid, message)
-    # Truncated because callers key "seen kinds" by it.
-    return UnknownTelemetry(
-        device_hid=device_hid, msg_type=msg_type[:MAX_MSG_TYPE_LENGTH]
-    )
+    # Truncated because callers log it and key "seen kinds" by it.
+    msg_type = msg_type[:MAX_MSG_TYPE_LENGTH]
+    try:
+        if msg_type == MSG_TYPE_HASH:
+            return _parse_hash(message)
+        device_hid = _required_device_hid(message)
+        if msg_type == MSG_TYPE_HEARTBEAT:
+            return Heartbeat(device_hid=device_hid)
+        if msg_type == MSG_TYPE_SENSOR:
+            return _parse_sensor(device_hid, message)
+        if msg_type == MSG_TYPE_FEED_RESULT:
+            return _parse_feed_result(device_hid, message)
+    except ProtocolError as err:
+        err.msg_type = msg_type
+        raise
+    return UnknownTelemetry(device_hid=device_hid, msg_type=msg_type)
 
 
 # --------------------------------------------------------------------------- API requests
