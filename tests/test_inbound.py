@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 import json
 import logging
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.petnet_feeder.const import CONF_MQTT_PORT
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.transport.bundled import PUBLISH_TIMEOUT
 from feeder_sim import SimulatedFeeder
 
 from .conftest import FeederFactory
@@ -202,3 +206,30 @@ async def test_api_request_is_answered_before_anything_else_happens(
     }
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hub.command_status[COMMAND_HID] == "received"
+
+
+async def test_reply_nobody_takes_is_logged_once_without_traceback(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    raw_gateway: tuple[SimulatedFeeder, RawClient],
+    deliveries: Deliveries,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
+    feeder, client = raw_gateway
+    for request_id in ("GS-1", "GS-2"):
+        await client.publish(
+            f"krs.api.gts.{feeder.gateway_hid}", api_request(request_id)
+        )
+        # Its reply now waits for a subscription that never comes.
+        await deliveries.wait_for(api_request(request_id))
+        async_fire_time_changed(
+            hass, dt_util.utcnow() + timedelta(seconds=PUBLISH_TIMEOUT + 1)
+        )
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    logged = lines(caplog, "did not take the reply to its API request in time")
+    assert [level for level, _message in logged] == [logging.WARNING, logging.DEBUG]
+    assert f"subscribed to krs/api/stg/{feeder.gateway_hid}?" in logged[0][1]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert COMMAND_HID not in hub.command_status

@@ -469,6 +469,17 @@ class PetnetHub:
             )
         except GatewayNotConnectedError:
             _LOGGER.debug("Gateway %s went away before its reply was sent", gateway_hid)
+        except TimeoutError:
+            # Only the reply's publish waits: the feeder never took it (it may not subscribe
+            # to its reply topic at all), so the request is dropped like an unanswered one.
+            self._warn_once(
+                gateway_hid,
+                "reply_timeout",
+                "Gateway %s did not take the reply to its API request in time (is it "
+                "subscribed to %s?); request dropped",
+                gateway_hid,
+                topics.api_reply_topic(gateway_hid),
+            )
         except Exception:
             _LOGGER.exception(
                 "Error handling a message from gateway %s on %s", gateway_hid, topic
