@@ -104,10 +104,18 @@ async def test_port_taken_is_retried_until_it_is_free(
 
 
 async def test_home_assistant_stop_closes_the_broker(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, entry_data[CONF_MQTT_PORT]))
     assert hass.config_entries.async_entries(DOMAIN)[0].state is ConfigEntryState.LOADED
+    # Unloading after the stop (the harness does it, and so may HA's final steps) is clean.
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert "Unable to remove unknown job listener" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -186,8 +186,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
         # Entries are not unloaded when HA stops: close the broker and save now.
         await hub.async_stop()
 
+    # async_listen, not async_listen_once: a once-listener removes itself when it fires, and
+    # removing it again at unload (after a stop) logs an error. async_stop runs only once.
     entry.async_on_unload(
-        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
+        hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
