@@ -156,6 +156,23 @@ async def test_feed_action(
     assert [c.command for c in feeder.commands].count("feed") == 1
 
 
+async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": portion, "value": 0.1875}, blocking=True
+    )
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    await hass.services.async_call(
+        DOMAIN, "feed", {"device_id": device.id}, blocking=True
+    )
+    received = await feeder.wait_for_command("feed")
+    assert [c.payload for c in received] == [{"portion": 0.1875}]
+
+
 async def test_offline_feeder_gets_no_queued_feed(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
