@@ -164,6 +164,7 @@ async def test_busy_port_gets_a_field_error(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: "port_unavailable"}
+    assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
     # The user fixes it and the flow completes.
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
     await hass.async_block_till_done()
@@ -288,4 +289,5 @@ async def test_options_busy_port(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_HTTP_PORT: "port_unavailable"}
+    assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
     assert CONF_DEFAULT_PORTION not in loaded_entry.options

@@ -189,6 +189,16 @@ async def async_validate_network(
     return errors
 
 
+def error_placeholders(
+    errors: Mapping[str, str], data: Mapping[str, Any]
+) -> dict[str, str]:
+    """Name the ports that could not be bound, for the port_unavailable message."""
+    busy = [
+        str(data[key]) for key in PORT_KEYS if errors.get(key) == "port_unavailable"
+    ]
+    return {"busy_ports": ", ".join(busy)}
+
+
 class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up the replacement cloud once per Home Assistant."""
 
@@ -213,7 +223,10 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
             **_network_schema(values),
         }
         return self.async_show_form(
-            step_id="user", data_schema=vol.Schema(schema), errors=errors
+            step_id="user",
+            data_schema=vol.Schema(schema),
+            errors=errors,
+            description_placeholders=error_placeholders(errors, values),
         )
 
     @staticmethod
@@ -276,5 +289,8 @@ class PetnetFeederOptionsFlow(OptionsFlow):
             ): selector.BooleanSelector(),
         }
         return self.async_show_form(
-            step_id="init", data_schema=vol.Schema(schema), errors=errors
+            step_id="init",
+            data_schema=vol.Schema(schema),
+            errors=errors,
+            description_placeholders=error_placeholders(errors, current),
         )
