@@ -97,9 +97,53 @@ async def test_feeder_comes_alive(
     assert hub.feeders[DEV_HID].last_heartbeat is None
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
-    last_seen = hass.states.get(entity_id(hass, "sensor", DEV_HID, "last_seen"))
-    assert last_seen.attributes["device_class"] == "timestamp"
-    assert last_seen.state not in ("unknown", STATE_UNAVAILABLE)
+
+
+async def test_last_seen_is_disabled_by_default_and_follows_messages_when_enabled(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    """Every heartbeat changes it (logbook, recorder): off unless the user wants it."""
+    feeder = await make_feeder()
+    last_seen = entity_id(hass, "sensor", DEV_HID, "last_seen")
+    registry = er.async_get(hass)
+    assert (
+        registry.async_get(last_seen).disabled_by
+        is er.RegistryEntryDisabler.INTEGRATION
+    )
+    assert hass.states.get(last_seen) is None
+
+    registry.async_update_entity(last_seen, disabled_by=None)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    await feeder.connect()  # the reload closed the broker and its sessions
+    await feeder.send_heartbeat()
+    hub: PetnetHub = loaded_entry.runtime_data
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
+    state = await wait_for_state(
+        hass, last_seen, lambda s: s.state not in ("unknown", STATE_UNAVAILABLE)
+    )
+    assert state.attributes["device_class"] == "timestamp"
+    # A timestamp sensor's state is in whole seconds.
+    assert dt_util.parse_datetime(state.state) == dt_util.utc_from_timestamp(
+        hub.feeders[DEV_HID].last_seen
+    ).replace(microsecond=0)
+
+
+async def test_entities_disabled_by_default(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    """What README's entity table says is disabled by default, and nothing else."""
+    await make_feeder()
+    await wait_for_entity(hass, "sensor", DEV_HID, "last_seen")
+    entries = er.async_entries_for_config_entry(
+        er.async_get(hass), loaded_entry.entry_id
+    )
+    assert len(entries) > 20
+    assert sorted(
+        entry.unique_id.removeprefix(f"{DEV_HID}_")
+        for entry in entries
+        if entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    ) == ["feed_plan", "firmware_family", "last_seen"]
 
 
 async def test_feed_button_sends_exactly_one_feed(

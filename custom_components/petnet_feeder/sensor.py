@@ -166,6 +166,9 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         translation_key="last_seen",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # It changes with every heartbeat: a logbook line and a recorder row each time.
+        # Connectivity already shows whether the feeder is alive.
+        entity_registry_enabled_default=False,
         value_fn=lambda _hub, feeder: _timestamp(feeder.last_seen),
     ),
     PetnetSensorEntityDescription(
