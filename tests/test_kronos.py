@@ -253,6 +253,29 @@ async def test_bad_requests_change_nothing(
     assert _stored(loaded_entry) == before
 
 
+async def test_over_long_device_uid_is_refused(
+    http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
+) -> None:
+    status, body, _ = await _call(
+        http, "POST", "/api/v1/kronos/devices", {**DEVICE_BODY, "uid": "u" * 300}
+    )
+    assert (status, body) == (400, {"detail": "uid too long"})
+    assert loaded_entry.runtime_data.feeders == {}
+    assert loaded_entry.runtime_data.gateways == {}
+
+
+async def test_command_statuses_are_bounded(
+    http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
+) -> None:
+    """A feeder reports on every command; only the latest reports are kept."""
+    hids = [f"cmd{index:04d}" for index in range(205)]
+    for hid in hids:
+        status, _, _ = await _call(http, "PUT", f"/api/v1/core/events/{hid}/received")
+        assert status == 200
+    kept = loaded_entry.runtime_data.command_status
+    assert list(kept) == hids[-200:]
+
+
 async def test_huge_body_refused_before_reading(
     http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
 ) -> None:
