@@ -26,7 +26,7 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim.kronos_client import KronosError
 
-from .conftest import FeederFactory, wait_for_entity
+from .conftest import NOT_SERVER_LOGGERS, FeederFactory, wait_for_entity
 from .transport.test_bundled_broker import RawClient
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
@@ -134,7 +134,7 @@ async def test_new_feeder_waits_until_approved(
     server_side = [
         r.getMessage()
         for r in caplog.records
-        if not r.name.startswith(("amqtt.client", "feeder_sim"))
+        if not r.name.startswith(NOT_SERVER_LOGGERS)
     ]
     assert not any(gateway.api_key in message for message in server_side)
 

@@ -19,6 +19,7 @@ from custom_components.petnet_feeder.const import (
     CONF_DEFAULT_PORTION,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_SSL_CERTIFICATE,
@@ -73,7 +74,7 @@ async def test_user_step_creates_a_working_entry(
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == entry_data
+    assert result["data"] == {**entry_data, CONF_KRONOS_ON_HA_HTTP: False}
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.state is ConfigEntryState.LOADED
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -93,6 +94,7 @@ async def test_defaults_offered(hass: HomeAssistant) -> None:
     assert defaults[CONF_HTTPS_PORT] == 443
     assert defaults[CONF_MQTT_PORT] == 1883
     assert defaults[CONF_MQTTS_PORT] == 8883
+    assert defaults[CONF_KRONOS_ON_HA_HTTP] is False
 
 
 async def test_mqtt_transport_needs_the_mqtt_integration(
@@ -162,6 +164,7 @@ async def test_busy_port_gets_a_field_error(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: "port_unavailable"}
+    assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
     # The user fixes it and the flow completes.
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
     await hass.async_block_till_done()
@@ -255,6 +258,7 @@ async def test_options_change_portion_and_reload(
             "auto_feed_missed": True,
             "offline_alert_minutes": 30,
             "accept_new_feeders": False,
+            CONF_KRONOS_ON_HA_HTTP: True,
         },
     )
     await hass.async_block_till_done()
@@ -265,6 +269,7 @@ async def test_options_change_portion_and_reload(
     assert settings.auto_feed_missed is True
     assert settings.offline_alert_minutes == 30
     assert settings.accept_new_feeders is False
+    assert loaded_entry.options[CONF_KRONOS_ON_HA_HTTP] is True
     assert loaded_entry.options[CONF_SSL_CERTIFICATE] == ""
     assert loaded_entry.state is ConfigEntryState.LOADED
     assert loaded_entry.runtime_data.settings.default_portion == 0.25
@@ -284,4 +289,5 @@ async def test_options_busy_port(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_HTTP_PORT: "port_unavailable"}
+    assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
     assert CONF_DEFAULT_PORTION not in loaded_entry.options

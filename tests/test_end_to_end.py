@@ -8,10 +8,16 @@ import logging
 import socket
 from typing import Any
 
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import (
+    EVENT_HOMEASSISTANT_STOP,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -30,6 +36,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 
 from .conftest import (
     LOOPBACK,
+    NOT_SERVER_LOGGERS,
     FeederFactory,
     both_transports,
     entity_id,
@@ -37,6 +44,7 @@ from .conftest import (
     wait_for_feeder,
     wait_for_state,
 )
+from .restart import async_restarted_hass, async_setup_entries, async_write_core_storage
 
 pytestmark = both_transports
 
@@ -89,9 +97,53 @@ async def test_feeder_comes_alive(
     assert hub.feeders[DEV_HID].last_heartbeat is None
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
-    last_seen = hass.states.get(entity_id(hass, "sensor", DEV_HID, "last_seen"))
-    assert last_seen.attributes["device_class"] == "timestamp"
-    assert last_seen.state not in ("unknown", STATE_UNAVAILABLE)
+
+
+async def test_last_seen_is_disabled_by_default_and_follows_messages_when_enabled(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    """Every heartbeat changes it (logbook, recorder): off unless the user wants it."""
+    feeder = await make_feeder()
+    last_seen = entity_id(hass, "sensor", DEV_HID, "last_seen")
+    registry = er.async_get(hass)
+    assert (
+        registry.async_get(last_seen).disabled_by
+        is er.RegistryEntryDisabler.INTEGRATION
+    )
+    assert hass.states.get(last_seen) is None
+
+    registry.async_update_entity(last_seen, disabled_by=None)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    await feeder.connect()  # the reload closed the broker and its sessions
+    await feeder.send_heartbeat()
+    hub: PetnetHub = loaded_entry.runtime_data
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
+    state = await wait_for_state(
+        hass, last_seen, lambda s: s.state not in ("unknown", STATE_UNAVAILABLE)
+    )
+    assert state.attributes["device_class"] == "timestamp"
+    # A timestamp sensor's state is in whole seconds.
+    assert dt_util.parse_datetime(state.state) == dt_util.utc_from_timestamp(
+        hub.feeders[DEV_HID].last_seen
+    ).replace(microsecond=0)
+
+
+async def test_entities_disabled_by_default(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    """What README's entity table says is disabled by default, and nothing else."""
+    await make_feeder()
+    await wait_for_entity(hass, "sensor", DEV_HID, "last_seen")
+    entries = er.async_entries_for_config_entry(
+        er.async_get(hass), loaded_entry.entry_id
+    )
+    assert len(entries) > 20
+    assert sorted(
+        entry.unique_id.removeprefix(f"{DEV_HID}_")
+        for entry in entries
+        if entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    ) == ["feed_plan", "firmware_family", "last_seen"]
 
 
 async def test_feed_button_sends_exactly_one_feed(
@@ -146,6 +198,23 @@ async def test_feed_action(
             blocking=True,
         )
     assert [c.command for c in feeder.commands].count("feed") == 1
+
+
+async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": portion, "value": 0.1875}, blocking=True
+    )
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    await hass.services.async_call(
+        DOMAIN, "feed", {"device_id": device.id}, blocking=True
+    )
+    received = await feeder.wait_for_command("feed")
+    assert [c.payload for c in received] == [{"portion": 0.1875}]
 
 
 async def test_offline_feeder_gets_no_queued_feed(
@@ -208,32 +277,66 @@ async def test_restart_keeps_devices_keys_and_history(
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],
 ) -> None:
+    """Home Assistant stops; a fresh one starts on the same storage and knows everything."""
     feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_history(hub, DEV_HID)
     api_key = hub.gateways[GW_HID].api_key
-
-    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-    assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key
-    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-
-    hub = loaded_entry.runtime_data
-    assert hub.gateways[GW_HID].api_key == api_key
-    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [
-        1717243203000
-    ]
-    assert (
-        dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)}) is not None
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+    assert device is not None
+    # What the user changed lives in HA's registries, which must come back as well.
+    dr.async_get(hass).async_update_device(device.id, name_by_user="Kitchen feeder")
+    voltage = entity_id(hass, "sensor", DEV_HID, "battery_voltage")
+    er.async_get(hass).async_update_entity(
+        voltage, new_entity_id="sensor.kitchen_feeder_voltage"
     )
-    # The feeder reconnects with the key it already has (it fetches config only at boot).
-    await feeder.drop()
-    await feeder.connect()
-    await feeder.send_heartbeat()
-    connectivity = entity_id(hass, "binary_sensor", DEV_HID, "connectivity")
-    await wait_for_state(hass, connectivity, lambda s: s.state == STATE_ON)
+    entity_ids = sorted(
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            er.async_get(hass), loaded_entry.entry_id
+        )
+    )
+    assert "sensor.kitchen_feeder_voltage" in entity_ids
+
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    await async_write_core_storage(hass)
+    assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key
+
+    async with async_restarted_hass(hass.config.config_dir) as second:
+        await async_setup_entries(second)
+        entry = second.config_entries.async_get_entry(loaded_entry.entry_id)
+        assert entry is not None
+        assert entry.state is ConfigEntryState.LOADED
+        restarted: PetnetHub = entry.runtime_data
+        assert restarted is not hub
+        assert restarted.gateways[GW_HID].api_key == api_key
+        assert [row.result.start_ms for row in restarted.feeders[DEV_HID].history] == [
+            1717243203000
+        ]
+        same = dr.async_get(second).async_get_device(identifiers={(DOMAIN, DEV_HID)})
+        assert same is not None
+        assert (same.id, same.name_by_user, same.sw_version) == (
+            device.id,
+            "Kitchen feeder",
+            "2.8.0",
+        )
+        registry = er.async_get(second)
+        assert (
+            sorted(
+                e.entity_id
+                for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+            )
+            == entity_ids
+        )
+        assert second.states.get("sensor.kitchen_feeder_voltage") is not None
+        # The feeder reconnects with the key it already has (it fetches config only at boot).
+        await feeder.connect()
+        await feeder.send_heartbeat()
+        connectivity = entity_id(second, "binary_sensor", DEV_HID, "connectivity")
+        await wait_for_state(second, connectivity, lambda s: s.state == STATE_ON)
+        await feeder.disconnect()
 
 
 async def test_duplicate_feed_results_are_stored_once(
@@ -320,10 +423,46 @@ async def test_api_keys_never_logged(
     server_side = [
         r.getMessage()
         for r in caplog.records
-        if not r.name.startswith(("amqtt.client", "feeder_sim"))
+        if not r.name.startswith(NOT_SERVER_LOGGERS)
     ]
     assert len(server_side) > 10
     assert not any(feeder.api_key in message for message in server_side)
+
+
+async def test_debug_log_names_each_request_and_message(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
+    feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
+    await feeder.send_heartbeat()
+    await feeder.send_sensor(voltage_mv=3900)
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.telemetry.voltage_v == 3.9)
+    await feeder.api_request(
+        "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received"
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("custom_components.petnet_feeder")
+    ]
+    for line in (
+        f"Kronos POST /api/v1/kronos/gateways: 200 (gateway {GW_HID})",
+        f"Kronos GET /api/v1/kronos/gateways/{GW_HID}/config: 200 (gateway {GW_HID})",
+        f"Kronos POST /api/v1/kronos/devices: 200 (gateway {GW_HID})",
+        f"Gateway {GW_HID} sent hb for feeder {DEV_HID}",
+        f"Gateway {GW_HID} sent sensor for feeder {DEV_HID}",
+        f"Gateway {GW_HID} sent API request PUT "
+        "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received (answered)",
+    ):
+        assert line in ours
+    assert feeder.api_key
+    assert not any(feeder.api_key in line for line in ours)
 
 
 async def test_unload_closes_every_port(

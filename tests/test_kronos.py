@@ -12,7 +12,12 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.petnet_feeder.const import CONF_HTTP_PORT, CONF_HTTPS_PORT
+from custom_components.petnet_feeder.const import (
+    CONF_HTTP_PORT,
+    CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
+    DOMAIN,
+)
 from custom_components.petnet_feeder.protocol.ids import SECRET_KEY, hid_from_uid
 
 from .conftest import LOOPBACK
@@ -248,6 +253,29 @@ async def test_bad_requests_change_nothing(
     assert _stored(loaded_entry) == before
 
 
+async def test_over_long_device_uid_is_refused(
+    http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
+) -> None:
+    status, body, _ = await _call(
+        http, "POST", "/api/v1/kronos/devices", {**DEVICE_BODY, "uid": "u" * 300}
+    )
+    assert (status, body) == (400, {"detail": "uid too long"})
+    assert loaded_entry.runtime_data.feeders == {}
+    assert loaded_entry.runtime_data.gateways == {}
+
+
+async def test_command_statuses_are_bounded(
+    http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
+) -> None:
+    """A feeder reports on every command; only the latest reports are kept."""
+    hids = [f"cmd{index:04d}" for index in range(205)]
+    for hid in hids:
+        status, _, _ = await _call(http, "PUT", f"/api/v1/core/events/{hid}/received")
+        assert status == 200
+    kept = loaded_entry.runtime_data.confirmations.statuses
+    assert list(kept) == hids[-200:]
+
+
 async def test_huge_body_refused_before_reading(
     http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
 ) -> None:
@@ -318,10 +346,45 @@ async def test_https_site_serves_the_same_api(
         assert (await response.json(content_type=None))["hid"] == GW_HID
 
 
+async def _serve_on_ha_http(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Turn the option on, as the options flow does (the entry reloads)."""
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_KRONOS_ON_HA_HTTP: True}
+    )
+    await hass.async_block_till_done()
+
+
+async def test_views_on_home_assistant_http_are_off_by_default(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    http: aiohttp.ClientSession,
+    hass_client_no_auth: Any,
+) -> None:
+    """Home Assistant may face the internet: nobody gets a key through it unless asked for."""
+    assert await async_setup_component(hass, "http", {})
+    client = await hass_client_no_auth()
+    response = await client.post(
+        "/api/v1/kronos/gateways", data=json.dumps(GATEWAY_BODY)
+    )
+    assert response.status == 404
+    assert await response.json(content_type=None) == {"detail": "not found"}
+    assert loaded_entry.runtime_data.gateways == {}
+
+    # A gateway registered on the feeder-facing site: its key is not served here either.
+    status, _, _ = await _call(http, "POST", "/api/v1/kronos/gateways", GATEWAY_BODY)
+    assert status == 200
+    response = await client.get(f"/api/v1/kronos/gateways/{GW_HID}/config")
+    assert response.status == 404
+    assert await response.json(content_type=None) == {"detail": "not found"}
+    response = await client.put(f"/api/v1/kronos/gateways/{GW_HID}/checkin")
+    assert response.status == 404
+
+
 async def test_views_on_home_assistant_http(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_client_no_auth: Any
 ) -> None:
     assert await async_setup_component(hass, "http", {})
+    await _serve_on_ha_http(hass, loaded_entry)
     client = await hass_client_no_auth()
     response = await client.post(
         "/api/v1/kronos/gateways", data=json.dumps(GATEWAY_BODY)
@@ -338,6 +401,7 @@ async def test_views_answer_503_without_a_loaded_entry(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_client_no_auth: Any
 ) -> None:
     assert await async_setup_component(hass, "http", {})
+    await _serve_on_ha_http(hass, loaded_entry)
     await hass.config_entries.async_unload(loaded_entry.entry_id)
     client = await hass_client_no_auth()
     response = await client.post(
@@ -345,3 +409,16 @@ async def test_views_answer_503_without_a_loaded_entry(
     )
     assert response.status == 503
     assert await response.json(content_type=None) == {"detail": "not ready"}
+
+
+async def test_views_answer_404_without_an_entry(
+    hass: HomeAssistant, hass_client_no_auth: Any
+) -> None:
+    assert await async_setup_component(hass, "http", {})
+    assert await async_setup_component(hass, DOMAIN, {})
+    client = await hass_client_no_auth()
+    response = await client.post(
+        "/api/v1/kronos/gateways", data=json.dumps(GATEWAY_BODY)
+    )
+    assert response.status == 404
+    assert await response.json(content_type=None) == {"detail": "not found"}

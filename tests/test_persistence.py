@@ -108,3 +108,30 @@ def test_meal_times_and_skips_survive_the_json_round_trip() -> None:
     assert loaded.meal_since == {3: 1717250000.5, 12: 0.0}
     assert loaded.skipped == {3: 1717243203.0}
     assert loaded == feeder
+
+
+async def test_a_new_key_is_on_disk_before_anything_else_happens(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Config hands the key out at once; lost in a crash, it locks the feeder out (§1.4)."""
+    assert DOMAIN not in hass_storage
+    feeder = await make_feeder(boot=False)
+    await feeder.register_gateway()
+    stored = hass_storage[DOMAIN]["data"]["gateways"]
+    assert (
+        stored[feeder.gateway_hid]["api_key"]
+        == hub.gateways[feeder.gateway_hid].api_key
+    )
+    await feeder.fetch_config()
+    assert feeder.api_key == stored[feeder.gateway_hid]["api_key"]
+
+    # Older firmware only checks in: that creates the gateway and its key as well.
+    other = await make_feeder("smartfeeder-4b09fa082bbd", boot=False, register=False)
+    assert await other.checkin() == 200
+    stored = hass_storage[DOMAIN]["data"]["gateways"]
+    assert (
+        stored[other.gateway_hid]["api_key"] == hub.gateways[other.gateway_hid].api_key
+    )

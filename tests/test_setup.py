@@ -23,6 +23,8 @@ from custom_components.petnet_feeder.const import (
     CONF_HTTPS_PORT,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
+    CONF_SSL_CERTIFICATE,
+    CONF_SSL_KEY,
     DOMAIN,
     STORAGE_KEY,
 )
@@ -103,11 +105,40 @@ async def test_port_taken_is_retried_until_it_is_free(
     await hass.async_block_till_done()
 
 
+async def test_unusable_certificate_means_not_ready(
+    hass: HomeAssistant, entry_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """Files that were fine when configured and are not any more (replaced, or gone)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate")
+    key.write_text("not a key")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=entry_data,
+        options={CONF_SSL_CERTIFICATE: str(cert), CONF_SSL_KEY: str(key)},
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert (entry.reason or "").startswith("The TLS certificate cannot be used: ")
+    for port_key in ("http_port", "https_port", "mqtt_port", "mqtts_port"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((LOOPBACK, entry_data[port_key]))
+
+
 async def test_home_assistant_stop_closes_the_broker(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, entry_data[CONF_MQTT_PORT]))
     assert hass.config_entries.async_entries(DOMAIN)[0].state is ConfigEntryState.LOADED
+    # Unloading after the stop (the harness does it, and so may HA's final steps) is clean.
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert "Unable to remove unknown job listener" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

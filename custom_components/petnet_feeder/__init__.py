@@ -24,6 +24,7 @@ from .const import (
     CONF_GRACE_MINUTES,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
@@ -44,7 +45,7 @@ from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
 from .services import async_register_services
 from .store import PetnetStore
-from .tls import ensure_certificate, server_ssl_context
+from .tls import ensure_certificate, remove_certificate, server_ssl_context
 from .transport.base import Transport
 from .transport.bundled import BundledBrokerTransport
 from .transport.ha_mqtt import HaMqttTransport
@@ -76,7 +77,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             library_logger.setLevel(logging.WARNING)
     async_register_services(hass)
     async_register_broker_credentials(hass)
-    async_register_views(hass, KronosApi(lambda: _loaded_hub(hass)))
+    async_register_views(
+        hass,
+        KronosApi(lambda: _loaded_hub(hass)),
+        enabled=lambda: _kronos_on_ha_http(hass),
+    )
     return True
 
 
@@ -85,14 +90,25 @@ def _loaded_hub(hass: HomeAssistant) -> PetnetHub | None:
     return entries[0].runtime_data if entries else None
 
 
+def _kronos_on_ha_http(hass: HomeAssistant) -> bool:
+    """Whether the user chose to serve the Kronos routes on HA's own HTTP server."""
+    return any(
+        {**entry.data, **entry.options}.get(CONF_KRONOS_ON_HA_HTTP, False)
+        for entry in hass.config_entries.async_entries(DOMAIN)
+    )
+
+
+def _generated_cert_dir(hass: HomeAssistant) -> Path:
+    """Where the self-signed certificate and its key are kept (beside the store)."""
+    return Path(hass.config.path(".storage", CERT_DIR_NAME))
+
+
 def _tls_files(
     hass: HomeAssistant, cert: str | None, key: str | None
 ) -> tuple[Path, Path]:
     if cert and key:
         return Path(cert), Path(key)
-    return ensure_certificate(
-        Path(hass.config.path(".storage", CERT_DIR_NAME)), CERT_HOSTNAME
-    )
+    return ensure_certificate(_generated_cert_dir(hass), CERT_HOSTNAME)
 
 
 def _ssl_context(
@@ -170,8 +186,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
         # Entries are not unloaded when HA stops: close the broker and save now.
         await hub.async_stop()
 
+    # async_listen, not async_listen_once: a once-listener removes itself when it fires, and
+    # removing it again at unload (after a stop) logs an error. async_stop runs only once.
     entry.async_on_unload(
-        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
+        hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -190,8 +208,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> b
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> None:
-    """Delete stored feeders and keys when the integration is removed."""
+    """Delete stored feeders and keys, and the generated TLS key, when removed.
+
+    Certificate files the user gave are theirs and stay.
+    """
     await PetnetStore(hass).async_remove()
+    await hass.async_add_executor_job(remove_certificate, _generated_cert_dir(hass))
 
 
 async def async_remove_config_entry_device(

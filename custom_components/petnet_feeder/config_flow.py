@@ -20,6 +20,7 @@ from .const import (
     CONF_GRACE_MINUTES,
     CONF_HTTP_PORT,
     CONF_HTTPS_PORT,
+    CONF_KRONOS_ON_HA_HTTP,
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
@@ -110,6 +111,12 @@ def _network_schema(values: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         schema[vol.Optional(key, description={"suggested_value": values.get(key)})] = (
             PATH_SELECTOR
         )
+    # Off by default: these routes need no login on a server that may face the internet.
+    schema[
+        vol.Required(
+            CONF_KRONOS_ON_HA_HTTP, default=values.get(CONF_KRONOS_ON_HA_HTTP, False)
+        )
+    ] = selector.BooleanSelector()
     return schema
 
 
@@ -182,6 +189,16 @@ async def async_validate_network(
     return errors
 
 
+def error_placeholders(
+    errors: Mapping[str, str], data: Mapping[str, Any]
+) -> dict[str, str]:
+    """Name the ports that could not be bound, for the port_unavailable message."""
+    busy = [
+        str(data[key]) for key in PORT_KEYS if errors.get(key) == "port_unavailable"
+    ]
+    return {"busy_ports": ", ".join(busy)}
+
+
 class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up the replacement cloud once per Home Assistant."""
 
@@ -206,7 +223,10 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
             **_network_schema(values),
         }
         return self.async_show_form(
-            step_id="user", data_schema=vol.Schema(schema), errors=errors
+            step_id="user",
+            data_schema=vol.Schema(schema),
+            errors=errors,
+            description_placeholders=error_placeholders(errors, values),
         )
 
     @staticmethod
@@ -269,5 +289,8 @@ class PetnetFeederOptionsFlow(OptionsFlow):
             ): selector.BooleanSelector(),
         }
         return self.async_show_form(
-            step_id="init", data_schema=vol.Schema(schema), errors=errors
+            step_id="init",
+            data_schema=vol.Schema(schema),
+            errors=errors,
+            description_placeholders=error_placeholders(errors, current),
         )

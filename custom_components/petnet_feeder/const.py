@@ -22,6 +22,8 @@ CONF_GRACE_MINUTES: Final = "grace_minutes"
 CONF_AUTO_FEED_MISSED: Final = "auto_feed_missed"
 CONF_OFFLINE_ALERT_MINUTES: Final = "offline_alert_minutes"
 CONF_ACCEPT_NEW_FEEDERS: Final = "accept_new_feeders"
+# Also answer the Kronos routes on Home Assistant's own HTTP server (for a reverse proxy).
+CONF_KRONOS_ON_HA_HTTP: Final = "kronos_on_ha_http"
 
 TRANSPORT_BUNDLED: Final = "bundled"
 TRANSPORT_MQTT: Final = "mqtt"

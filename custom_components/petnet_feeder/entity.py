@@ -9,7 +9,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN, MANUFACTURER, MODEL
 from .hub import PetnetHub, feeder_display_name
@@ -66,7 +66,7 @@ class PetnetEntity(Entity):
 
 def async_add_feeder_entities(
     entry: ConfigEntry[PetnetHub],
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
     build: Callable[[PetnetHub, Feeder], Iterable[Entity]],
 ) -> None:
     """Add a platform's entities for every feeder now and for each one that appears later."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import PetnetConfigEntry
 from .entity import PetnetEntity, async_add_feeder_entities
@@ -24,7 +24,7 @@ FEEDING = EventEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the feeding event entity of every feeder."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -91,6 +92,7 @@ class PetnetHub:
         self._online: dict[str, bool] = {}
         self._logged_once: set[tuple[str, ...]] = set()
         self.confirmations = CommandConfirmations()
+        self._key_saves: set[asyncio.Task[None]] = set()
         self._unsub_availability: CALLBACK_TYPE | None = None
         self._stopped = False
         self.schedules = ScheduleManager(hass, self)
@@ -108,8 +110,9 @@ class PetnetHub:
     async def async_load(self) -> None:
         """Read the stored gateways, feeders and history."""
         self.gateways, self.feeders = await self._store.async_load()
+        # A feeder heard from just before a restart is online now: only a change is logged.
         for feeder in self.feeders.values():
-            self._online[feeder.hid] = False
+            self._online[feeder.hid] = self.is_online(feeder)
 
     async def async_start(self, transport: Transport, kronos: KronosServer) -> None:
         """Start the broker and the Kronos site; OSError names a port that cannot be bound."""
@@ -225,10 +228,29 @@ class PetnetHub:
     def _new_gateway(self, hid: str) -> Gateway:
         gateway = Gateway(hid=hid, api_key=ids.new_api_key(), discovered_at=_now())
         self.gateways[hid] = gateway
+        self._save_new_key()
         if self.transport is not None:
             self.transport.gateway_added(hid)
         _LOGGER.info("New gateway %s", hid)
         return gateway
+
+    def _save_new_key(self) -> None:
+        """Write now, not within 10 s: config hands the key out at once (§1.4).
+
+        A key the feeder fetched but the disk never saw locks the feeder out after a crash
+        until it is power-cycled. Writes that overlap are folded into one by HA's Store.
+        """
+        task = self.entry.async_create_background_task(
+            self.hass, self._store.async_save_now(), f"{DOMAIN} save a new gateway key"
+        )
+        self._key_saves.add(task)
+        task.add_done_callback(self._key_saves.discard)
+
+    async def async_wait_keys_saved(self) -> None:
+        """Return once every new key is on disk (config waits for it before answering)."""
+        if self._key_saves:
+            # wait(), not gather(): a client that goes away must not cancel the write.
+            await asyncio.wait(set(self._key_saves))
 
     def _admit_gateway(self, hid: str, **info: str | None) -> Gateway:
         """Create an unknown gateway if registration control lets it in (else it raises)."""
@@ -415,6 +437,7 @@ class PetnetHub:
     async def _async_handle_message(
         self, gateway_hid: str, topic: str, payload: bytes
     ) -> None:
+        api_request = False
         try:
             parsed = topics.parse_inbound_topic(topic)
             if parsed is None or parsed[1] != gateway_hid:
@@ -427,21 +450,38 @@ class PetnetHub:
                 )
                 return
             kind = parsed[0]
-            if kind is InboundKind.API_REQUEST:
+            if api_request := kind is InboundKind.API_REQUEST:
                 await self._async_handle_api_request(gateway_hid, payload)
             else:
                 self._handle_telemetry(gateway_hid, payload)
         except ProtocolError as err:
+            # Gateway, topic and message type, as far as the parser got (§4.5).
+            if err.msg_type is not None:
+                message_type = repr(err.msg_type)
+            else:
+                message_type = "API request" if api_request else "unknown"
             self._warn_once(
                 gateway_hid,
                 "malformed",
-                "Dropped malformed message from gateway %s on %s: %s",
+                "Dropped malformed message from gateway %s on %s (type %s): %s",
                 gateway_hid,
                 topic,
+                message_type,
                 err,
             )
         except GatewayNotConnectedError:
             _LOGGER.debug("Gateway %s went away before its reply was sent", gateway_hid)
+        except TimeoutError:
+            # Only the reply's publish waits: the feeder never took it (it may not subscribe
+            # to its reply topic at all), so the request is dropped like an unanswered one.
+            self._warn_once(
+                gateway_hid,
+                "reply_timeout",
+                "Gateway %s did not take the reply to its API request in time (is it "
+                "subscribed to %s?); request dropped",
+                gateway_hid,
+                topics.api_reply_topic(gateway_hid),
+            )
         except Exception:
             _LOGGER.exception(
                 "Error handling a message from gateway %s on %s", gateway_hid, topic
@@ -456,6 +496,13 @@ class PetnetHub:
                 topics.api_reply_topic(gateway_hid),
                 messages.api_ack(request.request_id),
             )
+        # Only method and uri: the request's parameters carry the gateway's key.
+        _LOGGER.debug(
+            "Gateway %s sent API request %.16s %.200s (answered)",
+            gateway_hid,
+            request.method,
+            request.uri,
+        )
         if (gateway := self.gateways.get(gateway_hid)) is not None:
             self._mark_seen(gateway)
         uri = request.uri or ""
@@ -466,6 +513,12 @@ class PetnetHub:
 
     def _handle_telemetry(self, gateway_hid: str, payload: bytes) -> None:
         message = messages.parse_telemetry(payload)
+        _LOGGER.debug(
+            "Gateway %s sent %.64s for feeder %s",
+            gateway_hid,
+            message.msg_type,
+            message.device_hid,
+        )
         gateway = self.gateways.get(gateway_hid)
         if gateway is None:
             _LOGGER.debug("Telemetry for unknown gateway %s dropped", gateway_hid)

@@ -44,6 +44,9 @@ KEEPALIVE_TIMEOUT = 15.0
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The gateway a request is about when its path does not name it (registrations), for the log.
+_GATEWAY_KEY = "petnet_feeder_gateway"
+
 
 class RegistrationError(ValueError):
     """A registration the hub refuses; the message is safe to show the caller."""
@@ -187,16 +190,27 @@ class KronosApi:
             raise KronosError(HTTPStatus.SERVICE_UNAVAILABLE, "not ready")
         return hub
 
-    async def _answer(self, work: Callable[[], Awaitable[Any]]) -> web.Response:
+    async def _answer(
+        self, request: web.Request, work: Callable[[], Awaitable[Any]]
+    ) -> web.Response:
+        """Run a handler's work and log the request (never a body: config holds the key)."""
         try:
-            return json_response(await work())
+            response = json_response(await work())
         except RegistrationPendingError as err:
-            return json_response({"message": str(err)}, HTTPStatus.ACCEPTED)
+            response = json_response({"message": str(err)}, HTTPStatus.ACCEPTED)
         except RegistrationLimitError as err:
             error = _limit_error(err)
-            return json_response(error.body, error.status, error.headers)
+            response = json_response(error.body, error.status, error.headers)
         except KronosError as err:
-            return json_response(err.body, err.status, err.headers)
+            response = json_response(err.body, err.status, err.headers)
+        _LOGGER.debug(
+            "Kronos %s %.200s: %s (gateway %.128s)",
+            request.method,
+            request.path,
+            response.status,
+            request.get(_GATEWAY_KEY) or request.match_info.get("gateway_hid"),
+        )
+        return response
 
     async def register_gateway(self, request: web.Request) -> web.Response:
         """POST /gateways (§3.1)."""
@@ -206,7 +220,9 @@ class KronosApi:
             body = await read_json_object(request)
             try:
                 hid, created = hub.register_gateway(body)
+                request[_GATEWAY_KEY] = hid
             except RegistrationPendingError as err:
+                request[_GATEWAY_KEY] = err.gateway_hid
                 # The hid is what the firmware reads; 202 tells it this is not done yet.
                 raise KronosError(
                     HTTPStatus.ACCEPTED,
@@ -222,7 +238,7 @@ class KronosApi:
                 "message": "OK" if created else "gateway is already registered",
             }
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def gateway_config(self, request: web.Request) -> web.Response:
         """GET /gateways/{gw}/config (§3.2): hands out the MQTT key."""
@@ -230,6 +246,8 @@ class KronosApi:
         async def work() -> dict[str, Any]:
             hub = self._hub()
             hid = _gateway_id(request)
+            # A key is handed out only once it is on disk.
+            await hub.async_wait_keys_saved()
             if (api_key := hub.gateway_api_key(hid)) is None:
                 if hub.registrations.is_pending(hid):
                     raise KronosError(
@@ -244,7 +262,7 @@ class KronosApi:
                 "key": {"apiKey": api_key, "secretKey": ids.SECRET_KEY},
             }
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def register_device(self, request: web.Request) -> web.Response:
         """POST /devices (§3.3): always answers "already registered"."""
@@ -252,6 +270,8 @@ class KronosApi:
         async def work() -> dict[str, Any]:
             hub = self._hub()
             body = await read_json_object(request)
+            if isinstance(gateway_hid := body.get("gatewayHid"), str):
+                request[_GATEWAY_KEY] = gateway_hid
             try:
                 hid = hub.register_device(body)
             except RegistrationError as err:
@@ -268,7 +288,7 @@ class KronosApi:
                 "pri": ids.device_pri(hid),
             }
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def checkin(self, request: web.Request) -> web.Response:
         """PUT /gateways/{gw}/checkin (§3.4): creates an unknown gateway."""
@@ -278,7 +298,7 @@ class KronosApi:
             hub.checkin(_gateway_id(request))
             return {}
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         """PUT /gateways/{gw}/heartbeat (§3.5): liveness."""
@@ -292,7 +312,7 @@ class KronosApi:
                 )
             return {}
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def gateway_error(self, request: web.Request) -> web.Response:
         """POST /gateways/{gw}/errors (§3.5): the feeder reports a problem; log it."""
@@ -307,7 +327,7 @@ class KronosApi:
                 )
             return {}
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def command_event(self, request: web.Request) -> web.Response:
         """PUT /api/v1/core/events/{cmd}/{status} (§3.5): command delivery reports."""
@@ -322,7 +342,7 @@ class KronosApi:
             hub.record_command_status(command_hid, status)
             return {}
 
-        return await self._answer(work)
+        return await self._answer(request, work)
 
     async def catch_all(self, request: web.Request) -> web.Response:
         """Other PUT/POST under /api/v1/ get 200 {} (§3.5); anything else 404."""

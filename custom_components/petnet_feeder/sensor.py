@@ -21,7 +21,7 @@ from homeassistant.const import (
     UnitOfMass,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
@@ -207,6 +207,9 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         translation_key="last_seen",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # It changes with every heartbeat: a logbook line and a recorder row each time.
+        # Connectivity already shows whether the feeder is alive.
+        entity_registry_enabled_default=False,
         value_fn=lambda _hub, feeder: _timestamp(feeder.last_seen),
     ),
     PetnetSensorEntityDescription(
@@ -291,7 +294,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every feeder."""
 

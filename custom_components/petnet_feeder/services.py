@@ -190,7 +190,12 @@ def async_register_services(hass: HomeAssistant) -> None:
         )
 
     async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        await hub.async_feed(feeder.hid, _portion(hub, feeder, call.data))
+        given = ATTR_PORTION in call.data or ATTR_GRAMS in call.data
+        # Neither given: what the feed-now button would dispense.
+        portion = (
+            _portion(hub, feeder, call.data) if given else hub.manual_portion(feeder)
+        )
+        await hub.async_feed(feeder.hid, portion)
 
     async def set_hopper_level(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall

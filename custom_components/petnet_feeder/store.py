@@ -32,24 +32,29 @@ class PetnetStore:
     async def async_load(self) -> tuple[dict[str, Gateway], dict[str, Feeder]]:
         """Read everything stored; entries that cannot be read are logged and skipped."""
         data = await self._store.async_load() or {}
+        if not isinstance(data, dict):
+            _LOGGER.warning("Ignoring unreadable stored data (not an object)")
+            data = {}
         gateways: dict[str, Gateway] = {}
         feeders: dict[str, Feeder] = {}
-        for hid, raw in (data.get("gateways") or {}).items():
-            try:
-                gateways[hid] = Gateway.from_dict(raw)
-            except (TypeError, ValueError):
-                _LOGGER.warning("Skipping unreadable stored gateway %s", hid)
-        for hid, raw in (data.get("feeders") or {}).items():
-            try:
-                feeder = Feeder.from_dict(raw)
-            except (TypeError, ValueError):
-                _LOGGER.warning("Skipping unreadable stored feeder %s", hid)
+        for hid, raw in _section(data, "gateways").items():
+            if (gateway := _read(Gateway.from_dict, raw, "gateway", hid)) is not None:
+                gateways[hid] = gateway
+        history = _section(data, "history")
+        for hid, raw in _section(data, "feeders").items():
+            if (feeder := _read(Feeder.from_dict, raw, "feeder", hid)) is None:
                 continue
-            for row in (data.get("history") or {}).get(hid, []):
-                try:
-                    feeder.history.append(StoredFeedResult.from_dict(row))
-                except (TypeError, ValueError, KeyError):
-                    _LOGGER.warning("Skipping unreadable feed result of %s", hid)
+            rows = history.get(hid) or []
+            if not isinstance(rows, list):
+                _LOGGER.warning("Skipping unreadable feed history of %s", hid)
+                rows = []
+            for row in rows:
+                if (
+                    result := _read(
+                        StoredFeedResult.from_dict, row, "feed result of", hid
+                    )
+                ) is not None:
+                    feeder.history.append(result)
             feeders[hid] = feeder
         return gateways, feeders
 
@@ -89,6 +94,28 @@ class PetnetStore:
     async def async_remove(self) -> None:
         """Delete the stored data (the config entry was removed)."""
         await self._store.async_remove()
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """One part of the stored data (gateways, feeders, history); {} if it is not an object."""
+    section = data.get(key) or {}
+    if not isinstance(section, dict):
+        _LOGGER.warning("Ignoring unreadable stored %s", key)
+        return {}
+    return section
+
+
+def _read[T](
+    load: Callable[[dict[str, Any]], T], raw: object, what: str, hid: str
+) -> T | None:
+    """Load one stored record, or log and return None if it cannot be read."""
+    if isinstance(raw, dict):
+        try:
+            return load(raw)
+        except (TypeError, ValueError, KeyError):
+            pass
+    _LOGGER.warning("Skipping unreadable stored %s %s", what, hid)
+    return None
 
 
 def serialize(gateways: dict[str, Gateway], feeders: dict[str, Feeder]) -> StoredData:

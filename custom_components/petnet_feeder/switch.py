@@ -7,7 +7,7 @@ from typing import Any
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import PetnetConfigEntry
 from .entity import PetnetEntity, async_add_feeder_entities
@@ -26,7 +26,7 @@ FRONT_BUTTON = SwitchEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the front button switch of every feeder."""
 

@@ -7,10 +7,12 @@ executor.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
+import shutil
 import ssl
 import tempfile
 
@@ -67,6 +69,12 @@ def ensure_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:
     _write_atomic(key_path, key_pem, 0o600)
     _write_atomic(cert_path, cert_pem, 0o644)
     return cert_path, key_path
+
+
+def remove_certificate(directory: Path) -> None:
+    """Delete the folder ensure_certificate made (it holds a private key); fine if absent."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(directory)
 
 
 def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:

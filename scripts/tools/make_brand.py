@@ -1,11 +1,16 @@
 """Draw the integration's brand images (a feeder with a bowl of kibble) with Pillow.
 
+icon.png is the square mark; logo.png is landscape: the mark and the word mark "Petnet
+SmartFeeder" in Pillow's bundled font (Aileron), so every run draws the same pixels. Both are
+on a transparent background, the logo trimmed to its content, as Home Assistant's brand images
+expect. The teal reads on light and dark themes alike.
+
 Run: .venv/bin/python scripts/tools/make_brand.py
 """
 
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 OUT = (
     Path(__file__).resolve().parents[2]
@@ -17,6 +22,7 @@ TEAL = (0, 150, 136, 255)
 DARK = (38, 50, 56, 255)
 KIBBLE = (214, 137, 16, 255)
 WHITE = (255, 255, 255, 255)
+DARK_TEAL = (0, 121, 107, 255)
 
 
 def draw_mark(size: int) -> Image.Image:
@@ -43,12 +49,48 @@ def draw_mark(size: int) -> Image.Image:
     return image
 
 
+WORD_MARK = ("Petnet", "SmartFeeder")
+
+
+def draw_logo(target_height: int) -> Image.Image:
+    """The mark, then the word mark on two lines beside it; trimmed to the content.
+
+    The mark's rounded square fills 240 of its 256 units, so it is drawn a little larger for
+    the trimmed logo to be ``target_height`` tall.
+    """
+    height = round(target_height * 256 / 240)
+    mark = draw_mark(height)
+    font = ImageFont.load_default(size=round(height * 0.34))
+    stroke = max(1, round(height / 160))  # a little heavier than the font's regular
+    gap = round(height * 0.12)
+    boxes = [
+        font.getbbox(line, stroke_width=stroke) for line in WORD_MARK
+    ]  # (left, top, right, bottom)
+    text_width = max(box[2] for box in boxes)
+    line_height = round(height * 0.40)
+    image = Image.new("RGBA", (height + gap + text_width, height), (0, 0, 0, 0))
+    image.paste(mark, (0, 0), mark)
+    draw = ImageDraw.Draw(image)
+    top = (height - 2 * line_height) // 2
+    for index, line in enumerate(WORD_MARK):
+        draw.text(
+            (height + gap, top + index * line_height),
+            line,
+            font=font,
+            fill=TEAL if index == 0 else DARK_TEAL,
+            stroke_width=stroke,
+            stroke_fill=TEAL if index == 0 else DARK_TEAL,
+        )
+    return image.crop(image.getbbox())
+
+
 def main() -> None:
     """Write icon.png, icon@2x.png, logo.png and logo@2x.png."""
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, size in (("icon", 256), ("logo", 256)):
-        draw_mark(size).save(OUT / f"{name}.png", optimize=True)
-        draw_mark(size * 2).save(OUT / f"{name}@2x.png", optimize=True)
+    draw_mark(256).save(OUT / "icon.png", optimize=True)
+    draw_mark(512).save(OUT / "icon@2x.png", optimize=True)
+    draw_logo(128).save(OUT / "logo.png", optimize=True)
+    draw_logo(256).save(OUT / "logo@2x.png", optimize=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.store import serialize
 from feeder_sim import SimulatedFeeder, ids as sim_ids, telemetry
 
-from ..conftest import FeederFactory, wait_for_feeder
+from ..conftest import NOT_SERVER_LOGGERS, FeederFactory, wait_for_feeder
 from ..transport.test_bundled_broker import RawClient
 
 GOOD_UID = "smartfeeder-795ae773737d"
@@ -33,7 +33,6 @@ VOLATILE = frozenset(
     {"last_seen", "last_heartbeat", "last_hash_at", "received_at", "last_synced_at"}
 )
 # Loggers of the test's own clients (the simulator and its MQTT library log their own side).
-CLIENT_LOGGERS = ("feeder_sim", "amqtt.client")
 FEED_STIME = 1717243203
 
 
@@ -176,7 +175,7 @@ class Arena:
             *self.caplog.get_records("setup"),
             *self.caplog.get_records("call"),
         ]
-        return [r for r in records if not r.name.startswith(CLIENT_LOGGERS)]
+        return [r for r in records if not r.name.startswith(NOT_SERVER_LOGGERS)]
 
     async def check(self, *, may_change: Iterable[str] = ()) -> set[str]:
         """Assert (a), (b) and (c); return the stored paths that changed (all allowed)."""

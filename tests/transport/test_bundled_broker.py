@@ -70,6 +70,7 @@ class FakeHandler:
         self.calls: list[tuple[str, ...]] = []
         self.messages: list[tuple[str, str, bytes]] = []
         self.fail_on: bytes | None = None
+        self.fail_on_connection_change = False
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     def api_key_for(self, gateway_hid: str) -> str | None:
@@ -84,10 +85,14 @@ class FakeHandler:
     def on_gateway_connected(self, gateway_hid: str) -> None:
         self.calls.append(("connected", gateway_hid))
         self._changed()
+        if self.fail_on_connection_change:
+            raise RuntimeError("connect handler blew up")
 
     def on_gateway_disconnected(self, gateway_hid: str) -> None:
         self.calls.append(("disconnected", gateway_hid))
         self._changed()
+        if self.fail_on_connection_change:
+            raise RuntimeError("disconnect handler blew up")
 
     def events_of(self, gateway_hid: str) -> list[str]:
         return [call[0] for call in self.calls if call[1] == gateway_hid]
@@ -1088,3 +1093,92 @@ def test_constructor_validates_listeners(tmp_path: Path) -> None:
     transport = BundledBrokerTransport(FakeHandler({}), mqtt_port=1883, mqtts_port=None)
     assert not transport.is_connected(GW_A)
     transport.gateway_added(GW_A)  # no-op
+
+
+# -- error paths ----------------------------------------------------------------------------
+
+
+async def test_handler_errors_on_connect_and_disconnect_are_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing hub never takes the broker down: the session works, the error is logged."""
+    harness.handler.fail_on_connection_change = True
+    feeder = await harness.feeder(GW_A)
+    await harness.handler.wait_connected(GW_A)
+    assert harness.transport.is_connected(GW_A)
+    await feeder.publish(topics.telemetry_topic(GW_A), b"still delivered")
+    await harness.handler.wait_messages(1)
+    await feeder.close()
+    await harness.handler.wait_disconnected(GW_A)
+    assert not harness.transport.is_connected(GW_A)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        f"Error in the connect handler of gateway {GW_A}",
+        f"Error in the disconnect handler of gateway {GW_A}",
+    ]
+    assert all(r.exc_info for r in errors)
+    # The broker still takes new sessions.
+    harness.handler.fail_on_connection_change = False
+    await harness.feeder(GW_B)
+    await harness.handler.wait_connected(GW_B)
+
+
+async def test_starting_twice_is_refused_and_the_broker_keeps_running(
+    harness: Harness,
+) -> None:
+    with pytest.raises(RuntimeError, match="already running"):
+        await harness.transport.async_start()
+    await harness.feeder(GW_A)
+    await harness.handler.wait_connected(GW_A)
+
+
+@pytest.mark.parametrize("listener", ["mqtt", "mqtts"])
+async def test_either_listener_alone(
+    socket_enabled: None, certificate: tuple[Path, Path], listener: str
+) -> None:
+    port = free_port()
+    handler = FakeHandler({GW_A: KEY_A})
+    transport = BundledBrokerTransport(
+        handler,
+        host="127.0.0.1",
+        mqtt_port=port if listener == "mqtt" else None,
+        mqtts_port=port if listener == "mqtts" else None,
+        ssl_cert=certificate[0],
+        ssl_key=certificate[1],
+    )
+    await transport.async_start()
+    try:
+        client = await RawClient.open(port, tls=listener == "mqtts")
+        assert await client.connect(GW_A, user(GW_A), KEY_A) == 0
+        await handler.wait_connected(GW_A)
+        await client.close()
+        await handler.wait_disconnected(GW_A)
+    finally:
+        await transport.async_stop()
+        await transport.async_stop()  # stopping again is harmless
+    assert _port_is_free(port)
+
+
+async def test_refusal_warnings_are_bounded(
+    harness: Harness,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each new kind of refusal warns once, but the memory of them is bounded: then debug."""
+    monkeypatch.setattr(bundled_module, "_MAX_WARNED", 2)
+    caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
+    for gateway in (GW_A, GW_B, GW_UNKNOWN):
+        client = await harness.raw()
+        assert await client.connect(gateway, user(gateway), "wrong key") == REFUSED
+        assert await client.at_eof()
+    refusals = [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith("Refused MQTT connection of gateway")
+    ]
+    assert [level for level, _message in refusals] == [
+        logging.WARNING,
+        logging.WARNING,
+        logging.DEBUG,
+    ]
+    assert GW_UNKNOWN in refusals[2][1]

@@ -54,7 +54,15 @@ _BOOL_TEXT: Final = {"true": True, "false": False, "1": True, "0": False}
 
 
 class ProtocolError(ValueError):
-    """An inbound message that cannot be used; the caller logs it and drops it."""
+    """An inbound message that cannot be used; the caller logs it and drops it.
+
+    ``msg_type`` is the message's ``s|msg_type`` when the parser got that far (for the log).
+    """
+
+    def __init__(self, message: str, *, msg_type: str | None = None) -> None:
+        """Keep the reason and, if known, the message type."""
+        super().__init__(message)
+        self.msg_type = msg_type
 
 
 # --------------------------------------------------------------------------- decoding
@@ -190,6 +198,7 @@ def _required_device_hid(message: Mapping[str, Any]) -> str:
 class Heartbeat:
     """``hb``: the feeder is alive (§5.2)."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_HEARTBEAT
     device_hid: str
 
 
@@ -197,6 +206,7 @@ class Heartbeat:
 class SensorReading:
     """``sensor``: power and signal state (§5.3); missing or odd fields are None."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_SENSOR
     device_hid: str
     voltage_v: float | None
     usb: bool | None
@@ -209,6 +219,7 @@ class SensorReading:
 class FeedResult:
     """``feed_result``: one dispense, whatever caused it (§5.4). Times are epoch ms."""
 
+    msg_type: ClassVar[str] = MSG_TYPE_FEED_RESULT
     SOURCE_REMOTE: ClassVar[int] = SOURCE_REMOTE
     SOURCE_BUTTON: ClassVar[int] = SOURCE_BUTTON
     SOURCE_SCHEDULE: ClassVar[int] = SOURCE_SCHEDULE
@@ -282,6 +293,7 @@ class ScheduleHash:
     ``device_hid`` None means the message named no device: it applies to the whole gateway.
     """
 
+    msg_type: ClassVar[str] = MSG_TYPE_HASH
     device_hid: str | None
     local_md5: str | None
 
@@ -377,19 +389,22 @@ def parse_telemetry(payload: bytes | str) -> Telemetry:
     msg_type = message.get(_MSG_TYPE_KEY)
     if not isinstance(msg_type, str):
         raise ProtocolError(f"{_MSG_TYPE_KEY} is missing or not a string")
-    if msg_type == MSG_TYPE_HASH:
-        return _parse_hash(message)
-    device_hid = _required_device_hid(message)
-    if msg_type == MSG_TYPE_HEARTBEAT:
-        return Heartbeat(device_hid=device_hid)
-    if msg_type == MSG_TYPE_SENSOR:
-        return _parse_sensor(device_hid, message)
-    if msg_type == MSG_TYPE_FEED_RESULT:
-        return _parse_feed_result(device_hid, message)
-    # Truncated because callers key "seen kinds" by it.
-    return UnknownTelemetry(
-        device_hid=device_hid, msg_type=msg_type[:MAX_MSG_TYPE_LENGTH]
-    )
+    # Truncated because callers log it and key "seen kinds" by it.
+    msg_type = msg_type[:MAX_MSG_TYPE_LENGTH]
+    try:
+        if msg_type == MSG_TYPE_HASH:
+            return _parse_hash(message)
+        device_hid = _required_device_hid(message)
+        if msg_type == MSG_TYPE_HEARTBEAT:
+            return Heartbeat(device_hid=device_hid)
+        if msg_type == MSG_TYPE_SENSOR:
+            return _parse_sensor(device_hid, message)
+        if msg_type == MSG_TYPE_FEED_RESULT:
+            return _parse_feed_result(device_hid, message)
+    except ProtocolError as err:
+        err.msg_type = msg_type
+        raise
+    return UnknownTelemetry(device_hid=device_hid, msg_type=msg_type)
 
 
 # --------------------------------------------------------------------------- API requests
