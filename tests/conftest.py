@@ -249,7 +249,7 @@ async def provision_broker(hass: HomeAssistant, broker: Mosquitto) -> dict[str, 
     )
     assert response is not None
     await broker.async_add_logins(
-        hass, [(row["username"], row["password"]) for row in response["gateways"]]
+        hass, [row["mosquitto_ctrl"] for row in response["gateways"]]
     )
     await broker.async_set_feeder_acl(hass, str(response["acl_file"]))
     return dict(response)

@@ -4,8 +4,9 @@ Authentication and ACL are set up the way the README tells users to:
 
 - ``password_file`` (made with ``mosquitto_passwd``) for ordinary users, here Home Assistant's;
 - Mosquitto's dynamic-security plugin for the feeders' logins, because their username
-  ``/pegasus:<gw>`` contains ``:``, which a password file cannot hold. Its default ACL access is
-  "deny" everywhere, so it never decides anything and the ACL file does;
+  ``/pegasus:<gw>`` contains ``:``, which a password file cannot hold. Each login is created
+  with the action's ``mosquitto_ctrl`` arguments, which bind it to the gateway's client id. Its
+  default ACL access is "deny" everywhere, so it never decides topics and the ACL file does;
 - ``acl_file`` with Home Assistant's user (``topic readwrite #``) and, per gateway, the lines the
   ``petnet_feeder.broker_credentials`` action returns. Mosquitto reads it again on SIGHUP.
 
@@ -22,6 +23,7 @@ import os
 from pathlib import Path
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -184,17 +186,22 @@ class Mosquitto:
 
     # -- provisioning (async: from tests, through HA's executor) ----------------------------
 
-    async def async_add_logins(
-        self, hass: Any, logins: Iterable[tuple[str, str]]
-    ) -> None:
-        """Create dynamic-security logins (username, password) the broker does not have yet."""
-        for username, password in logins:
-            if self.logins.get(username) == password:
+    async def async_add_logins(self, hass: Any, commands: Iterable[str]) -> None:
+        """Run ``mosquitto_ctrl`` login commands the broker has not had yet, as a user would.
+
+        Each command is the ``mosquitto_ctrl`` value of the broker_credentials action (the
+        part from ``dynsec`` on: ``dynsec createClient <username> -c <client id> -p <key>``);
+        only the connection options are added here.
+        """
+        for command in commands:
+            args = shlex.split(command)
+            if args[:2] != ["dynsec", "createClient"] or len(args) < 3:
+                raise ValueError(f"not a dynsec createClient command: {args[:2]}")
+            username = args[2]
+            if self.logins.get(username) == command:
                 continue
-            await hass.async_add_executor_job(
-                self._ctrl, "createClient", username, "-p", password
-            )
-            self.logins[username] = password
+            await hass.async_add_executor_job(self._ctrl, *args[1:])
+            self.logins[username] = command
 
     async def async_set_feeder_acl(self, hass: Any, acl_text: str) -> None:
         """Replace the feeders' part of the ACL file and make the broker reload it (SIGHUP)."""

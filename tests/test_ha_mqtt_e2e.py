@@ -32,6 +32,7 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import MqttConnectRefusedError, ids as sim_ids
+from feeder_sim.envelope import parse_command
 from feeder_sim.mqtt_client import FeederMqttConnection
 
 from .conftest import (
@@ -95,7 +96,7 @@ async def test_broker_credentials_action(
         f"topic read krs/api/stg/{GW_A}",
     ]
     assert row["mosquitto_ctrl"] == (
-        f"dynsec createClient /pegasus:{GW_A} -p {feeder.api_key}"
+        f"dynsec createClient /pegasus:{GW_A} -c {GW_A} -p {feeder.api_key}"
     )
     assert (
         response["acl_file"]
@@ -216,18 +217,57 @@ async def test_a_feeder_is_kept_to_its_own_topics(
     )
     assert hub.feeders[other.device_hid].telemetry.voltage_v == 4.1
 
-    # A listens on B's command topic: the broker grants nothing to read there.
-    spy = connection(
-        mosquitto, feeder.gateway_hid, str(feeder.api_key), client_id="spy"
-    )
+    # A (its own login and client id, in a session of its own making) listens on B's
+    # command topic and on everything: the broker lets it read only its own topics.
+    await feeder.disconnect()
+    spy = connection(mosquitto, feeder.gateway_hid, str(feeder.api_key))
     await spy.connect()
     await spy.subscribe([sim_ids.command_topic(other.gateway_hid), "#"])
     start = len(other.commands)
     await hub.async_feed(other.device_hid, 0.25)
     await other.wait_for_command("feed", since=start)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(spy.receive(), 0.5)
+    # HA publishes in order, so B's feed would reach the spy before A's own one does.
+    await hub.async_feed(feeder.device_hid, 0.125)
+    received = await asyncio.wait_for(spy.receive(), 10)
+    assert received is not None
+    assert received.topic == sim_ids.command_topic(feeder.gateway_hid)
+    command = parse_command(received.payload, feeder.device_hid)
+    assert (command.command, command.payload) == ("feed", {"portion": 0.125})
     await spy.disconnect()
+
+
+@mqtt_only
+async def test_a_login_cannot_take_over_another_gateways_client_id(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    mosquitto: Mosquitto,
+) -> None:
+    """B's correct login under A's client id is refused; A's session is not closed."""
+    feeder = await make_feeder()
+    other = await make_feeder(UID_B)
+    hub: PetnetHub = loaded_entry.runtime_data
+    thief = connection(mosquitto, other.gateway_hid, str(other.api_key), client_id=GW_A)
+    with pytest.raises(MqttConnectRefusedError) as refused:
+        await thief.connect()
+    assert refused.value.return_code == NOT_AUTHORIZED
+    # A's session is the one it had: it still publishes, and still receives.
+    assert feeder.connected
+    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    await feeder.send_heartbeat()
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
+    )
+    start = len(feeder.commands)
+    await hub.async_feed(feeder.device_hid, 0.125)
+    received = await feeder.wait_for_command("feed", since=start)
+    assert [c.payload for c in received] == [{"portion": 0.125}]
+    assert feeder.boot_count == 1
+    assert "closing old connection" not in mosquitto.log_text()
+    # B itself, with its own client id, is welcome.
+    assert other.connected
+    await other.send_heartbeat()
+    await wait_for_feeder(hub, other.device_hid, lambda f: f.last_heartbeat is not None)
 
 
 @mqtt_only
