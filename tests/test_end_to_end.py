@@ -36,6 +36,7 @@ from .conftest import (
     wait_for_entity,
     wait_for_feeder,
     wait_for_state,
+    wait_until_received,
 )
 
 pytestmark = both_transports
@@ -294,6 +295,46 @@ async def test_api_request_is_acknowledged(
         loaded_entry.runtime_data.command_status["kemubcrdlsbqgbcnnchcrnbsdhuusbss"]
         == "received"
     )
+
+
+async def test_checkin_over_mqtt_keeps_the_gateway_connected(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """An API-request check-in (§5.7) comes from a live session: no restart, a sync at once.
+
+    Only an HTTP check-in (at boot, before MQTT) means the gateway restarts.
+    """
+    feeder = await make_feeder()
+    await feeder.send_heartbeat()
+    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
+    hub.schedules.add_meal(
+        hub.feeders[DEV_HID], name="Breakfast", time_s=7 * 3600, portion=0.25
+    )
+    await feeder.wait_for_command("schedule_mod_end")
+    await hub.schedules.reconciler(DEV_HID).async_wait_idle()
+    await wait_until_received(feeder)
+    assert hub.is_connected(GW_HID)
+
+    start = len(feeder.commands)
+    reply = await feeder.api_request(f"/api/v1/kronos/gateways/{GW_HID}/checkin")
+    assert reply["parameters"] == {"status": "OK"}
+    # The check-in's sync goes out without waiting for another message from the feeder.
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await hub.schedules.reconciler(DEV_HID).async_wait_idle()
+    await wait_until_received(feeder)
+    assert [c.command for c in feeder.commands[start:]] == [
+        "utc_offset",
+        "schedule_clear",
+        "schedule_mod_start",
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert hub.is_connected(GW_HID)
+    assert not hub.feeders[DEV_HID].sync_pending
+    start = len(feeder.commands)
+    await hub.async_feed(DEV_HID, 0.125)
+    received = await feeder.wait_for_command("feed", since=start)
+    assert [c.payload for c in received] == [{"portion": 0.125}]
 
 
 async def test_api_keys_never_logged(

@@ -147,6 +147,8 @@ class HaMqttTransport(Transport):
         checks in over HTTP. A feeder does that at boot, before its MQTT session: a gateway
         we still counted as connected is therefore restarting, and stops counting as
         connected until its next message (a schedule sync then waits for the new session).
+        A check-in sent over MQTT (an API request) comes from a live session and never
+        arrives here.
         """
         if not self._running:
             return
