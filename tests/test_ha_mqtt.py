@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock, patch
@@ -96,11 +96,42 @@ def mqtt_config_entry_options() -> dict[str, Any]:
     return {mqtt.CONF_BIRTH_MESSAGE: {}, mqtt.CONF_DISCOVERY: False}
 
 
-async def flush(hass: HomeAssistant) -> None:
-    """Let HA's MQTT client send what it queued (and get the mocked acknowledgements)."""
-    for _ in range(10):
-        await asyncio.sleep(0.005)
-        await hass.async_block_till_done()
+def sent_topics(method: MagicMock) -> list[str]:
+    """Topics HA's MQTT client passed to the mocked paho ``subscribe`` or ``unsubscribe``."""
+    return [
+        item[0] if isinstance(item, tuple) else item
+        for call in method.call_args_list
+        for item in call.args[0]
+    ]
+
+
+async def wait_until_sent(
+    hass: HomeAssistant, method: MagicMock, topics: Iterable[str], timeout: float = 5
+) -> list[str]:
+    """Wait until HA's MQTT client sent (UN)SUBSCRIBE for every topic to the mocked paho client.
+
+    HA's client batches them behind a debounce (0 here) and sends them from a loop task;
+    the mocked method is wrapped so that each call wakes this wait.
+    """
+    wanted = set(topics)
+    called = asyncio.Event()
+    original = method.side_effect
+
+    def wake(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        hass.loop.call_soon_threadsafe(called.set)
+        return result
+
+    method.side_effect = wake
+    try:
+        async with asyncio.timeout(timeout):
+            while not wanted <= set(sent_topics(method)):
+                called.clear()
+                await called.wait()
+    finally:
+        method.side_effect = original
+    await hass.async_block_till_done()  # and the mocked acknowledgements
+    return sent_topics(method)
 
 
 async def test_gateway_added_subscribes_exact_topics_once(
@@ -113,14 +144,8 @@ async def test_gateway_added_subscribes_exact_topics_once(
     transport.gateway_added(GW)
     transport.gateway_added(GW)  # again (a check-in): nothing more to subscribe
     assert our_subscriptions(mqtt_mock) == [(TEL, 1, None), (API, 1, None)]
-    await flush(hass)
-    sent = [
-        topic
-        for call in mqtt_client_mock.subscribe.call_args_list
-        for topic, _qos in call.args[0]
-        if topic.startswith("krs")
-    ]
-    assert sorted(sent) == sorted([TEL, API])
+    sent = await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    assert sorted(topic for topic in sent if topic.startswith("krs")) == [API, TEL]
     assert transport.subscribed_gateways == {GW}
 
 
@@ -150,17 +175,11 @@ async def test_stop_unsubscribes_everything(
     transport, recorder = started
     transport.gateway_added(GW)
     transport.gateway_added(OTHER)
-    await flush(hass)
+    ours = [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, ours)
     await transport.async_stop()
-    await flush(hass)
-    unsubscribed = [
-        topic
-        for call in mqtt_client_mock.unsubscribe.call_args_list
-        for topic in call.args[0]
-    ]
-    assert sorted(unsubscribed) == sorted(
-        [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
-    )
+    unsubscribed = await wait_until_sent(hass, mqtt_client_mock.unsubscribe, ours)
+    assert sorted(unsubscribed) == sorted(ours)
     assert transport.subscribed_gateways == set()
     # Nothing reaches the hub any more, and a second stop is harmless.
     async_fire_mqtt_message(hass, TEL, b"{}")
