@@ -388,3 +388,98 @@ async def test_start_twice(
     with pytest.raises(RuntimeError):
         await transport.async_start()
     await transport.async_stop()
+
+
+def mqtt_disabled() -> Any:
+    """Make HA's MQTT refuse subscriptions as it does while its entry is disabled."""
+    return patch(
+        "homeassistant.components.mqtt.client.mqtt_config_entry_enabled",
+        return_value=False,
+    )
+
+
+async def test_failed_subscription_is_retried_on_the_next_gateway_added(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, recorder = started
+    with mqtt_disabled():
+        transport.gateway_added(GW)
+    assert "Cannot subscribe to" in caplog.text
+    assert transport.subscribed_gateways == set()
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == []
+
+    transport.gateway_added(GW)  # the gateway checks in again
+    assert transport.subscribed_gateways == {GW}
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    async_fire_mqtt_message(hass, TEL, b"2", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, TEL, b"2")]
+
+
+async def test_half_a_subscription_is_undone_and_retried(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    """The telemetry topic subscribed, the API topic did not: neither stays."""
+    transport, recorder = started
+    subscribe = mqtt.async_subscribe
+
+    async def api_topic_fails(
+        hass: HomeAssistant, topic: str, *args: Any, **kw: Any
+    ) -> Any:
+        if topic == API:
+            raise HomeAssistantError("MQTT is not enabled")
+        return await subscribe(hass, topic, *args, **kw)
+
+    with patch.object(mqtt, "async_subscribe", api_topic_fails):
+        transport.gateway_added(GW)
+    assert transport.subscribed_gateways == set()
+    await wait_until_sent(hass, mqtt_client_mock.unsubscribe, [TEL])
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == []
+
+    transport.gateway_added(GW)
+    assert our_subscriptions(mqtt_mock)[-2:] == [(TEL, 1, None), (API, 1, None)]
+    async_fire_mqtt_message(hass, API, b"2", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, API, b"2")]
+
+
+async def test_failed_subscription_is_retried_when_the_broker_is_back(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(OTHER)
+    with mqtt_disabled():
+        transport.gateway_added(GW)
+        async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)  # still refused
+    assert transport.subscribed_gateways == {OTHER}
+    failures = [
+        r for r in caplog.records if r.getMessage().startswith("Cannot subscribe")
+    ]
+    assert [r.levelname for r in failures] == ["WARNING", "DEBUG"]  # once, then quiet
+    before = len(our_subscriptions(mqtt_mock))
+
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
+    assert transport.subscribed_gateways == {GW, OTHER}
+    # Only the gateway that had failed is subscribed again, once.
+    assert our_subscriptions(mqtt_mock)[before:] == [(TEL, 1, None), (API, 1, None)]
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, TEL, b"1")]
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
+    assert len(our_subscriptions(mqtt_mock)) == before + 2
