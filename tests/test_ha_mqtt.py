@@ -1,4 +1,7 @@
-"""The HA-MQTT transport alone, on HA's mocked MQTT client: subscriptions, routing, windows."""
+"""The HA-MQTT transport on HA's mocked MQTT client: subscriptions, routing, windows.
+
+Most tests drive the transport object alone; one loads the whole config entry.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock, patch
 
+import aiohttp
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady, HomeAssistantError
@@ -15,18 +19,33 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
+from custom_components.petnet_feeder.const import (
+    CONF_BIND_HOST,
+    CONF_HTTP_PORT,
+    CONF_HTTPS_PORT,
+    CONF_MQTT_PORT,
+    CONF_MQTTS_PORT,
+    CONF_TRANSPORT,
+    DOMAIN,
+    TRANSPORT_MQTT,
+)
 from custom_components.petnet_feeder.transport.base import GatewayNotConnectedError
 from custom_components.petnet_feeder.transport.ha_mqtt import (
     CONNECTED_WINDOW,
     HaMqttTransport,
 )
+from feeder_sim.kronos_client import KronosClient
+
+from .ports import LOOPBACK, free_port
 
 GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
+UID = "smartfeeder-795ae773737d"  # its gateway hid is GW
 OTHER = "9b4d3cb2f1e0a5f9d4c3b2a1f0e9d8c7b6a5f4e3"
 TEL = f"krs.tel.gts.{GW}"
 API = f"krs.api.gts.{GW}"
@@ -483,3 +502,43 @@ async def test_failed_subscription_is_retried_when_the_broker_is_back(
     assert recorder.events == [("connected", GW), ("message", GW, TEL, b"1")]
     async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
     assert len(our_subscriptions(mqtt_mock)) == before + 2
+
+
+async def test_entry_subscribes_each_gateway_and_unload_unsubscribes_all(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+) -> None:
+    """The whole entry on transport mqtt: registration and check-in subscribe, unload undoes."""
+    ports = {
+        key: free_port()
+        for key in (CONF_HTTP_PORT, CONF_HTTPS_PORT, CONF_MQTT_PORT, CONF_MQTTS_PORT)
+    }
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_TRANSPORT: TRANSPORT_MQTT, CONF_BIND_HOST: LOOPBACK, **ports},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert our_subscriptions(mqtt_mock) == []  # nothing stored yet, nothing subscribed
+
+    async with aiohttp.ClientSession() as session:
+        kronos = KronosClient(f"http://{LOOPBACK}:{ports[CONF_HTTP_PORT]}", session)
+        assert (await kronos.register_gateway(UID, "2.8.0"))["hid"] == GW
+        # Older firmware only checks in; an unknown gateway is created that way too.
+        assert await kronos.checkin(OTHER) == 200
+        assert await kronos.checkin(GW) == 200  # known: nothing more to subscribe
+    ours = [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    assert our_subscriptions(mqtt_mock) == [(topic, 1, None) for topic in ours]
+    # Nothing else was subscribed by us, and nothing was a wildcard.
+    subscribed = [call.args[0] for call in mqtt_mock.async_subscribe.call_args_list]
+    assert sorted(subscribed) == sorted(ours)
+    assert not any("#" in topic or "+" in topic for topic in subscribed)
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, ours)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    unsubscribed = await wait_until_sent(hass, mqtt_client_mock.unsubscribe, ours)
+    assert sorted(unsubscribed) == sorted(ours)
