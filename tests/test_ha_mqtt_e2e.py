@@ -357,13 +357,31 @@ async def test_switching_transport_keeps_everything(
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],
 ) -> None:
-    """Options -> other transport -> reload: same gateways, keys, history and devices."""
+    """Options -> other transport -> reload: same gateways, keys, meals, history, devices."""
     target = TRANSPORT_MQTT if transport == TRANSPORT_BUNDLED else TRANSPORT_BUNDLED
-    feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
+    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    feeder = await make_feeder()
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None
+    await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {"device_id": device.id, "name": "Breakfast", "time": "07:00", "portion": 0.25},
+        blocking=True,
+    )
+    await feeder.wait_for_command("schedule_mod_end")
+    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await wait_until_received(feeder)
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
     key = hub.gateways[feeder.gateway_hid].api_key
+    meals = list(hub.feeders[feeder.device_hid].meals)
+    assert [(m.name, m.time_s, m.portion) for m in meals] == [
+        ("Breakfast", 25200, 0.25)
+    ]
     devices = len(dr.async_get(hass).devices)
 
     flow = await hass.config_entries.options.async_init(loaded_entry.entry_id)
@@ -388,6 +406,7 @@ async def test_switching_transport_keeps_everything(
     assert [row.result.start_ms for row in hub.feeders[feeder.device_hid].history] == [
         1717243203000
     ]
+    assert hub.feeders[feeder.device_hid].meals == meals
     assert len(dr.async_get(hass).devices) == devices
     assert (
         hass_storage[DOMAIN]["data"]["gateways"][feeder.gateway_hid]["api_key"] == key
@@ -408,9 +427,27 @@ async def test_switching_transport_keeps_everything(
     else:
         settings = {**loaded_entry.data, **loaded_entry.options}
         feeder.mqtt_port, feeder.mqtt_tls = settings["mqtts_port"], True
+    # Forget what it held: what it holds afterwards came over the other transport.
+    feeder.schedule = []
+    start = len(feeder.commands)
     await feeder.connect()
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, feeder.device_hid, lambda _: hub.is_connected(GW_A))
+    # The (re)connect delivers the clock and the whole schedule.
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await wait_until_received(feeder)
+    assert [c.command for c in feeder.commands[start:]] == [
+        "utc_offset",
+        "schedule_clear",
+        "schedule_mod_start",
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert [(e["time"], e["portion"], e["active"]) for e in feeder.schedule] == [
+        (25200, 0.25, True)
+    ]
+    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
     start = len(feeder.commands)
     await hub.async_feed(feeder.device_hid, 0.125)
     received = await feeder.wait_for_command("feed", since=start)
