@@ -154,11 +154,20 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     mosquitto: Mosquitto,
 ) -> None:
     feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
     assert feeder.connected
     wrong = connection(mosquitto, feeder.gateway_hid, "0" * 64)
     with pytest.raises(MqttConnectRefusedError) as refused:
         await wrong.connect()
     assert refused.value.return_code == NOT_AUTHORIZED
+    # The live feeder, whose client id the refused CONNECT used, is still there.
+    assert feeder.connected
+    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    await feeder.send_heartbeat()
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
+    )
+    assert "closing old connection" not in mosquitto.log_text()
     stranger = connection(mosquitto, "f" * 40, "0" * 64)
     with pytest.raises(MqttConnectRefusedError):
         await stranger.connect()
@@ -171,12 +180,10 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     assert refused.value.return_code == NOT_AUTHORIZED
     feeder._kronos.api_key = key
     await feeder.connect()
-    # The real feeder is still fine.
+    # With its own key it is back.
+    before = hub.feeders[feeder.device_hid].last_heartbeat
     await feeder.send_heartbeat()
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_feeder(
-        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
-    )
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_heartbeat != before)
 
 
 @mqtt_only
