@@ -342,9 +342,28 @@ async def test_api_keys_never_logged(
     loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    feeder = await make_feeder()
+    # The feeder reports each command's status with an API request over MQTT (§5.7),
+    # which carries its key in the parameters.
+    feeder = await make_feeder(report_command_status=True)
+    hub: PetnetHub = loaded_entry.runtime_data
+    inbound: list[bytes] = []
+    on_message, record_status = hub.on_message, hub.record_command_status
+    succeeded = asyncio.Event()
+
+    def recording(gateway_hid: str, topic: str, payload: bytes) -> None:
+        inbound.append(payload)
+        on_message(gateway_hid, topic, payload)
+
+    def status_recorded(command_hid: str, status: str) -> None:
+        record_status(command_hid, status)
+        if status == "succeeded":
+            succeeded.set()
+
+    monkeypatch.setattr(hub, "on_message", recording)
+    monkeypatch.setattr(hub, "record_command_status", status_recorded)
     await feeder.send_heartbeat()
     await feeder.send_raw(f"krs.tel.gts.{feeder.gateway_hid}", b"not json")
     await hass.services.async_call(
@@ -353,16 +372,27 @@ async def test_api_keys_never_logged(
         {"entity_id": await wait_for_entity(hass, "button", DEV_HID, "feed_now")},
         blocking=True,
     )
-    await feeder.wait_for_command("feed")
+    (feed,) = await feeder.wait_for_command("feed")
+    await asyncio.wait_for(succeeded.wait(), 10)
+    assert hub.command_status[feed.hid] == "succeeded"
     assert feeder.api_key
+    key = feeder.api_key
+    assert (
+        sum(key.encode() in payload for payload in inbound) >= 2
+    )  # received, succeeded
     # The simulator's own MQTT client library logs its connection URI; only our side counts.
+    # HA's MQTT client logs inbound payloads at debug level: HA's logging, not ours (see
+    # docs/decisions.md, "Keys are shown only by ...").
     server_side = [
         r.getMessage()
         for r in caplog.records
-        if not r.name.startswith(("amqtt.client", "feeder_sim"))
+        if not r.name.startswith(
+            ("amqtt.client", "feeder_sim", "homeassistant.components.mqtt")
+        )
     ]
     assert len(server_side) > 10
-    assert not any(feeder.api_key in message for message in server_side)
+    assert any(f"Command {feed.hid} succeeded" in message for message in server_side)
+    assert not any(key in message for message in server_side)
 
 
 async def test_unload_closes_every_port(
