@@ -15,7 +15,6 @@ Nothing here imports the integration.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 import glob
 import json
@@ -37,6 +36,7 @@ HA_USERNAME = "homeassistant"
 HA_CLIENT_ID = "ha-petnet-test"
 ADMIN_USERNAME = "dynsec-admin"
 START_TIMEOUT = 10.0
+_POLL_S = 0.02
 _PLUGIN_GLOBS = (
     "/usr/lib/*/mosquitto_dynamic_security.so",
     "/usr/lib/mosquitto_dynamic_security.so",
@@ -160,15 +160,16 @@ class Mosquitto:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        for _ in range(
+            int(START_TIMEOUT / _POLL_S)
+        ):  # counted: the clock may be frozen
             if self._process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited at start: {self.log_text()}")
             try:
                 with socket.create_connection((LOOPBACK, self.port), timeout=0.2):
                     return
             except OSError:
-                time.sleep(0.02)
+                time.sleep(_POLL_S)
         self.stop()
         raise RuntimeError("mosquitto did not start listening in time")
 
@@ -228,15 +229,27 @@ class Mosquitto:
     async def async_wait_for_log(
         self, hass: Any, predicate: Any, timeout: float = 10
     ) -> str:
-        """Poll the broker's log until predicate(text) holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = await hass.async_add_executor_job(self.log_text)
+        """Wait until predicate(text) holds for the broker's log (read in HA's executor).
+
+        The broker's log is the only place its subscriptions and reloads can be seen, so
+        it is read again every few milliseconds, in a worker thread: the event loop's own
+        timers never fire while a test freezes the clock, and neither do time-based
+        deadlines, so the wait counts its reads instead.
+        """
+        return str(
+            await hass.async_add_executor_job(self._wait_for_log, predicate, timeout)
+        )
+
+    def _wait_for_log(self, predicate: Any, timeout: float) -> str:
+        for _ in range(max(1, int(timeout / _POLL_S))):
+            text = self.log_text()
             if predicate(text):
                 return text
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mosquitto log did not show it in time:\n{text}")
-            await asyncio.sleep(0.02)
+            time.sleep(_POLL_S)
+        text = self.log_text()
+        if predicate(text):
+            return text
+        raise TimeoutError(f"mosquitto log did not show it in time:\n{text}")
 
     def log_text(self) -> str:
         """The broker's log so far."""
