@@ -54,7 +54,7 @@ def _executable(name: str) -> str:
     if found is None:
         raise MosquittoUnavailableError(
             f"{name} is not installed (Debian package 'mosquitto'; scripts/ensure-mosquitto "
-            "installs it when run as root)"
+            "installs it as root or with sudo -n)"
         )
     return found
 
