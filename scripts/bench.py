@@ -929,7 +929,22 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:
-        args.json.write_text(text + "\n")
+        write_file(args.json, text + "\n")
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write a file with os calls, not ``open``.
+
+    Home Assistant's blocking-call guard keeps wrapping ``open`` in this thread after Home
+    Assistant stopped, and would log a warning with a stack for the report's file.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":
