@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
@@ -122,6 +124,27 @@ async def wait_until_received(feeder: SimulatedFeeder, timeout: float = 10) -> N
     async with asyncio.timeout(timeout):
         while not wanted <= {command.hid for command in feeder.commands}:
             await feeder.wait_for_command(since=len(feeder.commands), timeout=timeout)
+
+
+@pytest.fixture
+def mqtt_subscribes_at_once() -> Iterator[None]:
+    """Let HA's MQTT client send (UN)SUBSCRIBE on the next loop iteration, not after a debounce.
+
+    HA batches them behind ``EnsureJobAfterCooldown`` (which HA lets tests patch): a loop
+    timer 0.1-0.5 s after the request. While a test freezes the clock (``freezer``), the
+    loop's clock stands still and such a timer never fires; not even one due "now", since
+    ``now + clock resolution`` rounds to ``now`` at today's timestamps. So the debounce's
+    timer becomes ``call_soon``: requests made in one loop iteration are still one batch.
+    """
+
+    def schedule_soon(debouncer: EnsureJobAfterCooldown) -> None:
+        if debouncer._timer is None:
+            debouncer._timer = debouncer._loop.call_soon(  # type: ignore[assignment]
+                debouncer._async_timer_reached
+            )
+
+    with patch.object(EnsureJobAfterCooldown, "async_schedule", schedule_soon):
+        yield
 
 
 @pytest.fixture
@@ -260,7 +283,7 @@ async def provision_broker(hass: HomeAssistant, broker: Mosquitto) -> dict[str, 
     )
     assert response is not None
     await broker.async_add_logins(
-        hass, [(row["username"], row["password"]) for row in response["gateways"]]
+        hass, [row["mosquitto_ctrl"] for row in response["gateways"]]
     )
     await broker.async_set_feeder_acl(hass, str(response["acl_file"]))
     return dict(response)

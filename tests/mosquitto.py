@@ -4,8 +4,9 @@ Authentication and ACL are set up the way the README tells users to:
 
 - ``password_file`` (made with ``mosquitto_passwd``) for ordinary users, here Home Assistant's;
 - Mosquitto's dynamic-security plugin for the feeders' logins, because their username
-  ``/pegasus:<gw>`` contains ``:``, which a password file cannot hold. Its default ACL access is
-  "deny" everywhere, so it never decides anything and the ACL file does;
+  ``/pegasus:<gw>`` contains ``:``, which a password file cannot hold. Each login is created
+  with the action's ``mosquitto_ctrl`` arguments, which bind it to the gateway's client id. Its
+  default ACL access is "deny" everywhere, so it never decides topics and the ACL file does;
 - ``acl_file`` with Home Assistant's user (``topic readwrite #``) and, per gateway, the lines the
   ``petnet_feeder.broker_credentials`` action returns. Mosquitto reads it again on SIGHUP.
 
@@ -14,7 +15,6 @@ Nothing here imports the integration.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 import glob
 import json
@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ HA_USERNAME = "homeassistant"
 HA_CLIENT_ID = "ha-petnet-test"
 ADMIN_USERNAME = "dynsec-admin"
 START_TIMEOUT = 10.0
+_POLL_S = 0.02
 _PLUGIN_GLOBS = (
     "/usr/lib/*/mosquitto_dynamic_security.so",
     "/usr/lib/mosquitto_dynamic_security.so",
@@ -52,7 +54,7 @@ def _executable(name: str) -> str:
     if found is None:
         raise MosquittoUnavailableError(
             f"{name} is not installed (Debian package 'mosquitto'; scripts/ensure-mosquitto "
-            "installs it when run as root)"
+            "installs it as root or with sudo -n)"
         )
     return found
 
@@ -158,15 +160,16 @@ class Mosquitto:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        for _ in range(
+            int(START_TIMEOUT / _POLL_S)
+        ):  # counted: the clock may be frozen
             if self._process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited at start: {self.log_text()}")
             try:
                 with socket.create_connection((LOOPBACK, self.port), timeout=0.2):
                     return
             except OSError:
-                time.sleep(0.02)
+                time.sleep(_POLL_S)
         self.stop()
         raise RuntimeError("mosquitto did not start listening in time")
 
@@ -184,17 +187,22 @@ class Mosquitto:
 
     # -- provisioning (async: from tests, through HA's executor) ----------------------------
 
-    async def async_add_logins(
-        self, hass: Any, logins: Iterable[tuple[str, str]]
-    ) -> None:
-        """Create dynamic-security logins (username, password) the broker does not have yet."""
-        for username, password in logins:
-            if self.logins.get(username) == password:
+    async def async_add_logins(self, hass: Any, commands: Iterable[str]) -> None:
+        """Run ``mosquitto_ctrl`` login commands the broker has not had yet, as a user would.
+
+        Each command is the ``mosquitto_ctrl`` value of the broker_credentials action (the
+        part from ``dynsec`` on: ``dynsec createClient <username> -c <client id> -p <key>``);
+        only the connection options are added here.
+        """
+        for command in commands:
+            args = shlex.split(command)
+            if args[:2] != ["dynsec", "createClient"] or len(args) < 3:
+                raise ValueError(f"not a dynsec createClient command: {args[:2]}")
+            username = args[2]
+            if self.logins.get(username) == command:
                 continue
-            await hass.async_add_executor_job(
-                self._ctrl, "createClient", username, "-p", password
-            )
-            self.logins[username] = password
+            await hass.async_add_executor_job(self._ctrl, *args[1:])
+            self.logins[username] = command
 
     async def async_set_feeder_acl(self, hass: Any, acl_text: str) -> None:
         """Replace the feeders' part of the ACL file and make the broker reload it (SIGHUP)."""
@@ -221,15 +229,27 @@ class Mosquitto:
     async def async_wait_for_log(
         self, hass: Any, predicate: Any, timeout: float = 10
     ) -> str:
-        """Poll the broker's log until predicate(text) holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = await hass.async_add_executor_job(self.log_text)
+        """Wait until predicate(text) holds for the broker's log (read in HA's executor).
+
+        The broker's log is the only place its subscriptions and reloads can be seen, so
+        it is read again every few milliseconds, in a worker thread: the event loop's own
+        timers never fire while a test freezes the clock, and neither do time-based
+        deadlines, so the wait counts its reads instead.
+        """
+        return str(
+            await hass.async_add_executor_job(self._wait_for_log, predicate, timeout)
+        )
+
+    def _wait_for_log(self, predicate: Any, timeout: float) -> str:
+        for _ in range(max(1, int(timeout / _POLL_S))):
+            text = self.log_text()
             if predicate(text):
                 return text
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mosquitto log did not show it in time:\n{text}")
-            await asyncio.sleep(0.02)
+            time.sleep(_POLL_S)
+        text = self.log_text()
+        if predicate(text):
+            return text
+        raise TimeoutError(f"mosquitto log did not show it in time:\n{text}")
 
     def log_text(self) -> str:
         """The broker's log so far."""

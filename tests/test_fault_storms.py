@@ -30,6 +30,7 @@ SYNC = [
     "schedule_add",
     "schedule_mod_end",
 ]
+SYNC_3 = [*SYNC[:-1], "schedule_add", "schedule_mod_end"]  # the same with three meals
 TIMEOUT = 60
 
 
@@ -133,12 +134,18 @@ async def test_all_connections_drop_at_once(
     assert_fleet_intact(hass, hub, fleet, keys)
 
 
+def names(feeder: SimulatedFeeder, marks: dict[str, int]) -> list[str]:
+    """The commands the feeder received since its mark."""
+    return [c.command for c in feeder.commands[marks[feeder.uid] :]]
+
+
 async def test_home_assistant_restarts_during_a_sync(
     hass: HomeAssistant,
     hub: PetnetHub,
     loaded_entry: MockConfigEntry,
     fleet: Fleet,
     hass_storage: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
     marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
@@ -157,17 +164,34 @@ async def test_home_assistant_restarts_during_a_sync(
     assert running, "the restart must interrupt deliveries"
 
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    restart = {feeder.uid: len(feeder.commands) for feeder in fleet}
     stored = hass_storage[DOMAIN]["data"]["feeders"]
     assert all(len(stored[f.device_hid]["meals"]) == 3 for f in fleet)
-    assert any(stored[f.device_hid]["sync_pending"] for f in running)
+    pending = {f.device_hid for f in fleet if stored[f.device_hid]["sync_pending"]}
+    assert pending, "the restart must leave deliveries owed"
+
+    # What the new hub read from storage, before anything could clear it.
+    loaded: dict[str, bool] = {}
+    async_load = PetnetHub.async_load
+
+    async def load_and_note(self: PetnetHub) -> None:
+        await async_load(self)
+        loaded.update({hid: f.sync_pending for hid, f in self.feeders.items()})
+
+    monkeypatch.setattr(PetnetHub, "async_load", load_and_note)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
     await hass.async_block_till_done()
     hub = loaded_entry.runtime_data
+    assert {hid for hid, owed in loaded.items() if owed} == pending
 
-    # The feeders reconnect by themselves; the interrupted deliveries complete.
-    await asyncio.gather(*(holds(f, 3, since=marks[f.uid]) for f in fleet))
+    # The feeders reconnect by themselves; each owed delivery is made whole after the
+    # restart: the clock, then the whole schedule from schedule_clear to schedule_mod_end.
+    await asyncio.gather(*(holds(f, 3, since=restart[f.uid]) for f in fleet))
     await all_idle(hub, fleet)
     for feeder in fleet:
         assert [event["time"] for event in feeder.schedule] == [25200, 66600, 75600]
         assert not hub.feeders[feeder.device_hid].sync_pending
+        if feeder.device_hid in pending:
+            after = names(feeder, restart)
+            assert after[-len(SYNC_3) :] == SYNC_3, feeder.uid
     assert_fleet_intact(hass, hub, fleet, keys)

@@ -1,13 +1,17 @@
-"""The HA-MQTT transport alone, on HA's mocked MQTT client: subscriptions, routing, windows."""
+"""The HA-MQTT transport on HA's mocked MQTT client: subscriptions, routing, windows.
+
+Most tests drive the transport object alone; one loads the whole config entry.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock, patch
 
+import aiohttp
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady, HomeAssistantError
@@ -15,18 +19,33 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
+from custom_components.petnet_feeder.const import (
+    CONF_BIND_HOST,
+    CONF_HTTP_PORT,
+    CONF_HTTPS_PORT,
+    CONF_MQTT_PORT,
+    CONF_MQTTS_PORT,
+    CONF_TRANSPORT,
+    DOMAIN,
+    TRANSPORT_MQTT,
+)
 from custom_components.petnet_feeder.transport.base import GatewayNotConnectedError
 from custom_components.petnet_feeder.transport.ha_mqtt import (
     CONNECTED_WINDOW,
     HaMqttTransport,
 )
+from feeder_sim.kronos_client import KronosClient
+
+from .ports import LOOPBACK, free_port
 
 GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
+UID = "smartfeeder-795ae773737d"  # its gateway hid is GW
 OTHER = "9b4d3cb2f1e0a5f9d4c3b2a1f0e9d8c7b6a5f4e3"
 TEL = f"krs.tel.gts.{GW}"
 API = f"krs.api.gts.{GW}"
@@ -96,11 +115,42 @@ def mqtt_config_entry_options() -> dict[str, Any]:
     return {mqtt.CONF_BIRTH_MESSAGE: {}, mqtt.CONF_DISCOVERY: False}
 
 
-async def flush(hass: HomeAssistant) -> None:
-    """Let HA's MQTT client send what it queued (and get the mocked acknowledgements)."""
-    for _ in range(10):
-        await asyncio.sleep(0.005)
-        await hass.async_block_till_done()
+def sent_topics(method: MagicMock) -> list[str]:
+    """Topics HA's MQTT client passed to the mocked paho ``subscribe`` or ``unsubscribe``."""
+    return [
+        item[0] if isinstance(item, tuple) else item
+        for call in method.call_args_list
+        for item in call.args[0]
+    ]
+
+
+async def wait_until_sent(
+    hass: HomeAssistant, method: MagicMock, topics: Iterable[str], timeout: float = 5
+) -> list[str]:
+    """Wait until HA's MQTT client sent (UN)SUBSCRIBE for every topic to the mocked paho client.
+
+    HA's client batches them behind a debounce (0 here) and sends them from a loop task;
+    the mocked method is wrapped so that each call wakes this wait.
+    """
+    wanted = set(topics)
+    called = asyncio.Event()
+    original = method.side_effect
+
+    def wake(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        hass.loop.call_soon_threadsafe(called.set)
+        return result
+
+    method.side_effect = wake
+    try:
+        async with asyncio.timeout(timeout):
+            while not wanted <= set(sent_topics(method)):
+                called.clear()
+                await called.wait()
+    finally:
+        method.side_effect = original
+    await hass.async_block_till_done()  # and the mocked acknowledgements
+    return sent_topics(method)
 
 
 async def test_gateway_added_subscribes_exact_topics_once(
@@ -113,14 +163,8 @@ async def test_gateway_added_subscribes_exact_topics_once(
     transport.gateway_added(GW)
     transport.gateway_added(GW)  # again (a check-in): nothing more to subscribe
     assert our_subscriptions(mqtt_mock) == [(TEL, 1, None), (API, 1, None)]
-    await flush(hass)
-    sent = [
-        topic
-        for call in mqtt_client_mock.subscribe.call_args_list
-        for topic, _qos in call.args[0]
-        if topic.startswith("krs")
-    ]
-    assert sorted(sent) == sorted([TEL, API])
+    sent = await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    assert sorted(topic for topic in sent if topic.startswith("krs")) == [API, TEL]
     assert transport.subscribed_gateways == {GW}
 
 
@@ -150,17 +194,11 @@ async def test_stop_unsubscribes_everything(
     transport, recorder = started
     transport.gateway_added(GW)
     transport.gateway_added(OTHER)
-    await flush(hass)
+    ours = [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, ours)
     await transport.async_stop()
-    await flush(hass)
-    unsubscribed = [
-        topic
-        for call in mqtt_client_mock.unsubscribe.call_args_list
-        for topic in call.args[0]
-    ]
-    assert sorted(unsubscribed) == sorted(
-        [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
-    )
+    unsubscribed = await wait_until_sent(hass, mqtt_client_mock.unsubscribe, ours)
+    assert sorted(unsubscribed) == sorted(ours)
     assert transport.subscribed_gateways == set()
     # Nothing reaches the hub any more, and a second stop is harmless.
     async_fire_mqtt_message(hass, TEL, b"{}")
@@ -369,3 +407,138 @@ async def test_start_twice(
     with pytest.raises(RuntimeError):
         await transport.async_start()
     await transport.async_stop()
+
+
+def mqtt_disabled() -> Any:
+    """Make HA's MQTT refuse subscriptions as it does while its entry is disabled."""
+    return patch(
+        "homeassistant.components.mqtt.client.mqtt_config_entry_enabled",
+        return_value=False,
+    )
+
+
+async def test_failed_subscription_is_retried_on_the_next_gateway_added(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, recorder = started
+    with mqtt_disabled():
+        transport.gateway_added(GW)
+    assert "Cannot subscribe to" in caplog.text
+    assert transport.subscribed_gateways == set()
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == []
+
+    transport.gateway_added(GW)  # the gateway checks in again
+    assert transport.subscribed_gateways == {GW}
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    async_fire_mqtt_message(hass, TEL, b"2", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, TEL, b"2")]
+
+
+async def test_half_a_subscription_is_undone_and_retried(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+) -> None:
+    """The telemetry topic subscribed, the API topic did not: neither stays."""
+    transport, recorder = started
+    subscribe = mqtt.async_subscribe
+
+    async def api_topic_fails(
+        hass: HomeAssistant, topic: str, *args: Any, **kw: Any
+    ) -> Any:
+        if topic == API:
+            raise HomeAssistantError("MQTT is not enabled")
+        return await subscribe(hass, topic, *args, **kw)
+
+    with patch.object(mqtt, "async_subscribe", api_topic_fails):
+        transport.gateway_added(GW)
+    assert transport.subscribed_gateways == set()
+    await wait_until_sent(hass, mqtt_client_mock.unsubscribe, [TEL])
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == []
+
+    transport.gateway_added(GW)
+    assert our_subscriptions(mqtt_mock)[-2:] == [(TEL, 1, None), (API, 1, None)]
+    async_fire_mqtt_message(hass, API, b"2", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, API, b"2")]
+
+
+async def test_failed_subscription_is_retried_when_the_broker_is_back(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+    started: tuple[HaMqttTransport, Recorder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, recorder = started
+    transport.gateway_added(OTHER)
+    with mqtt_disabled():
+        transport.gateway_added(GW)
+        async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)  # still refused
+    assert transport.subscribed_gateways == {OTHER}
+    failures = [
+        r for r in caplog.records if r.getMessage().startswith("Cannot subscribe")
+    ]
+    assert [r.levelname for r in failures] == ["WARNING", "DEBUG"]  # once, then quiet
+    before = len(our_subscriptions(mqtt_mock))
+
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
+    assert transport.subscribed_gateways == {GW, OTHER}
+    # Only the gateway that had failed is subscribed again, once.
+    assert our_subscriptions(mqtt_mock)[before:] == [(TEL, 1, None), (API, 1, None)]
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
+    await hass.async_block_till_done()
+    assert recorder.events == [("connected", GW), ("message", GW, TEL, b"1")]
+    async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
+    assert len(our_subscriptions(mqtt_mock)) == before + 2
+
+
+async def test_entry_subscribes_each_gateway_and_unload_unsubscribes_all(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    mqtt_mock: MqttMockHAClient,
+    mqtt_client_mock: MagicMock,
+) -> None:
+    """The whole entry on transport mqtt: registration and check-in subscribe, unload undoes."""
+    ports = {
+        key: free_port()
+        for key in (CONF_HTTP_PORT, CONF_HTTPS_PORT, CONF_MQTT_PORT, CONF_MQTTS_PORT)
+    }
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_TRANSPORT: TRANSPORT_MQTT, CONF_BIND_HOST: LOOPBACK, **ports},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert our_subscriptions(mqtt_mock) == []  # nothing stored yet, nothing subscribed
+
+    async with aiohttp.ClientSession() as session:
+        kronos = KronosClient(f"http://{LOOPBACK}:{ports[CONF_HTTP_PORT]}", session)
+        assert (await kronos.register_gateway(UID, "2.8.0"))["hid"] == GW
+        # Older firmware only checks in; an unknown gateway is created that way too.
+        assert await kronos.checkin(OTHER) == 200
+        assert await kronos.checkin(GW) == 200  # known: nothing more to subscribe
+    ours = [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
+    assert our_subscriptions(mqtt_mock) == [(topic, 1, None) for topic in ours]
+    # Nothing else was subscribed by us, and nothing was a wildcard.
+    subscribed = [call.args[0] for call in mqtt_mock.async_subscribe.call_args_list]
+    assert sorted(subscribed) == sorted(ours)
+    assert not any("#" in topic or "+" in topic for topic in subscribed)
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, ours)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    unsubscribed = await wait_until_sent(hass, mqtt_client_mock.unsubscribe, ours)
+    assert sorted(unsubscribed) == sorted(ours)

@@ -32,6 +32,7 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import MqttConnectRefusedError, ids as sim_ids
+from feeder_sim.envelope import parse_command
 from feeder_sim.mqtt_client import FeederMqttConnection
 
 from .conftest import (
@@ -95,7 +96,7 @@ async def test_broker_credentials_action(
         f"topic read krs/api/stg/{GW_A}",
     ]
     assert row["mosquitto_ctrl"] == (
-        f"dynsec createClient /pegasus:{GW_A} -p {feeder.api_key}"
+        f"dynsec createClient /pegasus:{GW_A} -c {GW_A} -p {feeder.api_key}"
     )
     assert (
         response["acl_file"]
@@ -153,11 +154,20 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     mosquitto: Mosquitto,
 ) -> None:
     feeder = await make_feeder()
+    hub: PetnetHub = loaded_entry.runtime_data
     assert feeder.connected
     wrong = connection(mosquitto, feeder.gateway_hid, "0" * 64)
     with pytest.raises(MqttConnectRefusedError) as refused:
         await wrong.connect()
     assert refused.value.return_code == NOT_AUTHORIZED
+    # The live feeder, whose client id the refused CONNECT used, is still there.
+    assert feeder.connected
+    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    await feeder.send_heartbeat()
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
+    )
+    assert "closing old connection" not in mosquitto.log_text()
     stranger = connection(mosquitto, "f" * 40, "0" * 64)
     with pytest.raises(MqttConnectRefusedError):
         await stranger.connect()
@@ -170,12 +180,10 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     assert refused.value.return_code == NOT_AUTHORIZED
     feeder._kronos.api_key = key
     await feeder.connect()
-    # The real feeder is still fine.
+    # With its own key it is back.
+    before = hub.feeders[feeder.device_hid].last_heartbeat
     await feeder.send_heartbeat()
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_feeder(
-        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
-    )
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_heartbeat != before)
 
 
 @mqtt_only
@@ -216,18 +224,57 @@ async def test_a_feeder_is_kept_to_its_own_topics(
     )
     assert hub.feeders[other.device_hid].telemetry.voltage_v == 4.1
 
-    # A listens on B's command topic: the broker grants nothing to read there.
-    spy = connection(
-        mosquitto, feeder.gateway_hid, str(feeder.api_key), client_id="spy"
-    )
+    # A (its own login and client id, in a session of its own making) listens on B's
+    # command topic and on everything: the broker lets it read only its own topics.
+    await feeder.disconnect()
+    spy = connection(mosquitto, feeder.gateway_hid, str(feeder.api_key))
     await spy.connect()
     await spy.subscribe([sim_ids.command_topic(other.gateway_hid), "#"])
     start = len(other.commands)
     await hub.async_feed(other.device_hid, 0.25)
     await other.wait_for_command("feed", since=start)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(spy.receive(), 0.5)
+    # HA publishes in order, so B's feed would reach the spy before A's own one does.
+    await hub.async_feed(feeder.device_hid, 0.125)
+    received = await asyncio.wait_for(spy.receive(), 10)
+    assert received is not None
+    assert received.topic == sim_ids.command_topic(feeder.gateway_hid)
+    command = parse_command(received.payload, feeder.device_hid)
+    assert (command.command, command.payload) == ("feed", {"portion": 0.125})
     await spy.disconnect()
+
+
+@mqtt_only
+async def test_a_login_cannot_take_over_another_gateways_client_id(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    make_feeder: FeederFactory,
+    mosquitto: Mosquitto,
+) -> None:
+    """B's correct login under A's client id is refused; A's session is not closed."""
+    feeder = await make_feeder()
+    other = await make_feeder(UID_B)
+    hub: PetnetHub = loaded_entry.runtime_data
+    thief = connection(mosquitto, other.gateway_hid, str(other.api_key), client_id=GW_A)
+    with pytest.raises(MqttConnectRefusedError) as refused:
+        await thief.connect()
+    assert refused.value.return_code == NOT_AUTHORIZED
+    # A's session is the one it had: it still publishes, and still receives.
+    assert feeder.connected
+    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    await feeder.send_heartbeat()
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
+    )
+    start = len(feeder.commands)
+    await hub.async_feed(feeder.device_hid, 0.125)
+    received = await feeder.wait_for_command("feed", since=start)
+    assert [c.payload for c in received] == [{"portion": 0.125}]
+    assert feeder.boot_count == 1
+    assert "closing old connection" not in mosquitto.log_text()
+    # B itself, with its own client id, is welcome.
+    assert other.connected
+    await other.send_heartbeat()
+    await wait_for_feeder(hub, other.device_hid, lambda f: f.last_heartbeat is not None)
 
 
 @mqtt_only
@@ -317,13 +364,31 @@ async def test_switching_transport_keeps_everything(
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],
 ) -> None:
-    """Options -> other transport -> reload: same gateways, keys, history and devices."""
+    """Options -> other transport -> reload: same gateways, keys, meals, history, devices."""
     target = TRANSPORT_MQTT if transport == TRANSPORT_BUNDLED else TRANSPORT_BUNDLED
-    feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
+    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    feeder = await make_feeder()
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None
+    await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {"device_id": device.id, "name": "Breakfast", "time": "07:00", "portion": 0.25},
+        blocking=True,
+    )
+    await feeder.wait_for_command("schedule_mod_end")
+    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await wait_until_received(feeder)
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
     key = hub.gateways[feeder.gateway_hid].api_key
+    meals = list(hub.feeders[feeder.device_hid].meals)
+    assert [(m.name, m.time_s, m.portion) for m in meals] == [
+        ("Breakfast", 25200, 0.25)
+    ]
     devices = len(dr.async_get(hass).devices)
 
     flow = await hass.config_entries.options.async_init(loaded_entry.entry_id)
@@ -348,6 +413,7 @@ async def test_switching_transport_keeps_everything(
     assert [row.result.start_ms for row in hub.feeders[feeder.device_hid].history] == [
         1717243203000
     ]
+    assert hub.feeders[feeder.device_hid].meals == meals
     assert len(dr.async_get(hass).devices) == devices
     assert (
         hass_storage[DOMAIN]["data"]["gateways"][feeder.gateway_hid]["api_key"] == key
@@ -368,9 +434,27 @@ async def test_switching_transport_keeps_everything(
     else:
         settings = {**loaded_entry.data, **loaded_entry.options}
         feeder.mqtt_port, feeder.mqtt_tls = settings["mqtts_port"], True
+    # Forget what it held: what it holds afterwards came over the other transport.
+    feeder.schedule = []
+    start = len(feeder.commands)
     await feeder.connect()
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, feeder.device_hid, lambda _: hub.is_connected(GW_A))
+    # The (re)connect delivers the clock and the whole schedule.
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await wait_until_received(feeder)
+    assert [c.command for c in feeder.commands[start:]] == [
+        "utc_offset",
+        "schedule_clear",
+        "schedule_mod_start",
+        "schedule_add",
+        "schedule_mod_end",
+    ]
+    assert [(e["time"], e["portion"], e["active"]) for e in feeder.schedule] == [
+        (25200, 0.25, True)
+    ]
+    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
     start = len(feeder.commands)
     await hub.async_feed(feeder.device_hid, 0.125)
     received = await feeder.wait_for_command("feed", since=start)

@@ -195,7 +195,9 @@ async def test_api_request_is_answered_before_anything_else_happens(
             topic_length = int.from_bytes(body[:2], "big")
             packet_id = body[2 + topic_length : 4 + topic_length]
             assert body[2 : 2 + topic_length].decode() == topic
-            assert COMMAND_HID not in hub.confirmations.statuses  # still nothing else done
+            assert (
+                COMMAND_HID not in hub.confirmations.statuses
+            )  # still nothing else done
             reply = body[4 + topic_length :]
             await client.send(_packet(0x40, packet_id))
     assert json.loads(reply) == {

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+
+# HA's MQTT config flow imports aiohasupervisor, whose dataclasses cannot be built while
+# freezegun replaces datetime: import it before any test freezes the clock.
+import homeassistant.components.mqtt.config_flow  # noqa: F401
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
@@ -174,8 +177,8 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
 
 @bundled_only(
     "it drops the feeder's session mid-sync; only the bundled broker sees sessions and the "
-    "feeder's own PUBACKs. Through HA's MQTT the broker acknowledges, and a partial sync is "
-    "caught by the feeder's next hash (test_ha_mqtt_e2e)"
+    "feeder's own PUBACKs. Through HA's MQTT the broker acknowledges; a partial sync is caught "
+    "by the feeder's reports on its commands (test_ha_mqtt_delivery)"
 )
 async def test_session_dropped_mid_sync_restarts_after_reconnect(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
@@ -211,10 +214,7 @@ def before_dst_change(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
     return freezer
 
 
-@bundled_only(
-    "the clock is frozen; HA's MQTT client sends its SUBSCRIBEs from loop timers (a debounce),"
-    " which a frozen clock never fires. What it tests does not depend on the transport"
-)
+@pytest.mark.usefixtures("mqtt_subscribes_at_once")  # the clock is frozen: see there
 async def test_dst_change_resends_utc_offset(
     hass: HomeAssistant,
     before_dst_change: FrozenDateTimeFactory,
@@ -227,12 +227,26 @@ async def test_dst_change_resends_utc_offset(
     await settle(hub, feeder)
     assert feeder.utc_offset == -18000
     start = len(feeder.commands)
-    freezer.move_to("2024-11-03T07:00:30+00:00")  # 01:00:30 CST
+    # The clock moves in steps shorter than the bundled broker's keep-alive (90 s) and
+    # HA-MQTT's window (120 s), and the feeder speaks in between, as a live one does:
+    # through HA's MQTT it counts as connected only while it is heard.
+    freezer.move_to("2024-11-03T06:59:10+00:00")  # 01:59:10 CDT
+    async_fire_time_changed(hass)  # the minute check runs: nothing changed yet
+    await feeder.send_heartbeat()
+    await wait_for_feeder(
+        hub,
+        feeder.device_hid,
+        lambda f: f.last_heartbeat == dt_util.utcnow().timestamp(),
+    )
+    assert feeder.commands[start:] == []
+    freezer.move_to("2024-11-03T07:00:20+00:00")  # 01:00:20 CST
     # The minute check runs; it finds the zone's offset changed since the last sync.
-    async_fire_time_changed(hass, dt_util.utcnow() + dt.timedelta(minutes=1, seconds=5))
+    async_fire_time_changed(hass)
     await feeder.wait_for_command("utc_offset", since=start)
     await settle(hub, feeder)
     assert feeder.utc_offset == -21600
+    assert feeder.commands[start].command == "utc_offset"
+    assert hub.is_connected(feeder.gateway_hid)
 
 
 async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
@@ -305,10 +319,7 @@ async def test_legacy_firmware_refuses_a_schedule_that_does_not_fit(
     assert hub.feeders[feeder.device_hid].meals == []
 
 
-@bundled_only(
-    "the clock is frozen; HA's MQTT client sends its SUBSCRIBEs from loop timers (a debounce),"
-    " which a frozen clock never fires. What it tests does not depend on the transport"
-)
+@pytest.mark.usefixtures("mqtt_subscribes_at_once")  # the clock is frozen: see there
 async def test_actions_and_entities(
     hass: HomeAssistant,
     hub: PetnetHub,

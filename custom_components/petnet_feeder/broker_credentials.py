@@ -4,7 +4,7 @@ With the HA-MQTT transport the feeders log in to the user's broker as ``/pegasus
 api key this integration handed out. This action is the only place those keys are shown: it
 returns, for every gateway, the username, the password, the ACL lines (Mosquitto ``acl_file``
 syntax) that keep the feeder to its own four topics, and the ``mosquitto_ctrl`` arguments that
-create its login with Mosquitto's dynamic-security plugin.
+create its login with Mosquitto's dynamic-security plugin, bound to the gateway's client id.
 
 Why not a password file: the username contains ``:``, which Mosquitto's password file cannot
 hold (``mosquitto_passwd`` refuses it and the broker splits each line at the first ``:``;
@@ -52,8 +52,14 @@ def acl_lines(gateway_hid: str) -> list[str]:
 
 
 def dynsec_create_client(gateway_hid: str, api_key: str) -> str:
-    """``mosquitto_ctrl`` arguments (after the connection options) that create the login."""
-    return f"dynsec createClient {mqtt_username(gateway_hid)} -p {api_key}"
+    """``mosquitto_ctrl`` arguments (after the connection options) that create the login.
+
+    ``-c <gw>`` binds the login to the gateway's client id (the firmware always uses its hid).
+    Without it, one feeder could log in with its own key under another gateway's client id,
+    and Mosquitto would close that gateway's live session to make room ("already connected,
+    closing old connection"). With it, Mosquitto refuses such a CONNECT (not authorised).
+    """
+    return f"dynsec createClient {mqtt_username(gateway_hid)} -c {gateway_hid} -p {api_key}"
 
 
 def _row(gateway_hid: str, api_key: str) -> JsonObjectType:

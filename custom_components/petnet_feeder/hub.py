@@ -364,11 +364,17 @@ class PetnetHub:
         self.schedules.firmware_changed(feeder)
         self.notify(feeder.hid)
 
-    def checkin(self, gateway_hid: str) -> None:
-        """A gateway checks in (§3.4); an unknown one is created with a fresh key."""
+    def checkin(self, gateway_hid: str, *, rebooting: bool) -> None:
+        """A gateway checks in (§3.4); an unknown one is created with a fresh key.
+
+        ``rebooting``: the check-in came over HTTP, which a feeder does at boot before MQTT,
+        so the transport learns that the gateway restarts (see ``gateway_added``). A check-in
+        sent as an API request over MQTT (§5.7) comes from a live session: it must not count
+        that session as ended.
+        """
         if gateway_hid not in self.gateways:
             self._admit_gateway(gateway_hid)
-        elif self.transport is not None:  # a known gateway (re)boots: see gateway_added
+        elif rebooting and self.transport is not None:
             self.transport.gateway_added(gateway_hid)
         self.gateways[gateway_hid].last_seen = _now()
         self.schedules.checkin(gateway_hid)
@@ -509,7 +515,7 @@ class PetnetHub:
         if (status := messages.command_status_from_uri(uri)) is not None:
             self.record_command_status(*status)
         elif messages.checkin_gateway_from_uri(uri) == gateway_hid:
-            self.checkin(gateway_hid)
+            self.checkin(gateway_hid, rebooting=False)
 
     def _handle_telemetry(self, gateway_hid: str, payload: bytes) -> None:
         message = messages.parse_telemetry(payload)

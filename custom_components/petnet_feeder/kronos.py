@@ -295,7 +295,7 @@ class KronosApi:
 
         async def work() -> dict[str, Any]:
             hub = self._hub()
-            hub.checkin(_gateway_id(request))
+            hub.checkin(_gateway_id(request), rebooting=True)  # at boot, before MQTT
             return {}
 
         return await self._answer(request, work)

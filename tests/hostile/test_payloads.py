@@ -134,7 +134,8 @@ CASES: dict[str, Case] = {
         check=_history_starts(NEW_FEED, OLD_FEED),
     ),
     "sensor-nan": Case(
-        _raw(b'{"_|deviceHid": "x", "s|msg_type": "sensor", "f|voltage": NaN}')
+        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": NaN}'
+        % f.device_hid.encode()
     ),
     "sensor-infinity": Case(
         lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": Infinity}'

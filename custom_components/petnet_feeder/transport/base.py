@@ -54,7 +54,7 @@ class Transport(ABC):
 
     @abstractmethod
     def gateway_added(self, gateway_hid: str) -> None:
-        """Learn about a gateway that is new or (re)booting (it registered or checked in).
+        """Learn about a gateway that is new or (re)booting (it registered or checked in over HTTP).
 
         Transports that subscribe per gateway do it here; a transport without broker sessions
         treats the gateway as disconnected until its next message.

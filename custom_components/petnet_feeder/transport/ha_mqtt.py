@@ -15,6 +15,7 @@ whose topic it arrived on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 import logging
@@ -67,6 +68,9 @@ class HaMqttTransport(Transport):
         self._handler = handler
         self._window = window
         self._gateways: dict[str, _Gateway] = {}
+        # Gateways whose subscription failed: subscribed again on their next gateway_added
+        # and whenever HA's MQTT client is (re)connected to the broker.
+        self._unsubscribed: set[str] = set()
         self._running = False
         self._unsub_connection: CALLBACK_TYPE | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,6 +99,7 @@ class HaMqttTransport(Transport):
             self._unsub_connection = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._unsubscribed.clear()
         gateways, self._gateways = self._gateways, {}
         for gateway_hid, gateway in gateways.items():
             if gateway.timer is not None:
@@ -150,6 +155,8 @@ class HaMqttTransport(Transport):
         checks in over HTTP. A feeder does that at boot, before its MQTT session: a gateway
         we still counted as connected is therefore restarting, and stops counting as
         connected until its next message (a schedule sync then waits for the new session).
+        A check-in sent over MQTT (an API request) comes from a live session and never
+        arrives here.
         """
         if not self._running:
             return
@@ -186,13 +193,41 @@ class HaMqttTransport(Transport):
                     encoding=None,
                 )
             except HomeAssistantError as err:
-                _LOGGER.warning("Cannot subscribe to %s: %s", topic, err)
-                continue
+                self._subscribe_failed(gateway_hid, gateway, topic, err)
+                return
             if self._gateways.get(gateway_hid) is not gateway:  # stopped meanwhile
                 unsubscribe()
                 return
             gateway.unsubscribe.append(unsubscribe)
+        self._unsubscribed.discard(gateway_hid)
         _LOGGER.debug("Subscribed to the topics of gateway %s", gateway_hid)
+
+    def _subscribe_failed(
+        self, gateway_hid: str, gateway: _Gateway, topic: str, err: HomeAssistantError
+    ) -> None:
+        """Forget a gateway whose topics could not all be subscribed, so it is tried again.
+
+        Half a subscription is undone: a gateway is either fully subscribed or not known
+        here, and its next gateway_added (or HA's next connection to the broker) retries.
+        """
+        level = logging.DEBUG if gateway_hid in self._unsubscribed else logging.WARNING
+        _LOGGER.log(
+            level,
+            "Cannot subscribe to %s (%s); trying again when the gateway registers or "
+            "checks in, or when Home Assistant reconnects to the broker",
+            topic,
+            err,
+        )
+        for unsubscribe in gateway.unsubscribe:
+            with contextlib.suppress(HomeAssistantError):  # MQTT gone: nothing to undo
+                unsubscribe()
+        gateway.unsubscribe.clear()
+        if self._gateways.get(gateway_hid) is gateway:
+            del self._gateways[gateway_hid]
+            if gateway.timer is not None:
+                gateway.timer.cancel()
+            if self._running:
+                self._unsubscribed.add(gateway_hid)
 
     @property
     def subscribed_gateways(self) -> set[str]:
@@ -272,6 +307,9 @@ class HaMqttTransport(Transport):
         """While HA has lost the broker nothing can be heard: every gateway disconnects."""
         if connected:
             _LOGGER.debug("MQTT broker connection is back")
+            for gateway_hid in sorted(self._unsubscribed):
+                if gateway_hid not in self._gateways:
+                    self.gateway_added(gateway_hid)
             return
         _LOGGER.debug("MQTT broker connection lost; gateways count as disconnected")
         for gateway_hid in list(self._gateways):
