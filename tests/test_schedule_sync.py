@@ -17,7 +17,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
@@ -418,3 +418,35 @@ async def test_actions_and_entities(
     await wait_for_state(hass, next_meal, lambda s: s.state == "unknown")
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
     assert hass.states.get(problem).state in (STATE_ON, STATE_OFF)
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_DEFAULT_PORTION: 0.25}])
+async def test_meals_without_an_amount_get_the_default_portion(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    added = await hass.services.async_call(
+        DOMAIN,
+        "add_meal",
+        {"device_id": device_id(hass, feeder), "name": "Breakfast", "time": "07:00"},
+        blocking=True,
+        return_response=True,
+    )
+    assert added is not None and added["portion"] == 0.25
+    replaced = await hass.services.async_call(
+        DOMAIN,
+        "set_schedule",
+        {
+            "device_id": device_id(hass, feeder),
+            "meals": [
+                {"name": "Lunch", "time": "12:00"},
+                {"name": "Dinner", "time": "18:00", "portion": 0.5},
+            ],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert replaced is not None
+    assert [meal["portion"] for meal in replaced["meals"]] == [0.25, 0.5]
+    await settle(hub, feeder)
+    assert [e["portion"] for e in feeder.schedule] == [0.25, 0.5]

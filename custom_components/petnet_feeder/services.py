@@ -113,12 +113,19 @@ def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feed
     return hub, hub.feeder(hid)
 
 
-def _portion(hub: PetnetHub, feeder: Feeder, data: Mapping[str, Any]) -> float:
-    """The portion in cups, given in cups or (with a recipe) in grams."""
+def _portion(
+    hub: PetnetHub,
+    feeder: Feeder,
+    data: Mapping[str, Any],
+    default: float | None = None,
+) -> float:
+    """The portion in cups, given in cups or (with a recipe) in grams, else the default."""
     if ATTR_GRAMS in data:
         return hub.cups_for_grams(feeder.hid, data[ATTR_GRAMS])
     if ATTR_PORTION in data:
         return float(data[ATTR_PORTION])
+    if default is not None:
+        return default
     raise ServiceValidationError(
         translation_domain=DOMAIN, translation_key="amount_needed"
     )
@@ -190,11 +197,8 @@ def async_register_services(hass: HomeAssistant) -> None:
         )
 
     async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        given = ATTR_PORTION in call.data or ATTR_GRAMS in call.data
-        # Neither given: what the feed-now button would dispense.
-        portion = (
-            _portion(hub, feeder, call.data) if given else hub.manual_portion(feeder)
-        )
+        # Neither portion nor grams: what the feed-now button would dispense.
+        portion = _portion(hub, feeder, call.data, hub.manual_portion(feeder))
         await hub.async_feed(feeder.hid, portion)
 
     async def set_hopper_level(
@@ -218,7 +222,8 @@ def async_register_services(hass: HomeAssistant) -> None:
             feeder,
             name=call.data[ATTR_NAME],
             time_s=_seconds(call.data[ATTR_TIME]),
-            portion=_portion(hub, feeder, call.data),
+            # Neither portion nor grams: the default portion, as in the calendar.
+            portion=_portion(hub, feeder, call.data, hub.settings.default_portion),
             enabled=call.data[ATTR_ENABLED],
         )
         return meal_response(meal)
@@ -253,7 +258,9 @@ def async_register_services(hass: HomeAssistant) -> None:
                 {
                     "name": meal[ATTR_NAME],
                     "time_s": _seconds(meal[ATTR_TIME]),
-                    "portion": _portion(hub, feeder, meal),
+                    "portion": _portion(
+                        hub, feeder, meal, hub.settings.default_portion
+                    ),
                     "enabled": meal[ATTR_ENABLED],
                 }
                 for meal in call.data[ATTR_MEALS]
