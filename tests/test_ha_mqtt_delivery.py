@@ -9,8 +9,7 @@ from custom_components.petnet_feeder.const import TRANSPORT_MQTT
 from custom_components.petnet_feeder.hub import PetnetHub
 
 from .conftest import FeederFactory
-from .test_schedule_sync import NEW_SEQUENCE, names_since
-from .test_schedule_triggers import with_meals
+from .schedule_support import NEW_SEQUENCE, names_since, with_meals
 
 
 @pytest.mark.parametrize("transport", [TRANSPORT_MQTT], indirect=True)

@@ -18,7 +18,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
 from .conftest import FeederFactory, wait_for_feeder
-from .test_schedule_sync import device_id, settle
+from .schedule_support import device_id, settle
 
 
 async def feeder_with_meals(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -12,14 +13,13 @@ import homeassistant.components.mqtt.config_flow  # noqa: F401
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
+import voluptuous as vol
 
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
-from feeder_sim import SimulatedFeeder
 
 from .conftest import (
     FeederFactory,
@@ -29,61 +29,13 @@ from .conftest import (
     wait_for_entity,
     wait_for_feeder,
     wait_for_state,
-    wait_until_received,
 )
+from .schedule_support import FIRMWARES, add_two_meals, device_id, names_since, settle
 
 pytestmark = both_transports
 
-NEW_SEQUENCE = [
-    "utc_offset",
-    "schedule_clear",
-    "schedule_mod_start",
-    "schedule_add",
-    "schedule_add",
-    "schedule_mod_end",
-]
-LEGACY_SEQUENCE = ["utc_offset", "schedule"]
 
-
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
-    )
-    assert device is not None
-    return device.id
-
-
-async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
-    """Wait until no sync is owed or running for the feeder, and the feeder has what was sent."""
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
-    await wait_until_received(feeder)
-
-
-async def add_two_meals(hass: HomeAssistant, feeder: SimulatedFeeder) -> None:
-    for name, time, portion in (
-        ("Breakfast", "07:00", 0.25),
-        ("Dinner", "18:30", 0.25),
-    ):
-        await hass.services.async_call(
-            DOMAIN,
-            "add_meal",
-            {
-                "device_id": device_id(hass, feeder),
-                "name": name,
-                "time": time,
-                "portion": portion,
-            },
-            blocking=True,
-        )
-
-
-def names_since(feeder: SimulatedFeeder, start: int) -> list[str]:
-    return [c.command for c in feeder.commands[start:]]
-
-
-@pytest.mark.parametrize(
-    ("firmware", "sequence"), [("2.8.0", NEW_SEQUENCE), ("2.3.2", LEGACY_SEQUENCE)]
-)
+@FIRMWARES
 async def test_edits_reach_the_feeder(
     hass: HomeAssistant,
     hub: PetnetHub,
@@ -92,10 +44,29 @@ async def test_edits_reach_the_feeder(
     sequence: list[str],
 ) -> None:
     await hass.config.async_set_time_zone("America/Chicago")
+    hub.schedules.reconciler_options = {
+        **hub.schedules.reconciler_options,
+        "debounce_s": 0.5,
+    }
     feeder = await make_feeder(firmware=firmware)
     await settle(hub, feeder)
     start = len(feeder.commands)
-    await add_two_meals(hass, feeder)
+    await asyncio.gather(
+        *(
+            hass.services.async_call(
+                DOMAIN,
+                "add_meal",
+                {
+                    "device_id": device_id(hass, feeder),
+                    "name": name,
+                    "time": time,
+                    "portion": 0.25,
+                },
+                blocking=True,
+            )
+            for name, time in (("Breakfast", "07:00"), ("Dinner", "18:30"))
+        )
+    )
     await feeder.wait_for_command(sequence[-1], since=start)
     await settle(hub, feeder)
     # The two edits within the debounce give one sync.
@@ -115,54 +86,77 @@ async def test_edits_reach_the_feeder(
     assert last_sync.state not in ("unknown", "unavailable")
 
 
+@FIRMWARES
 async def test_reboot_restores_the_schedule(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
 ) -> None:
-    feeder = await make_feeder()
+    feeder = await make_feeder(firmware=firmware)
     await add_two_meals(hass, feeder)
-    await feeder.wait_for_command("schedule_mod_end")
+    await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
     held = feeder.schedule
     assert len(held) == 2
 
     before = hub.feeders[feeder.device_hid].last_hash_at
+    start = len(feeder.commands)
     await feeder.reboot()  # wipes its schedule and reports an empty hash
     await wait_for_feeder(
         hub,
         feeder.device_hid,
         lambda f: f.last_hash == "" and f.last_hash_at != before,
     )
+    await feeder.wait_for_command(sequence[-1], since=start)
     await settle(hub, feeder)
+    assert names_since(feeder, start)[-len(sequence) :] == sequence
     assert feeder.schedule == held
     assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
 
 
+@FIRMWARES
 async def test_checkin_before_mqtt_syncs_after_connect(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
 ) -> None:
-    feeder = await make_feeder()
+    feeder = await make_feeder(firmware=firmware)
     await add_two_meals(hass, feeder)
-    await feeder.wait_for_command("schedule_mod_end")
+    await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
+    problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
+    await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
     await feeder.disconnect()
     start = len(feeder.commands)
     assert await feeder.checkin() == 200
+    # Owed, shown as a problem, and nothing sent before the feeder is on MQTT.
     assert hub.feeders[feeder.device_hid].sync_pending
+    await wait_for_state(hass, problem, lambda s: s.state == STATE_ON)
     assert names_since(feeder, start) == []
     await feeder.connect()
     await feeder.send_heartbeat()  # HA's MQTT sees a gateway only through its messages
-    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await feeder.wait_for_command(sequence[-1], since=start)
     await settle(hub, feeder)
-    assert names_since(feeder, start) == NEW_SEQUENCE
+    assert names_since(feeder, start) == sequence
     assert not hub.feeders[feeder.device_hid].sync_pending
+    await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
 
 
+@FIRMWARES
 async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
 ) -> None:
-    feeder = await make_feeder()
+    feeder = await make_feeder(firmware=firmware)
     await add_two_meals(hass, feeder)
-    await feeder.wait_for_command("schedule_mod_end")
+    await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
     reconciler = hub.schedules.reconciler(feeder.device_hid)
     started = reconciler.syncs_started
@@ -172,7 +166,7 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     await settle(hub, feeder)
     syncs = reconciler.syncs_started - started
     assert 1 <= syncs <= 2
-    assert names_since(feeder, start) == NEW_SEQUENCE * syncs
+    assert names_since(feeder, start) == sequence * syncs
 
 
 @bundled_only(
@@ -180,29 +174,52 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     "feeder's own PUBACKs. Through HA's MQTT the broker acknowledges; a partial sync is caught "
     "by the feeder's reports on its commands (test_ha_mqtt_delivery)"
 )
+@FIRMWARES
 async def test_session_dropped_mid_sync_restarts_after_reconnect(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    firmware: str,
+    sequence: list[str],
 ) -> None:
-    feeder = await make_feeder()
+    feeder = await make_feeder(firmware=firmware)
     await add_two_meals(hass, feeder)
-    await feeder.wait_for_command("schedule_mod_end")
+    await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
-    # Pace the next sync so the drop lands in the middle of it.
-    reconciler = hub.schedules.reconciler(feeder.device_hid)
-    reconciler._pacing_s = 0.3
+    # The session drops while the schedule's first command waits for its PUBACK.
+    transport = hub.transport
+    assert transport is not None
+    publish = transport.async_publish
+    held = asyncio.Event()
+    dropped = asyncio.Event()
+    first_schedule_command = sequence[1].encode()
+
+    async def ack_after_the_drop(gateway_hid: str, topic: str, payload: bytes) -> None:
+        if not held.is_set() and b'"command": "' + first_schedule_command in payload:
+            held.set()
+            await dropped.wait()
+        await publish(gateway_hid, topic, payload)
+
+    monkeypatch.setattr(transport, "async_publish", ack_after_the_drop)
     start = len(feeder.commands)
     await hub.async_sync_schedule(feeder.device_hid)
-    await feeder.wait_for_command("schedule_clear", since=start)
+    await asyncio.wait_for(held.wait(), 10)
+    await feeder.wait_for_command("utc_offset", since=start)
     await feeder.drop()
-    partial = names_since(feeder, start)
-    assert "schedule_mod_end" not in partial
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.sync_pending)
-    reconciler._pacing_s = 0
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda f: not hub.is_connected(f.gateway_hid)
+    )
+    dropped.set()
+    # The sync is incomplete: still owed, and nothing runs until the feeder is back.
+    assert hub.feeders[feeder.device_hid].sync_pending
+    assert not hub.schedules.reconciler(feeder.device_hid).running
+    assert names_since(feeder, start) == ["utc_offset"]
     restart = len(feeder.commands)
     await feeder.connect()
-    await feeder.wait_for_command("schedule_mod_end", since=restart)
+    await feeder.wait_for_command(sequence[-1], since=restart)
     await settle(hub, feeder)
-    assert names_since(feeder, restart)[: len(NEW_SEQUENCE)] == NEW_SEQUENCE
+    assert names_since(feeder, restart) == sequence
     assert len(feeder.schedule) == 2
     assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
 
@@ -262,6 +279,8 @@ async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
     ("service", "data"),
     [
         ("add_meal", {"name": "Snack", "time": "25:00", "portion": 0.25}),
+        ("add_meal", {"name": "Snack", "time": "24:00", "portion": 0.25}),
+        ("add_meal", {"name": "Snack", "time": "07:00", "portion": "lots"}),
         ("add_meal", {"name": "Snack", "time": "10:00", "portion": 3}),
         ("add_meal", {"name": "Snack", "time": "10:00", "portion": 0.1}),
         ("add_meal", {"name": "", "time": "10:00", "portion": 0.25}),
@@ -289,13 +308,17 @@ async def test_bad_schedule_input_changes_nothing(
     feeder = await make_feeder()
     await add_two_meals(hass, feeder)
     before = list(hub.feeders[feeder.device_hid].meals)
-    with pytest.raises((ServiceValidationError, Exception)) as err:
+    # Refused by the action's schema (vol.Invalid) or, with a translated message saying
+    # what is accepted, by the schedule (ServiceValidationError).
+    with pytest.raises((ServiceValidationError, vol.Invalid)) as err:
         await hass.services.async_call(
             DOMAIN,
             service,
             {"device_id": device_id(hass, feeder), **data},
             blocking=True,
         )
+    if isinstance(err.value, ServiceValidationError):
+        assert err.value.translation_key
     assert str(err.value)
     assert hub.feeders[feeder.device_hid].meals == before
     assert hub.feeders[feeder.device_hid].time_zone is None
@@ -416,8 +439,13 @@ async def test_actions_and_entities(
     )
     assert removed == {"meals": []}
     await wait_for_state(hass, next_meal, lambda s: s.state == "unknown")
+    # The frozen clock never ends the edits' debounce: ask for the sync at once. Then every
+    # edit is delivered: the schedule is in sync, with no meal left on the feeder.
+    await hub.async_sync_schedule(feeder.device_hid)
+    await settle(hub, feeder)
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
-    assert hass.states.get(problem).state in (STATE_ON, STATE_OFF)
+    await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
+    assert feeder.schedule == []
 
 
 @pytest.mark.parametrize("entry_options", [{CONF_DEFAULT_PORTION: 0.25}])

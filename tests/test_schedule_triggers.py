@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
@@ -35,21 +34,20 @@ from .conftest import (
     wait_for_state,
 )
 from .mosquitto import Mosquitto
-from .test_calendar import get_events
-from .test_schedule_sync import (
+from .schedule_support import (
+    FIRMWARES,
     LEGACY_SEQUENCE,
     NEW_SEQUENCE,
     add_two_meals,
     device_id,
     names_since,
     settle,
+    with_meals,
 )
+from .test_calendar import get_events
 
 pytestmark = both_transports
 
-FIRMWARES = pytest.mark.parametrize(
-    ("firmware", "sequence"), [("2.8.0", NEW_SEQUENCE), ("2.3.2", LEGACY_SEQUENCE)]
-)
 # What the old cloud left on a feeder (§7.1 form).
 OLD_CLOUD_SCHEDULE = [
     {
@@ -62,19 +60,6 @@ OLD_CLOUD_SCHEDULE = [
         "time": 28800,
     }
 ]
-
-
-async def with_meals(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory, **kwargs: Any
-) -> SimulatedFeeder:
-    """A connected feeder that holds HA's two meals."""
-    feeder = await make_feeder(**kwargs)
-    # The empty hash of its boot arrives before any meal (else it would start a sync).
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
-    await add_two_meals(hass, feeder)
-    await settle(hub, feeder)
-    assert len(feeder.schedule) == 2
-    return feeder
 
 
 async def restart_over_http(feeder: SimulatedFeeder) -> None:
