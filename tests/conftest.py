@@ -11,7 +11,7 @@ from unittest.mock import patch
 
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.core import HomeAssistant, State, callback
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -353,6 +353,15 @@ async def make_feeder(
     yield make
     for feeder in feeders:
         await feeder.stop()
+
+
+def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
+    """The HA device id of a simulated feeder."""
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None, f"no device for {feeder.device_hid}"
+    return device.id
 
 
 def entity_id(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:

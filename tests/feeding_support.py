@@ -13,7 +13,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from custom_components.petnet_feeder.const import DOMAIN
@@ -21,7 +21,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
+from .conftest import FeederFactory, device_id, wait_for_feeder
 
 CHICAGO = "America/Chicago"
 BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
@@ -78,15 +78,6 @@ async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
         feeder.device_hid,
         lambda f: f.last_heartbeat is not None and f.last_heartbeat >= now,
     )
-
-
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    """The HA device id of a simulated feeder."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
-    )
-    assert device is not None
-    return device.id
 
 
 async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:

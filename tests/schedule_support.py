@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 import pytest
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder, wait_until_received
+from .conftest import FeederFactory, device_id, wait_for_feeder, wait_until_received
 
 NEW_SEQUENCE = [
     "utc_offset",
@@ -23,14 +23,6 @@ NEW_SEQUENCE = [
     "schedule_mod_end",
 ]
 LEGACY_SEQUENCE = ["utc_offset", "schedule"]
-
-
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
-    )
-    assert device is not None
-    return device.id
 
 
 async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
@@ -78,3 +70,27 @@ async def with_meals(
     await settle(hub, feeder)
     assert len(feeder.schedule) == 2
     return feeder
+
+
+def hold_command(
+    monkeypatch: pytest.MonkeyPatch, hub: PetnetHub, gateway_hid: str, command: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the next publish of ``command`` to the gateway until released.
+
+    As if the feeder's PUBACK took its time: returns (held, release); ``held`` is set once
+    the publish waits, and it goes out when ``release`` is set.
+    """
+    transport = hub.transport
+    assert transport is not None
+    publish = transport.async_publish
+    held, release = asyncio.Event(), asyncio.Event()
+    marker = f'"command": "{command}"'.encode()
+
+    async def slow(gateway: str, topic: str, payload: bytes) -> None:
+        if gateway == gateway_hid and not held.is_set() and marker in payload:
+            held.set()
+            await release.wait()
+        await publish(gateway, topic, payload)
+
+    monkeypatch.setattr(transport, "async_publish", slow)
+    return held, release

@@ -16,20 +16,14 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import Fleet, SimulatedFeeder
 
 from .conftest import LOOPBACK
+from .schedule_support import NEW_SEQUENCE
 
 COUNT = 50
 MEALS = [
     {"name": "Breakfast", "time_s": 7 * 3600, "portion": 0.25},
     {"name": "Dinner", "time_s": 18 * 3600 + 1800, "portion": 0.25},
 ]
-SYNC = [
-    "utc_offset",
-    "schedule_clear",
-    "schedule_mod_start",
-    "schedule_add",
-    "schedule_add",
-    "schedule_mod_end",
-]
+SYNC = NEW_SEQUENCE
 SYNC_3 = [*SYNC[:-1], "schedule_add", "schedule_mod_end"]  # the same with three meals
 TIMEOUT = 60
 

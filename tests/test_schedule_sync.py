@@ -30,7 +30,14 @@ from .conftest import (
     wait_for_feeder,
     wait_for_state,
 )
-from .schedule_support import FIRMWARES, add_two_meals, device_id, names_since, settle
+from .schedule_support import (
+    FIRMWARES,
+    add_two_meals,
+    device_id,
+    hold_command,
+    names_since,
+    settle,
+)
 
 pytestmark = both_transports
 
@@ -188,20 +195,7 @@ async def test_session_dropped_mid_sync_restarts_after_reconnect(
     await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
     # The session drops while the schedule's first command waits for its PUBACK.
-    transport = hub.transport
-    assert transport is not None
-    publish = transport.async_publish
-    held = asyncio.Event()
-    dropped = asyncio.Event()
-    first_schedule_command = sequence[1].encode()
-
-    async def ack_after_the_drop(gateway_hid: str, topic: str, payload: bytes) -> None:
-        if not held.is_set() and b'"command": "' + first_schedule_command in payload:
-            held.set()
-            await dropped.wait()
-        await publish(gateway_hid, topic, payload)
-
-    monkeypatch.setattr(transport, "async_publish", ack_after_the_drop)
+    held, dropped = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
     start = len(feeder.commands)
     await hub.async_sync_schedule(feeder.device_hid)
     await asyncio.wait_for(held.wait(), 10)

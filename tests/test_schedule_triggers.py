@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from freezegun.api import FrozenDateTimeFactory
@@ -40,6 +39,7 @@ from .schedule_support import (
     NEW_SEQUENCE,
     add_two_meals,
     device_id,
+    hold_command,
     names_since,
     settle,
     with_meals,
@@ -312,20 +312,7 @@ async def test_messages_are_handled_while_a_sync_waits_for_its_ack(
     feeder = await with_meals(hass, hub, make_feeder)
     other = await make_feeder("smartfeeder-4b09fa082bbd")
     await settle(hub, other)
-    transport = hub.transport
-    assert transport is not None
-    publish: Callable[[str, str, bytes], Awaitable[None]] = transport.async_publish
-    held = asyncio.Event()
-    release = asyncio.Event()
-
-    async def slow_ack(gateway_hid: str, topic: str, payload: bytes) -> None:
-        # The feeder's PUBACK for the schedule's first command takes its time.
-        if gateway_hid == feeder.gateway_hid and b"schedule_clear" in payload:
-            held.set()
-            await release.wait()
-        await publish(gateway_hid, topic, payload)
-
-    monkeypatch.setattr(transport, "async_publish", slow_ack)
+    held, release = hold_command(monkeypatch, hub, feeder.gateway_hid, "schedule_clear")
     start = len(feeder.commands)
     await hub.async_sync_schedule(feeder.device_hid)
     await asyncio.wait_for(held.wait(), 10)
