@@ -374,7 +374,7 @@ class SimulatedFeeder:
             }:
                 for task in tasks:
                     task.cancel()
-                await asyncio.wait(tasks)
+                await _finish(*tasks)
             self._worker_task = None
             await self._finish_closing()
             await self._close_session(abrupt=False)
@@ -936,11 +936,12 @@ class SimulatedFeeder:
             await asyncio.sleep(60.5 - time.time() % 60)
 
 
-async def _finish(task: asyncio.Task[Any]) -> None:
-    """Wait for a task to end (it was cancelled or is ending), ignoring its outcome."""
-    await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # retrieved: its failure was logged where it happened
+async def _finish(*tasks: asyncio.Task[Any]) -> None:
+    """Wait for tasks to end (cancelled or ending); their failures are retrieved, not raised."""
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _LOGGER.debug("task %s ended with %r", task.get_name(), err)
 
 
 def _drain(queue: asyncio.Queue[Any]) -> None:

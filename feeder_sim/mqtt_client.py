@@ -19,6 +19,12 @@ amqtt quirks handled here (amqtt 0.12.1):
   ``connect``) or ``ProtocolHandlerError`` (in any packet send). Such errors
   are turned back into ``CancelledError`` when the calling task is being
   cancelled, so ``task.cancel()`` really stops a feeder.
+- amqtt handles each received packet in a task of its own and, when the
+  connection ends, cancels those tasks without awaiting them. A task cancelled
+  while it sends (a PUBACK waiting for the write lock) then ended with
+  ``ProtocolHandlerError``, which nobody retrieves: asyncio reports "Task
+  exception was never retrieved". The protocol handler used here ends such a
+  send as what it is, a cancellation.
 - There is no public "drop the TCP connection"; :meth:`abort` aborts the
   stream's transport, so no DISCONNECT packet is sent.
 """
@@ -35,6 +41,7 @@ from urllib.parse import quote
 
 from amqtt.client import MQTTClient
 from amqtt.errors import AMQTTError, ClientError, ConnectError, ProtocolHandlerError
+from amqtt.mqtt.protocol.client_handler import ClientProtocolHandler
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -66,6 +73,37 @@ class InboundMessage:
     received_at: float
 
 
+class _CancellableClientHandler(ClientProtocolHandler):
+    """amqtt's client protocol handler; a send cut short by cancellation ends cancelled."""
+
+    async def _send_packet(self, packet: Any) -> None:
+        try:
+            await super()._send_packet(packet)
+        except ProtocolHandlerError as err:
+            if isinstance(err.__cause__, asyncio.CancelledError):
+                raise asyncio.CancelledError from err
+            raise
+
+
+class _FeederMqttClient(MQTTClient):
+    """amqtt's client with :class:`_CancellableClientHandler` as its protocol handler.
+
+    amqtt builds a new handler inside ``connect()``; it is swapped here as it is assigned.
+    """
+
+    @property
+    def _handler(self) -> ClientProtocolHandler | None:
+        return self._cancellable_handler
+
+    @_handler.setter
+    def _handler(self, handler: ClientProtocolHandler | None) -> None:
+        if handler is not None and not isinstance(handler, _CancellableClientHandler):
+            handler = _CancellableClientHandler(
+                handler.plugins_manager, handler.session
+            )
+        self._cancellable_handler = handler
+
+
 class FeederMqttConnection:
     """One MQTT 3.1.1 connection (clean session) of a feeder."""
 
@@ -85,7 +123,7 @@ class FeederMqttConnection:
         self._uri = _broker_uri(
             host, port, tls=tls, username=username, password=password
         )
-        self._client = MQTTClient(
+        self._client = _FeederMqttClient(
             client_id=client_id,
             config={
                 "keep_alive": keep_alive,
@@ -231,6 +269,10 @@ class FeederMqttConnection:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        for task in tasks:
+            # Retrieved here: a connection that ended may leave them failed, which is no news.
+            if not task.cancelled() and (err := task.exception()) is not None:
+                _LOGGER.debug("amqtt task %s ended with %r", task.get_name(), err)
 
 
 def _reraise_if_cancelled(err: BaseException) -> None:

@@ -244,7 +244,12 @@ class PetnetHub:
             self.hass, self._store.async_save_now(), f"{DOMAIN} save a new gateway key"
         )
         self._key_saves.add(task)
-        task.add_done_callback(self._key_saves.discard)
+        task.add_done_callback(self._key_save_done)
+
+    def _key_save_done(self, task: asyncio.Task[None]) -> None:
+        self._key_saves.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _LOGGER.error("Could not write a new gateway key: %r", err)
 
     async def async_wait_keys_saved(self) -> None:
         """Return once every new key is on disk (config waits for it before answering)."""

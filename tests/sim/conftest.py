@@ -304,6 +304,8 @@ class FakeServer:
         await self.client.disconnect()
         if self._task:
             await asyncio.wait([self._task])
+            if not self._task.cancelled():
+                self._task.result()  # a failed reader fails the test, not the loop's log
 
     async def _read(self) -> None:
         while (message := await self.client.deliver_message()) is not None:

@@ -39,6 +39,7 @@ from custom_components.petnet_feeder.transport.plugins import (
     PetnetTopicPlugin,
 )
 
+from ..helpers.tasks import packet_tasks_done, unretrieved_task_failures
 from ..ports import free_port
 
 GW_A = "488533283e3f06ca4ae929fd01f50a9259dd393f"
@@ -1182,3 +1183,20 @@ async def test_refusal_warnings_are_bounded(
         logging.DEBUG,
     ]
     assert GW_UNKNOWN in refusals[2][1]
+
+
+async def test_a_drop_while_a_puback_waits_leaves_no_unretrieved_task(
+    harness: Harness,
+) -> None:
+    """The broker's per-packet task cancelled mid-PUBACK ends cancelled, not failed."""
+    client = await harness.raw_session(GW_A)
+    await harness.handler.wait_connected(GW_A)
+    _session, protocol_handler = harness.transport._broker.sessions[GW_A]
+    with unretrieved_task_failures() as reports:
+        async with protocol_handler._write_lock:  # the PUBACK cannot go out
+            await client.publish(topics.telemetry_topic(GW_A), b"{}", wait_ack=False)
+            await harness.handler.wait_messages(1)
+            client.writer.transport.abort()
+            await harness.handler.wait_disconnected(GW_A)
+        await packet_tasks_done(protocol_handler)
+    assert [report["message"] for report in reports] == []

@@ -39,6 +39,10 @@ in ``tests/transport`` fail on a stock broker.
    ``DELIVERY_QUEUE_LIMIT`` messages (``DeliveryQueue``, which keeps their order); a full queue
    delays the PUBACK, and a QoS-1 client waits for it, so the broker reads only as fast as it
    delivers (and delivered 9 x more per second).
+11. A packet's task cancelled while it sends ends cancelled. amqtt handles each received packet
+   in a task of its own and cancels those tasks, unawaited, when the connection ends; a send cut
+   short that way (a PUBACK waiting for the write lock) ended with ``ProtocolHandlerError``,
+   which nobody retrieved, so asyncio logged "Task exception was never retrieved".
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.errors import AMQTTError, CodecError, MQTTError, NoDataError
+from amqtt.errors import (
+    AMQTTError,
+    CodecError,
+    MQTTError,
+    NoDataError,
+    ProtocolHandlerError,
+)
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
@@ -172,7 +182,16 @@ class DeliveryQueue(asyncio.Queue[Any]):
 
 
 class PetnetProtocolHandler(BrokerProtocolHandler):
-    """Broker-side protocol handler that closes a connection whose keep-alive expired."""
+    """Broker-side protocol handler with points 4 and 11 of the module docstring."""
+
+    async def _send_packet(self, packet: Any) -> None:
+        """Send a packet; a send cancelled half-way raises CancelledError (point 11)."""
+        try:
+            await super()._send_packet(packet)
+        except ProtocolHandlerError as err:
+            if isinstance(err.__cause__, asyncio.CancelledError):
+                raise asyncio.CancelledError from err
+            raise
 
     def handle_read_timeout(self) -> None:
         """End the session: nothing arrived within 1.5 x the keep-alive (stock: ignored)."""

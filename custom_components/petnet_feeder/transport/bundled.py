@@ -442,14 +442,7 @@ class BundledBrokerTransport(Transport):
             raise GatewayNotConnectedError(
                 f"Gateway {gateway_hid} disconnected before acknowledging"
             ) from None
-        except ProtocolHandlerError as err:
-            # amqtt turns a cancelled write into this error; keep a real cancellation one.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError from err
-            raise GatewayNotConnectedError(
-                f"Gateway {gateway_hid} connection failed"
-            ) from err
-        except (AMQTTError, MQTTError, OSError) as err:
+        except (AMQTTError, MQTTError, ProtocolHandlerError, OSError) as err:
             raise GatewayNotConnectedError(
                 f"Gateway {gateway_hid} connection failed"
             ) from err

@@ -1,0 +1,1 @@
+"""Helpers the tests share, one concept per module."""
