@@ -1,0 +1,164 @@
+"""scripts/develop: its fast paths run for real.
+
+Nothing here starts Home Assistant: a busy port and a wrong argument are answered before the
+toolchain is checked or anything is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import importlib.util
+import os
+from pathlib import Path
+import socket
+import subprocess
+import sys
+import time
+from types import ModuleType
+
+import pytest
+
+from .ports import LOOPBACK, free_port
+
+ROOT = Path(__file__).parent.parent
+DEVELOP = ROOT / "scripts" / "develop"
+FAST = 10  # seconds: the fast paths take a fraction of one
+
+
+def load_support() -> ModuleType:
+    """scripts/develop_support.py, which is not in a package."""
+    spec = importlib.util.spec_from_file_location(
+        "develop_support", ROOT / "scripts" / "develop_support.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+support = load_support()
+
+
+def run_develop(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value for key, value in os.environ.items() if key != "PETNET_DEV_PORT"
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(DEVELOP), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, **(env or {})},
+        check=False,
+    )
+    assert time.monotonic() - started < FAST, "a fast path ran the slow setup"
+    return result
+
+
+@pytest.fixture
+def bound_port(socket_enabled: None) -> Iterator[int]:
+    """A loopback port that a socket holds (bound, not listening)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        port = free_port()
+        sock.bind((LOOPBACK, port))
+        yield port
+
+
+@pytest.fixture
+def listening_port(socket_enabled: None) -> Iterator[int]:
+    """A loopback port something listens on, as another Home Assistant would."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        port = free_port()
+        sock.bind((LOOPBACK, port))
+        sock.listen(1)
+        yield port
+
+
+def busy_line(port: int) -> str:
+    return (
+        f"error: port {port} is in use; choose another with --port (or PETNET_DEV_PORT)"
+    )
+
+
+def test_help_names_the_port_option_and_variable() -> None:
+    result = run_develop("--help")
+    assert result.returncode == 0
+    assert "--port N" in result.stdout
+    assert "PETNET_DEV_PORT" in result.stdout
+    assert "--demo" in result.stdout
+    assert result.stderr == ""
+
+
+def test_busy_port_is_one_line_and_status_1(bound_port: int) -> None:
+    result = run_develop("--demo", "--port", str(bound_port))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [busy_line(bound_port)]
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def test_busy_port_with_equals_sign(listening_port: int) -> None:
+    result = run_develop(f"--port={listening_port}")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [busy_line(listening_port)]
+
+
+def test_port_from_the_environment(bound_port: int) -> None:
+    result = run_develop(env={"PETNET_DEV_PORT": str(bound_port)})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [busy_line(bound_port)]
+
+
+def test_port_option_wins_over_the_environment(bound_port: int) -> None:
+    result = run_develop(
+        "--port", str(bound_port), env={"PETNET_DEV_PORT": "not-a-port"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [busy_line(bound_port)]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (
+            ["--port", "abc"],
+            {},
+            "error: --port must be a number from 1 to 65535, not 'abc'",
+        ),
+        (
+            ["--port", "70000"],
+            {},
+            "error: --port must be a number from 1 to 65535, not '70000'",
+        ),
+        (["--port"], {}, "error: --port needs a port number"),
+        (
+            [],
+            {"PETNET_DEV_PORT": "0"},
+            "error: PETNET_DEV_PORT must be a number from 1 to 65535, not '0'",
+        ),
+    ],
+)
+def test_wrong_port_is_one_line_and_status_2(
+    args: list[str], env: dict[str, str], line: str
+) -> None:
+    result = run_develop(*args, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [line]
+
+
+def test_unknown_argument_is_refused_with_the_usage() -> None:
+    result = run_develop("--prot", "8124")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: unknown argument '--prot'"
+    assert any("--port N" in line for line in lines[1:])
+
+
+def test_port_free(bound_port: int, listening_port: int) -> None:
+    assert support.port_free(LOOPBACK, bound_port) == (False, "in use")
+    assert support.port_free(LOOPBACK, listening_port) == (False, "in use")
