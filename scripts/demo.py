@@ -109,9 +109,7 @@ class HomeAssistant:
         deadline = time.monotonic() + timeout
         while True:
             if pid is not None and not _alive(pid):
-                raise DemoError(
-                    "Home Assistant exited while starting (see its log above)"
-                )
+                raise DemoError("Home Assistant exited while starting")
             try:
                 async with self.session.get(f"{self.url}/api/onboarding") as response:
                     if response.status == 200:
@@ -320,7 +318,7 @@ async def wait_loaded(ha: HomeAssistant, timeout: float) -> None:  # noqa: ASYNC
         if state == "loaded":
             return
         if state in ("setup_error", "setup_retry", "migration_error", "failed_unload"):
-            reason = entries[0].get("reason") or "see the log above"
+            reason = entries[0].get("reason") or "see config/home-assistant.log"
             raise DemoError(
                 f"the Petnet SmartFeeder entry did not start ({state}: {reason}). If a "
                 "port is taken, change it under Settings -> Devices & services -> "

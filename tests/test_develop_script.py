@@ -1,4 +1,4 @@
-"""scripts/develop: its fast paths run for real.
+"""scripts/develop: its fast paths run for real, and its terminal filter.
 
 Nothing here starts Home Assistant: a busy port and a wrong argument are answered before the
 toolchain is checked or anything is installed.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import importlib.util
+import io
 import os
 from pathlib import Path
 import socket
@@ -91,6 +92,7 @@ def test_help_names_the_port_option_and_variable() -> None:
     assert "--port N" in result.stdout
     assert "PETNET_DEV_PORT" in result.stdout
     assert "--demo" in result.stdout
+    assert "config/home-assistant.log" in result.stdout
     assert result.stderr == ""
 
 
@@ -162,3 +164,97 @@ def test_unknown_argument_is_refused_with_the_usage() -> None:
 def test_port_free(bound_port: int, listening_port: int) -> None:
     assert support.port_free(LOOPBACK, bound_port) == (False, "in use")
     assert support.port_free(LOOPBACK, listening_port) == (False, "in use")
+
+
+# --- the terminal filter ----------------------------------------------------------------------
+
+HA_CONSOLE = """\
+Unable to find configuration. Creating default one in /somewhere
+2026-12-04 23:06:10.948 WARNING (MainThread) [homeassistant.bootstrap] Skipping pip installation of required modules. This may cause issues
+2026-12-04 23:06:10.951 WARNING (SyncWorker_0) [homeassistant.loader] We found a custom integration petnet_feeder which has not been tested by Home Assistant.
+2026-12-04 23:06:11.002 INFO (MainThread) [homeassistant.setup] Setting up petnet_feeder
+2026-12-04 23:06:11.100 DEBUG (MainThread) [custom_components.petnet_feeder.hub] MQTT broker listening
+2026-12-04 23:06:11.200 INFO (MainThread) [custom_components.petnet_feeder] Kronos listens on 443
+2026-12-04 23:06:12.000 ERROR (MainThread) [homeassistant.config_entries] Error occurred loading flow for integration met: No module named 'metno'
+2026-12-04 23:06:12.001 ERROR (MainThread) [homeassistant.setup] Error during setup of component radio_browser
+Traceback (most recent call last):
+  File "/venv/homeassistant/setup.py", line 1, in _async_setup_component
+ModuleNotFoundError: No module named 'radios'
+2026-12-04 23:06:13.000 WARNING (MainThread) [custom_components.petnet_feeder.hub] Feeder 73737d went offline
+2026-12-04 23:06:14.000 ERROR (MainThread) [custom_components.petnet_feeder.kronos] Unexpected error in a Kronos request
+Traceback (most recent call last):
+  File "/x/custom_components/petnet_feeder/kronos.py", line 10, in handle
+ValueError: bad body
+2026-12-04 23:06:15.000 INFO (MainThread) [homeassistant.core] Starting Home Assistant
+2026-12-04 23:06:16.000 ERROR (MainThread) [homeassistant.core] Error doing job: Task exception was never retrieved
+Traceback (most recent call last):
+  File "/x/custom_components/petnet_feeder/hub.py", line 5, in run
+RuntimeError: boom
+2026-12-04 23:06:17.000 ERROR (MainThread) [homeassistant.config_entries] Error setting up entry Petnet SmartFeeder for petnet_feeder
+2026-12-04 23:06:18.000 WARNING (MainThread) [custom_components.petnet_feeder_other] Not ours
+2026-12-04 23:06:19.000 INFO (MainThread) [homeassistant.components.http] Done
+"""
+
+SHOWN = """\
+Unable to find configuration. Creating default one in /somewhere
+23:06:13 WARNING [custom_components.petnet_feeder.hub] Feeder 73737d went offline
+23:06:14 ERROR [custom_components.petnet_feeder.kronos] Unexpected error in a Kronos request
+Traceback (most recent call last):
+  File "/x/custom_components/petnet_feeder/kronos.py", line 10, in handle
+ValueError: bad body
+23:06:16 ERROR [homeassistant.core] Error doing job: Task exception was never retrieved
+Traceback (most recent call last):
+  File "/x/custom_components/petnet_feeder/hub.py", line 5, in run
+RuntimeError: boom
+23:06:17 ERROR [homeassistant.config_entries] Error setting up entry Petnet SmartFeeder for petnet_feeder
+"""
+
+
+def filtered(text: str) -> str:
+    log_filter = support.LogFilter()
+    shown = [out for line in text.splitlines() for out in log_filter.feed(line)]
+    shown += log_filter.flush()
+    return "".join(f"{line}\n" for line in shown)
+
+
+def test_filter_shows_only_this_integrations_warnings_and_errors() -> None:
+    assert filtered(HA_CONSOLE) == SHOWN
+
+
+def test_filter_ignores_colours() -> None:
+    coloured = (
+        "\x1b[33m2026-12-04 23:06:13.000 WARNING (MainThread) "
+        "[custom_components.petnet_feeder] Port 443 taken\x1b[0m"
+    )
+    assert filtered(coloured) == (
+        "23:06:13 WARNING [custom_components.petnet_feeder] Port 443 taken\n"
+    )
+
+
+def test_filter_log_decides_a_held_error_when_the_input_pauses_or_ends() -> None:
+    out = io.StringIO()
+    lines = iter(
+        [
+            "2026-12-04 23:06:16.000 ERROR (MainThread) [homeassistant] Setup of petnet_feeder failed\n",
+            "Traceback (most recent call last):\n",
+        ]
+    )
+    support.filter_log(lines, out, hold_seconds=0.01)
+    assert out.getvalue() == (
+        "23:06:16 ERROR [homeassistant] Setup of petnet_feeder failed\n"
+        "Traceback (most recent call last):\n"
+    )
+
+
+def test_filter_command_reads_stdin_and_writes_stderr() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "develop_support.py"), "filter-log"],
+        input=HA_CONSOLE,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stderr == SHOWN
+    assert result.stdout == ""
