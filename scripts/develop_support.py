@@ -3,6 +3,13 @@
 ``port-free HOST PORT``: exit 0 if HOST:PORT can be bound, 1 if it is in use, 2 if it cannot be
 bound for another reason (the reason on stderr). Prints nothing when free.
 
+``prepare-onboarding CONFIG``: before Home Assistant's first start, mark onboarding's
+``core_config`` step done. Finishing that step over HTTP starts config flows for
+google_translate, met, radio_browser and shopping_list, and the first three need packages this
+setup does not install (and the network): each start would log their errors and tracebacks.
+The demo sets the location and time zone itself; in a browser they are under Settings -> System
+-> General.
+
 ``wait-up URL PID``: wait until Home Assistant's frontend answers (exit 0), Home Assistant
 exited (exit 1) or 180 s passed (exit 1).
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 import errno
+import json
 import os
 from pathlib import Path
 import queue
@@ -39,6 +47,8 @@ RECORD = re.compile(
     r"\((?P<thread>[^)]*)\) \[(?P<logger>[^\]]+)\] (?P<message>.*)$"
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ONBOARDING_STEPS = ("user", "core_config", "analytics", "integration")
+ONBOARDING_STORE_VERSION = 4
 
 
 class LogFilter:
@@ -145,6 +155,31 @@ def port_free(host: str, port: int) -> tuple[bool, str]:
     return True, ""
 
 
+def prepare_onboarding(config: Path) -> bool:
+    """Mark onboarding's core_config step done unless onboarding is finished; True if changed."""
+    path = config / ".storage" / "onboarding"
+    try:
+        store = json.loads(path.read_text(encoding="utf-8"))
+        done = store["data"]["done"]
+    except FileNotFoundError:
+        store = {
+            "version": ONBOARDING_STORE_VERSION,
+            "minor_version": 1,
+            "key": "onboarding",
+            "data": {"done": []},
+        }
+        done = store["data"]["done"]
+    if set(ONBOARDING_STEPS) <= set(done) or "core_config" in done:
+        return False
+    done.append("core_config")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.develop")
+    temporary.write_text(json.dumps(store, indent=4), encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+    return True
+
+
 def wait_up(url: str, pid: int, timeout: float) -> bool:
     """Wait until the frontend answers at ``url``; False if ``pid`` exited or on timeout."""
     deadline = time.monotonic() + timeout
@@ -172,6 +207,8 @@ def main() -> int:
     port_parser = commands.add_parser("port-free")
     port_parser.add_argument("host")
     port_parser.add_argument("port", type=int)
+    onboarding_parser = commands.add_parser("prepare-onboarding")
+    onboarding_parser.add_argument("config", type=Path)
     wait_parser = commands.add_parser("wait-up")
     wait_parser.add_argument("url")
     wait_parser.add_argument("pid", type=int)
@@ -187,6 +224,9 @@ def main() -> int:
             return 1
         print(reason, file=sys.stderr)
         return 2
+    if args.command == "prepare-onboarding":
+        prepare_onboarding(args.config)
+        return 0
     if args.command == "wait-up":
         return 0 if wait_up(args.url.rstrip("/"), args.pid, args.timeout) else 1
     # filter-log: a terminal's Ctrl-C (or a TERM to the script's process group) must not end

@@ -1,4 +1,4 @@
-"""scripts/develop: its fast paths run for real, and its terminal filter.
+"""scripts/develop: its fast paths run for real, and its terminal filter and onboarding file.
 
 Nothing here starts Home Assistant: a busy port and a wrong argument are answered before the
 toolchain is checked or anything is installed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import importlib.util
 import io
+import json
 import os
 from pathlib import Path
 import socket
@@ -258,3 +259,47 @@ def test_filter_command_reads_stdin_and_writes_stderr() -> None:
     assert result.returncode == 0
     assert result.stderr == SHOWN
     assert result.stdout == ""
+
+
+# --- onboarding -------------------------------------------------------------------------------
+
+
+def stored_steps(config: Path) -> list[str]:
+    store = json.loads((config / ".storage" / "onboarding").read_text())
+    assert store["key"] == "onboarding"
+    assert store["version"] == 4
+    return store["data"]["done"]
+
+
+def test_fresh_config_gets_core_config_marked_done(tmp_path: Path) -> None:
+    """Finishing core_config over HTTP would start met, radio_browser and the like."""
+    assert support.prepare_onboarding(tmp_path)
+    assert stored_steps(tmp_path) == ["core_config"]
+    assert not support.prepare_onboarding(tmp_path)
+    assert stored_steps(tmp_path) == ["core_config"]
+
+
+def test_half_done_onboarding_gets_core_config_marked_done(tmp_path: Path) -> None:
+    (tmp_path / ".storage").mkdir()
+    store = {"version": 4, "minor_version": 1, "key": "onboarding"}
+    (tmp_path / ".storage" / "onboarding").write_text(
+        json.dumps({**store, "data": {"done": ["user"]}})
+    )
+    assert support.prepare_onboarding(tmp_path)
+    assert stored_steps(tmp_path) == ["user", "core_config"]
+
+
+def test_finished_onboarding_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / ".storage").mkdir()
+    path = tmp_path / ".storage" / "onboarding"
+    text = json.dumps(
+        {
+            "version": 4,
+            "minor_version": 1,
+            "key": "onboarding",
+            "data": {"done": ["user", "core_config", "analytics", "integration"]},
+        }
+    )
+    path.write_text(text)
+    assert not support.prepare_onboarding(tmp_path)
+    assert path.read_text() == text
