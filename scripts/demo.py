@@ -41,8 +41,6 @@ CORE_CONFIG = {
     "longitude": -87.6298,
     "elevation": 181,
 }
-# Onboarding offers these; this lean setup does not install their packages.
-ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser")
 # Defaults first, then unprivileged alternatives for a port that cannot be bound.
 PORT_CHOICES: dict[str, list[int]] = {
     "http_port": [5000, 15000, 25000],
@@ -109,9 +107,7 @@ class HomeAssistant:
         deadline = time.monotonic() + timeout
         while True:
             if pid is not None and not _alive(pid):
-                raise DemoError(
-                    "Home Assistant exited while starting (see its log above)"
-                )
+                raise DemoError("Home Assistant exited while starting")
             try:
                 async with self.session.get(f"{self.url}/api/onboarding") as response:
                     if response.status == 200:
@@ -202,11 +198,21 @@ def _alive(pid: int) -> bool:
         return True
 
 
-async def onboard(ha: HomeAssistant, steps: dict[str, bool]) -> bool:
-    """Do each onboarding step not done yet; leave ``ha`` logged in; True if any was."""
+async def onboard(ha: HomeAssistant, steps: dict[str, bool]) -> None:
+    """Do each onboarding step not done yet; leave ``ha`` logged in.
+
+    The core_config step is never finished over HTTP: that would set up google_translate,
+    met and radio_browser, which need packages this setup does not install. scripts/develop
+    marks it done before Home Assistant starts; the location and time zone are set here.
+    """
     if all(steps.values()):
         await ha.log_in()
-        return False
+        return
+    if not steps.get("core_config", True):
+        raise DemoError(
+            "onboarding's core_config step is not marked done; start the demo with "
+            "scripts/develop --demo, which does that before Home Assistant starts"
+        )
     say("onboarding Home Assistant (user demo / demo, time zone America/Chicago)")
     if not steps.get("user", True):
         answer = await ha.request(
@@ -223,20 +229,10 @@ async def onboard(ha: HomeAssistant, steps: dict[str, bool]) -> bool:
         await ha.token_from_code(answer["auth_code"])
     else:
         await ha.log_in()
-    if not steps.get("core_config", True):
-        say(
-            "onboarding also offers met, radio_browser and google_translate; their "
-            "packages are not installed here, so errors about them are expected"
-        )
-        await ha.websocket({"type": "config/core/update", **CORE_CONFIG})
-        await ha.request("POST", "/api/onboarding/core_config")
-    if not steps.get("analytics", True):
-        try:  # what the onboarding page sends when analytics is left off
-            await ha.websocket(
-                {"type": "analytics/preferences", "preferences": {"base": False}}
-            )
-        except DemoError as err:
-            say(f"analytics left at its default (off): {err}")
+    await ha.websocket({"type": "config/core/update", **CORE_CONFIG})
+    if not steps.get(
+        "analytics", True
+    ):  # analytics is not loaded here: nothing is sent
         await ha.request("POST", "/api/onboarding/analytics")
     if not steps.get("integration", True):
         await ha.request(
@@ -247,17 +243,6 @@ async def onboard(ha: HomeAssistant, steps: dict[str, bool]) -> bool:
                 "redirect_uri": f"{ha.url}/?auth_callback=1",
             },
         )
-    return True
-
-
-async def remove_failed_onboarding_entries(ha: HomeAssistant) -> None:
-    """Delete the entries onboarding added that cannot work without their packages."""
-    for entry in await ha.request("GET", "/api/config/config_entries/entry"):
-        if entry["domain"] in ONBOARDING_EXTRAS and entry["state"] == "setup_error":
-            await ha.request(
-                "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}"
-            )
-            say(f"removed the {entry['domain']} entry onboarding added (not installed)")
 
 
 async def create_entry(ha: HomeAssistant, bind_host: str) -> dict[str, int]:
@@ -320,7 +305,7 @@ async def wait_loaded(ha: HomeAssistant, timeout: float) -> None:  # noqa: ASYNC
         if state == "loaded":
             return
         if state in ("setup_error", "setup_retry", "migration_error", "failed_unload"):
-            reason = entries[0].get("reason") or "see the log above"
+            reason = entries[0].get("reason") or "see config/home-assistant.log"
             raise DemoError(
                 f"the Petnet SmartFeeder entry did not start ({state}: {reason}). If a "
                 "port is taken, change it under Settings -> Devices & services -> "
@@ -336,7 +321,7 @@ async def setup(args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession() as session:
         ha = HomeAssistant(session, args.url)
         steps = await ha.wait_until_up(args.pid, args.timeout)
-        onboarded_now = await onboard(ha, steps)
+        await onboard(ha, steps)
         existing = await ha.request(
             "GET", f"/api/config/config_entries/entry?domain={DOMAIN}"
         )
@@ -348,8 +333,6 @@ async def setup(args: argparse.Namespace) -> None:
             ports = await create_entry(ha, bind_host)
             say("added the Petnet SmartFeeder integration")
         await wait_loaded(ha, 60)
-        if onboarded_now:
-            await remove_failed_onboarding_entries(ha)
     listing = ", ".join(f"{PORT_NAMES[key]} {ports[key]}" for key in PORT_CHOICES)
     say(f"Petnet SmartFeeder listens on {bind_host}: {listing}")
     print(ports["https_port"], ports["mqtts_port"])
