@@ -303,7 +303,16 @@ class FakeServer:
     async def stop(self) -> None:
         await self.client.disconnect()
         if self._task:
+            # amqtt's deliver_message() does not return once the connection is gone (it
+            # waits on the session's queue), so the reader is cancelled, with the helper
+            # task deliver_message leaves behind.
+            self._task.cancel()
             await asyncio.wait([self._task])
+            helpers = list(self.client.client_tasks)
+            for helper in helpers:
+                helper.cancel()
+            if helpers:
+                await asyncio.wait(helpers)
             if not self._task.cancelled():
                 self._task.result()  # a failed reader fails the test, not the loop's log
 
