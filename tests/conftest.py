@@ -430,10 +430,12 @@ async def wait_for_feeder(
 
     @callback
     def check() -> None:
-        if (feeder := hub.feeders.get(feeder_hid)) is not None and predicate(feeder):
+        if (feeder := hub.state.feeders.get(feeder_hid)) is not None and predicate(
+            feeder
+        ):
             done.set()
 
-    unsub = hub.async_subscribe_feeder(feeder_hid, check)
+    unsub = hub.state.async_subscribe_feeder(feeder_hid, check)
     try:
         check()
         await asyncio.wait_for(done.wait(), timeout)
@@ -445,5 +447,5 @@ async def wait_for_feeder(
 def hub(loaded_entry: MockConfigEntry) -> Any:
     """The loaded hub, with schedule syncs that start quickly (no 2 s debounce, no pacing)."""
     hub = loaded_entry.runtime_data
-    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     return hub

@@ -60,15 +60,15 @@ async def advance(
             await heartbeat(hub, feeder)
         hub.monitor.async_check_now()
         await hass.async_block_till_done()
-        if feeder is not None and feeder.device_hid in hub.feeders:
+        if feeder is not None and feeder.device_hid in hub.state.feeders:
             # A sync the check asked for is delivered before the clock moves on: a jump while
             # a command waits for its PUBACK would time the command out.
-            await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+            await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
 
 
 async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
     """Send a heartbeat and wait until the hub handled it (and what the feeder sent before)."""
-    before = hub.feeders[feeder.device_hid].last_heartbeat
+    before = hub.state.feeders[feeder.device_hid].last_heartbeat
     now = dt_util.utcnow().timestamp()
     # The hub stamps a heartbeat with the (frozen) clock: a new stamp needs a moved clock.
     assert before is None or before < now, "move the clock between heartbeats"
@@ -89,7 +89,7 @@ async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
     await hass.async_block_till_done()
     restarted: PetnetHub = entry.runtime_data
     assert restarted is not hub
-    restarted.schedules.reconciler_options = hub.schedules.reconciler_options
+    restarted.sync.reconciler_options = hub.sync.reconciler_options
     return restarted
 
 
@@ -118,7 +118,7 @@ async def add_meal(
     )
     await hass.services.async_call(DOMAIN, "sync_schedule", target, blocking=True)
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
 
 
 async def add_breakfast(

@@ -27,7 +27,7 @@ LEGACY_SEQUENCE = ["utc_offset", "schedule"]
 
 async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
     """Wait until no sync is owed or running for the feeder, and the feeder has what was sent."""
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     await wait_until_received(feeder)
 
 
@@ -73,12 +73,18 @@ async def with_meals(
 
 
 def hold_command(
-    monkeypatch: pytest.MonkeyPatch, hub: PetnetHub, gateway_hid: str, command: str
+    monkeypatch: pytest.MonkeyPatch,
+    hub: PetnetHub,
+    gateway_hid: str,
+    command: str,
+    *,
+    sent: asyncio.Event | None = None,
 ) -> tuple[asyncio.Event, asyncio.Event]:
     """Hold the next publish of ``command`` to the gateway until released.
 
     As if the feeder's PUBACK took its time: returns (held, release); ``held`` is set once
-    the publish waits, and it goes out when ``release`` is set.
+    the publish waits, and it goes out when ``release`` is set. ``sent``, if given, is set
+    once that publish returned.
     """
     transport = hub.transport
     assert transport is not None
@@ -90,6 +96,12 @@ def hold_command(
         if gateway == gateway_hid and not held.is_set() and marker in payload:
             held.set()
             await release.wait()
+            try:
+                await publish(gateway, topic, payload)
+            finally:
+                if sent is not None:
+                    sent.set()
+            return
         await publish(gateway, topic, payload)
 
     monkeypatch.setattr(transport, "async_publish", slow)

@@ -101,8 +101,8 @@ async def test_new_feeder_waits_until_approved(
     assert await feeder.checkin() == 202
     # No key exists, so no key can be guessed into a session either.
     assert await mqtt_login(entry_data, GW_HID, "0" * 64) == REFUSED
-    assert hub.gateways == {}
-    assert hub.feeders == {}
+    assert hub.state.gateways == {}
+    assert hub.state.feeders == {}
     assert list(hub.registrations.pending) == [GW_HID]
 
     issue = ir.async_get(hass).async_get_issue(DOMAIN, pending_issue_id(GW_HID))
@@ -120,7 +120,7 @@ async def test_new_feeder_waits_until_approved(
     assert form["description_placeholders"]["feeder"] == "SmartFeeder 73737D"
     assert ir.async_get(hass).async_get_issue(DOMAIN, pending_issue_id(GW_HID)) is None
     assert hub.registrations.pending == {}
-    gateway = hub.gateways[GW_HID]
+    gateway = hub.state.gateways[GW_HID]
     assert (gateway.uid, gateway.software_version) == (
         "smartfeeder-795ae773737d",
         "2.8.0",
@@ -151,7 +151,7 @@ async def test_checkin_only_firmware_waits_too(
     status, _ = await refused_status(feeder.fetch_config)
     assert status == 400
     assert await mqtt_login(entry_data, GW_HID, "0" * 64) == REFUSED
-    assert hub.gateways == {}
+    assert hub.state.gateways == {}
     issue = ir.async_get(hass).async_get_issue(DOMAIN, pending_issue_id(GW_HID))
     assert issue is not None
     assert issue.translation_placeholders["uid"] == "unknown"
@@ -159,7 +159,7 @@ async def test_checkin_only_firmware_waits_too(
     await approve_in_ui(repairs_client, GW_HID)
     await feeder.boot()
     assert feeder.connected
-    assert feeder.api_key == hub.gateways[GW_HID].api_key
+    assert feeder.api_key == hub.state.gateways[GW_HID].api_key
 
 
 async def test_known_feeder_is_not_held(
@@ -193,11 +193,11 @@ async def test_approving_twice_aborts(
     )
     flow_id = (await response.json())["flow_id"]
     assert hub.registrations.approve(GW_HID)  # e.g. from a second browser tab
-    api_key = hub.gateways[GW_HID].api_key
+    api_key = hub.state.gateways[GW_HID].api_key
     response = await repairs_client.post(f"/api/repairs/issues/fix/{flow_id}", json={})
     result = await response.json()
     assert (result["type"], result["reason"]) == ("abort", "not_pending")
-    assert hub.gateways[GW_HID].api_key == api_key
+    assert hub.state.gateways[GW_HID].api_key == api_key
 
 
 async def test_pending_queue_is_bounded(
@@ -240,4 +240,4 @@ async def test_unload_forgets_pending_and_option_on_lets_them_in(
     assert hub.registrations.accept_new
     await feeder.boot()
     assert feeder.connected
-    assert GW_HID in hub.gateways
+    assert GW_HID in hub.state.gateways

@@ -50,20 +50,20 @@ pytestmark = pytest.mark.freeze_time("2024-06-01T12:00:00+00:00")
 async def drop_session(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
     """Cut the feeder's connection and wait until the broker told the hub it is gone."""
     ended = asyncio.Event()
-    on_gateway_disconnected = hub.on_gateway_disconnected
+    on_gateway_disconnected = hub.inbound.on_gateway_disconnected
 
     def disconnected(gateway_hid: str) -> None:
         on_gateway_disconnected(gateway_hid)
         if gateway_hid == feeder.gateway_hid:
             ended.set()
 
-    hub.on_gateway_disconnected = disconnected  # type: ignore[method-assign]
+    hub.inbound.on_gateway_disconnected = disconnected  # type: ignore[method-assign]
     try:
         await feeder.drop()
         await asyncio.wait_for(ended.wait(), 10)
     finally:
-        del hub.on_gateway_disconnected
-    assert not hub.is_connected(feeder.gateway_hid)
+        del hub.inbound.on_gateway_disconnected
+    assert not hub.state.is_connected(feeder.gateway_hid)
 
 
 def availability_lines(caplog: pytest.LogCaptureFixture, feeder_hid: str) -> list[str]:
@@ -158,7 +158,7 @@ async def test_restart_does_not_announce_a_feeder_that_was_online(
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     hub: PetnetHub = loaded_entry.runtime_data
-    assert not hub.is_connected(GW_HID)
+    assert not hub.state.is_connected(GW_HID)
     assert STATE_UNAVAILABLE not in states(hass, LIVE)
     await tick(hass, freezer, AVAILABILITY_CHECK_INTERVAL.total_seconds())
     assert availability_lines(caplog, DEV_HID) == []

@@ -40,7 +40,7 @@ async def hub(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> PetnetHub:
     """The loaded hub, with a fast debounce for feeders created from now on."""
     hub: PetnetHub = loaded_entry.runtime_data
     # Reconcilers are created when a feeder appears, so this reaches every feeder of a test.
-    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     await hass.config.async_set_time_zone(CHICAGO)
     return hub
 
@@ -65,7 +65,7 @@ def planned_long_ago(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
     A meal is planned only from when it got its time (the calendar hides earlier days
     without a dispense); these tests look at fixed days in 2024.
     """
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)
 
 
@@ -130,7 +130,7 @@ def meals(
 ) -> list[tuple[str, int, float, bool]]:
     return [
         (meal.name, meal.time_s, meal.portion, meal.enabled)
-        for meal in hub.feeders[feeder.device_hid].meals
+        for meal in hub.state.feeders[feeder.device_hid].meals
     ]
 
 
@@ -301,7 +301,7 @@ async def test_update_and_delete(
     )
     assert reply["success"], reply
     await sync_after(feeder, since, last)
-    meal_id = hub.feeders[feeder.device_hid].meals[0].meal_id
+    meal_id = hub.state.feeders[feeder.device_hid].meals[0].meal_id
     planned_long_ago(hub, feeder)
 
     # What the calendar shows goes back unchanged apart from the time: the portion stays.
@@ -331,7 +331,7 @@ async def test_update_and_delete(
     )
     assert reply["success"], reply
     # One occurrence edited: the whole (daily) meal changes, and keeps its id.
-    assert [m.meal_id for m in hub.feeders[feeder.device_hid].meals] == [meal_id]
+    assert [m.meal_id for m in hub.state.feeders[feeder.device_hid].meals] == [meal_id]
     assert meals(hub, feeder) == [("Brunch", 30600, 0.25, True)]
     assert await sync_after(feeder, since, last) == expected_sync(firmware, 1)
     assert held(feeder) == [(30600, 0.25, True)]
@@ -413,14 +413,16 @@ async def test_events_across_dst_change(
     hass_client: ClientSessionGenerator,
 ) -> None:
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
-    breakfast = hub.schedules.add_meal(
+    stored = hub.state.feeders[feeder.device_hid]
+    breakfast = hub.meal_editor.add_meal(
         stored, name="Breakfast", time_s=7 * 3600, portion=0.25
     )
-    hub.schedules.add_meal(stored, name="Dinner", time_s=18 * 3600 + 1800, portion=1.5)
-    hub.schedules.add_meal(stored, name="Night", time_s=7140, portion=0.125)
+    hub.meal_editor.add_meal(
+        stored, name="Dinner", time_s=18 * 3600 + 1800, portion=1.5
+    )
+    hub.meal_editor.add_meal(stored, name="Night", time_s=7140, portion=0.125)
     # Disabled meals are not shown.
-    hub.schedules.add_meal(
+    hub.meal_editor.add_meal(
         stored, name="Lunch", time_s=12 * 3600, portion=0.5, enabled=False
     )
     planned_long_ago(hub, feeder)
@@ -486,7 +488,7 @@ async def test_meal_status(
 ) -> None:
     # Frozen at 12:00:00 CDT.
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     for name, hhmm, portion, enabled in (
         ("Breakfast", "07:00", 0.25, True),
         ("Snack", "09:00", 0.125, True),
@@ -497,7 +499,7 @@ async def test_meal_status(
         ("Supper", "20:00", 0.25, False),
     ):
         hours, minutes = map(int, hhmm.split(":"))
-        hub.schedules.add_meal(
+        hub.meal_editor.add_meal(
             stored,
             name=name,
             time_s=hours * 3600 + minutes * 60,
@@ -519,7 +521,7 @@ async def test_meal_status(
     )
     await feeder.send_feed_result(stime=at("10:00:05"), portion=0.125, src=6, fail=True)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 4)
-    skipped, _ = hub.schedules.skip_next_meal(stored)
+    skipped, _ = hub.meal_editor.skip_next_meal(stored)
     assert skipped.name == "Dinner"
 
     events = await get_events(
@@ -548,7 +550,7 @@ async def test_meal_status(
 
     # Once Lunch is removed, the next meal is the (skipped) Dinner, and the state follows.
     lunch = next(m for m in stored.meals if m.name == "Lunch")
-    hub.schedules.remove_meal(stored, lunch.meal_id)
+    hub.meal_editor.remove_meal(stored, lunch.meal_id)
     state = hass.states.get(calendar)
     assert state is not None
     assert state.state == STATE_OFF
@@ -608,8 +610,8 @@ async def test_refused_create_changes_nothing(
     placeholders: dict[str, str],
 ) -> None:
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
-    hub.schedules.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
+    stored = hub.state.feeders[feeder.device_hid]
+    hub.meal_editor.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
     await feeder.wait_for_command("schedule_mod_end")
     await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
     before = (list(stored.meals), stored.next_meal_id)
@@ -639,8 +641,10 @@ async def test_refused_update_and_delete_change_nothing(
     hass_ws_client: WebSocketGenerator,
 ) -> None:
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
-    meal = hub.schedules.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
+    stored = hub.state.feeders[feeder.device_hid]
+    meal = hub.meal_editor.add_meal(
+        stored, name="Breakfast", time_s=25200, portion=0.25
+    )
     await feeder.wait_for_command("schedule_mod_end")
     await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
     before = list(stored.meals)
@@ -725,7 +729,7 @@ async def test_feeder_zone_differs_from_ha_zone(
     hass_ws_client: WebSocketGenerator,
 ) -> None:
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    hub.schedules.set_time_zone(hub.feeders[feeder.device_hid], "Europe/Berlin")
+    hub.meal_editor.set_time_zone(hub.state.feeders[feeder.device_hid], "Europe/Berlin")
     client = await hass_ws_client(hass)
     reply = await create(
         client,
@@ -752,10 +756,10 @@ async def test_editing_while_feeder_offline(
 ) -> None:
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
     await feeder.disconnect()
-    assert not hub.is_connected(feeder.gateway_hid)
+    assert not hub.state.is_connected(feeder.gateway_hid)
     # Nothing heard for 10 minutes: the feeder's entities become unavailable...
-    hub.feeders[feeder.device_hid].last_seen = time.time() - 600
-    hub._async_check_availability()
+    hub.state.feeders[feeder.device_hid].last_seen = time.time() - 600
+    hub.state.async_check_availability()
     voltage = entity_id(hass, "sensor", feeder.device_hid, "battery_voltage")
     await wait_for_state(hass, voltage, lambda s: s.state == STATE_UNAVAILABLE)
     # ...but its calendar stays usable: it is HA's data.
@@ -774,7 +778,7 @@ async def test_editing_while_feeder_offline(
         description="1/4 cup",
     )
     assert reply["success"], reply
-    assert hub.feeders[feeder.device_hid].sync_pending
+    assert hub.state.feeders[feeder.device_hid].sync_pending
     assert hass.states.get(calendar).attributes["message"] == "Breakfast"
 
     # The reconciler delivers it when the feeder is back.
@@ -793,11 +797,13 @@ async def test_events_in_the_repeated_hour(
 ) -> None:
     """A feeder in UTC seen from HA in Chicago: meals on both passes of 01:00-02:00."""
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
-    hub.schedules.set_time_zone(stored, "UTC")
+    stored = hub.state.feeders[feeder.device_hid]
+    hub.meal_editor.set_time_zone(stored, "UTC")
     for name, time_s in (("First", 6 * 3600 + 1800), ("Edge", 6 * 3600 + 3540)):
-        hub.schedules.add_meal(stored, name=name, time_s=time_s, portion=0.25)
-    hub.schedules.add_meal(stored, name="Second", time_s=7 * 3600 + 1800, portion=0.25)
+        hub.meal_editor.add_meal(stored, name=name, time_s=time_s, portion=0.25)
+    hub.meal_editor.add_meal(
+        stored, name="Second", time_s=7 * 3600 + 1800, portion=0.25
+    )
     planned_long_ago(hub, feeder)
 
     events = await get_events(
@@ -816,14 +822,14 @@ async def test_days_before_a_meal_was_planned_are_not_missed(
 ) -> None:
     # Frozen at 10:00 CDT on June 2nd: breakfast (07:00) is added now, dinner was a day ago.
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     june_1 = datetime(2024, 6, 1, 7, 0, 2, tzinfo=ZoneInfo(CHICAGO))
     await feeder.send_feed_result(stime=int(june_1.timestamp()), portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
-    breakfast = hub.schedules.add_meal(
+    breakfast = hub.meal_editor.add_meal(
         stored, name="Breakfast", time_s=7 * 3600, portion=0.25
     )
-    dinner = hub.schedules.add_meal(
+    dinner = hub.meal_editor.add_meal(
         stored, name="Dinner", time_s=18 * 3600, portion=0.25
     )
     stored.meal_since[dinner.meal_id] = time.time() - 86400  # June 1st, 10:00

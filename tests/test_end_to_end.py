@@ -32,7 +32,9 @@ from custom_components.petnet_feeder.const import (
     PORT_KEYS,
     TRANSPORT_MQTT,
 )
+from custom_components.petnet_feeder.errors import FeederUnreachableError
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.translate import as_ha_error
 
 from .conftest import (
     LOOPBACK,
@@ -95,7 +97,7 @@ async def test_feeder_comes_alive(
     )
 
     hub: PetnetHub = loaded_entry.runtime_data
-    assert hub.feeders[DEV_HID].last_heartbeat is None
+    assert hub.state.feeders[DEV_HID].last_heartbeat is None
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
 
@@ -126,7 +128,7 @@ async def test_last_seen_is_disabled_by_default_and_follows_messages_when_enable
     assert state.attributes["device_class"] == "timestamp"
     # A timestamp sensor's state is in whole seconds.
     assert dt_util.parse_datetime(state.state) == dt_util.utc_from_timestamp(
-        hub.feeders[DEV_HID].last_seen
+        hub.state.feeders[DEV_HID].last_seen
     ).replace(microsecond=0)
 
 
@@ -166,7 +168,7 @@ async def test_feed_button_sends_exactly_one_feed(
     assert received[0].payload == {"portion": 0.125}
     hub: PetnetHub = loaded_entry.runtime_data
     await wait_for_history(hub, DEV_HID)
-    stored = hub.feeders[DEV_HID].history[0].result
+    stored = hub.state.feeders[DEV_HID].history[0].result
     assert stored.source == 4
     assert stored.grams_expected == pytest.approx(0.125 * 16 * 8)
     assert [c.command for c in feeder.commands].count("feed") == 1
@@ -231,19 +233,20 @@ async def test_offline_feeder_gets_no_queued_feed(
     if transport == TRANSPORT_MQTT:
         # No broker session to watch: the gateway counts as connected until 120 s after its
         # last message. A feed sent meanwhile reaches the broker and is lost, never queued.
-        assert hub.is_connected(GW_HID)
-        await hub.async_feed(DEV_HID, 0.125)
+        assert hub.state.is_connected(GW_HID)
+        await hub.actions.async_feed(DEV_HID, 0.125)
         async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=121))
         await hass.async_block_till_done()
-    assert not hub.is_connected(GW_HID)
-    with pytest.raises(HomeAssistantError, match="not connected"):
-        await hub.async_feed(DEV_HID, 0.25)
+    assert not hub.state.is_connected(GW_HID)
+    with pytest.raises(FeederUnreachableError) as refused:
+        await hub.actions.async_feed(DEV_HID, 0.25)
+    assert "not connected" in str(as_ha_error(refused.value))
     # Still "online" for 120 s after the last message (§9.1).
     assert hass.states.get(connectivity).state == STATE_ON
     await feeder.connect()
     await feeder.send_heartbeat()  # HA's MQTT sees a gateway only through its messages
-    await wait_for_feeder(hub, DEV_HID, lambda _: hub.is_connected(GW_HID))
-    await hub.async_feed(DEV_HID, 0.25)
+    await wait_for_feeder(hub, DEV_HID, lambda _: hub.state.is_connected(GW_HID))
+    await hub.actions.async_feed(DEV_HID, 0.25)
     received = await feeder.wait_for_command("feed")
     assert [c.payload for c in received] == [{"portion": 0.25}]
 
@@ -283,7 +286,7 @@ async def test_restart_keeps_devices_keys_and_history(
     hub: PetnetHub = loaded_entry.runtime_data
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_history(hub, DEV_HID)
-    api_key = hub.gateways[GW_HID].api_key
+    api_key = hub.state.gateways[GW_HID].api_key
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None
     # What the user changed lives in HA's registries, which must come back as well.
@@ -312,8 +315,8 @@ async def test_restart_keeps_devices_keys_and_history(
         assert entry.state is ConfigEntryState.LOADED
         restarted: PetnetHub = entry.runtime_data
         assert restarted is not hub
-        assert restarted.gateways[GW_HID].api_key == api_key
-        assert [row.result.start_ms for row in restarted.feeders[DEV_HID].history] == [
+        assert restarted.state.gateways[GW_HID].api_key == api_key
+        assert [row.result.start_ms for row in restarted.state.feeders[DEV_HID].history] == [
             1717243203000
         ]
         same = dr.async_get(second).async_get_device(identifiers={(DOMAIN, DEV_HID)})
@@ -351,7 +354,7 @@ async def test_duplicate_feed_results_are_stored_once(
     await wait_for_history(hub, DEV_HID, 2)
     await feeder.send_heartbeat()
     await hass.async_block_till_done()
-    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [
+    assert [row.result.start_ms for row in hub.state.feeders[DEV_HID].history] == [
         1717243300000,
         1717243203000,
     ]
@@ -412,20 +415,20 @@ async def test_checkin_over_mqtt_keeps_the_gateway_connected(
     feeder = await make_feeder()
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
-    hub.schedules.add_meal(
-        hub.feeders[DEV_HID], name="Breakfast", time_s=7 * 3600, portion=0.25
+    hub.meal_editor.add_meal(
+        hub.state.feeders[DEV_HID], name="Breakfast", time_s=7 * 3600, portion=0.25
     )
     await feeder.wait_for_command("schedule_mod_end")
-    await hub.schedules.reconciler(DEV_HID).async_wait_idle()
+    await hub.sync.reconciler(DEV_HID).async_wait_idle()
     await wait_until_received(feeder)
-    assert hub.is_connected(GW_HID)
+    assert hub.state.is_connected(GW_HID)
 
     start = len(feeder.commands)
     reply = await feeder.api_request(f"/api/v1/kronos/gateways/{GW_HID}/checkin")
     assert reply["parameters"] == {"status": "OK"}
     # The check-in's sync goes out without waiting for another message from the feeder.
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.schedules.reconciler(DEV_HID).async_wait_idle()
+    await hub.sync.reconciler(DEV_HID).async_wait_idle()
     await wait_until_received(feeder)
     assert [c.command for c in feeder.commands[start:]] == [
         "utc_offset",
@@ -434,10 +437,10 @@ async def test_checkin_over_mqtt_keeps_the_gateway_connected(
         "schedule_add",
         "schedule_mod_end",
     ]
-    assert hub.is_connected(GW_HID)
-    assert not hub.feeders[DEV_HID].sync_pending
+    assert hub.state.is_connected(GW_HID)
+    assert not hub.state.feeders[DEV_HID].sync_pending
     start = len(feeder.commands)
-    await hub.async_feed(DEV_HID, 0.125)
+    await hub.actions.async_feed(DEV_HID, 0.125)
     received = await feeder.wait_for_command("feed", since=start)
     assert [c.payload for c in received] == [{"portion": 0.125}]
 
@@ -455,7 +458,7 @@ async def test_api_keys_never_logged(
     feeder = await make_feeder(report_command_status=True)
     hub: PetnetHub = loaded_entry.runtime_data
     inbound: list[bytes] = []
-    on_message, record_status = hub.on_message, hub.record_command_status
+    on_message, record_status = hub.inbound.on_message, hub.confirmations.reported
     succeeded = asyncio.Event()
 
     def recording(gateway_hid: str, topic: str, payload: bytes) -> None:
@@ -467,8 +470,8 @@ async def test_api_keys_never_logged(
         if status == "succeeded":
             succeeded.set()
 
-    monkeypatch.setattr(hub, "on_message", recording)
-    monkeypatch.setattr(hub, "record_command_status", status_recorded)
+    monkeypatch.setattr(hub.inbound, "on_message", recording)
+    monkeypatch.setattr(hub.confirmations, "reported", status_recorded)
     await feeder.send_heartbeat()
     await feeder.send_raw(f"krs.tel.gts.{feeder.gateway_hid}", b"not json")
     await hass.services.async_call(

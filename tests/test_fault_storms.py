@@ -48,7 +48,7 @@ async def fleet(
     await fleet.start()
     try:
         for feeder in fleet:
-            hub.schedules.set_schedule(hub.feeders[feeder.device_hid], MEALS)
+            hub.meal_editor.set_schedule(hub.state.feeders[feeder.device_hid], MEALS)
         await asyncio.gather(*(holds(feeder, 2) for feeder in fleet))
         await all_idle(hub, fleet)
         yield fleet
@@ -68,7 +68,7 @@ async def holds(feeder: SimulatedFeeder, meals: int, since: int = 0) -> None:
 async def all_idle(hub: PetnetHub, fleet: Fleet) -> None:
     async with asyncio.timeout(TIMEOUT):
         await asyncio.gather(
-            *(hub.schedules.reconciler(f.device_hid).async_wait_idle() for f in fleet)
+            *(hub.sync.reconciler(f.device_hid).async_wait_idle() for f in fleet)
         )
 
 
@@ -76,21 +76,21 @@ def assert_fleet_intact(
     hass: HomeAssistant, hub: PetnetHub, fleet: Fleet, keys: dict[str, str]
 ) -> None:
     """Same gateways with the same keys, one feeder each, one device each, in sync."""
-    assert {hid: gw.api_key for hid, gw in hub.gateways.items()} == keys
-    assert sorted(hub.feeders) == sorted(f.device_hid for f in fleet)
+    assert {hid: gw.api_key for hid, gw in hub.state.gateways.items()} == keys
+    assert sorted(hub.state.feeders) == sorted(f.device_hid for f in fleet)
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), hub.entry.entry_id)
     assert len(devices) == COUNT
     for feeder in fleet:
-        state = hub.feeders[feeder.device_hid]
+        state = hub.state.feeders[feeder.device_hid]
         assert state.gateway_hid == feeder.gateway_hid
-        assert hub.schedules.in_sync(state), feeder.uid
+        assert hub.sync.in_sync(state), feeder.uid
     assert fleet.protocol_errors == []
 
 
 async def test_all_feeders_reboot_at_once(
     hass: HomeAssistant, hub: PetnetHub, fleet: Fleet
 ) -> None:
-    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    keys = {hid: gw.api_key for hid, gw in hub.state.gateways.items()}
     held = {feeder.uid: list(feeder.schedule) for feeder in fleet}
     marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
 
@@ -110,9 +110,9 @@ async def test_all_feeders_reboot_at_once(
 async def test_all_connections_drop_at_once(
     hass: HomeAssistant, hub: PetnetHub, fleet: Fleet
 ) -> None:
-    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    keys = {hid: gw.api_key for hid, gw in hub.state.gateways.items()}
     held = {feeder.uid: list(feeder.schedule) for feeder in fleet}
-    history = {hid: list(feeder.history) for hid, feeder in hub.feeders.items()}
+    history = {hid: list(feeder.history) for hid, feeder in hub.state.feeders.items()}
     marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
 
     await asyncio.gather(*(feeder.drop() for feeder in fleet))  # no DISCONNECT sent
@@ -124,7 +124,7 @@ async def test_all_connections_drop_at_once(
         # Exactly one full delivery per reconnect, and the same schedule as before.
         assert [c.command for c in feeder.commands[marks[feeder.uid] :]] == SYNC
         assert feeder.schedule == held[feeder.uid]
-    assert {hid: list(f.history) for hid, f in hub.feeders.items()} == history
+    assert {hid: list(f.history) for hid, f in hub.state.feeders.items()} == history
     assert_fleet_intact(hass, hub, fleet, keys)
 
 
@@ -141,20 +141,20 @@ async def test_home_assistant_restarts_during_a_sync(
     hass_storage: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    keys = {hid: gw.api_key for hid, gw in hub.gateways.items()}
+    keys = {hid: gw.api_key for hid, gw in hub.state.gateways.items()}
     marks = {feeder.uid: len(feeder.commands) for feeder in fleet}
     for feeder in fleet:
         # Slow deliveries, so that the restart lands in the middle of them.
-        hub.schedules.reconciler(feeder.device_hid)._pacing_s = 0.05
-        hub.schedules.add_meal(
-            hub.feeders[feeder.device_hid],
+        hub.sync.reconciler(feeder.device_hid)._pacing_s = 0.05
+        hub.meal_editor.add_meal(
+            hub.state.feeders[feeder.device_hid],
             name="Supper",
             time_s=21 * 3600,
             portion=0.125,
         )
     first = fleet.feeders[0]
     await first.wait_for_command("schedule_clear", since=marks[first.uid])
-    running = [f for f in fleet if hub.schedules.reconciler(f.device_hid).running]
+    running = [f for f in fleet if hub.sync.reconciler(f.device_hid).running]
     assert running, "the restart must interrupt deliveries"
 
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
@@ -170,7 +170,7 @@ async def test_home_assistant_restarts_during_a_sync(
 
     async def load_and_note(self: PetnetHub) -> None:
         await async_load(self)
-        loaded.update({hid: f.sync_pending for hid, f in self.feeders.items()})
+        loaded.update({hid: f.sync_pending for hid, f in self.state.feeders.items()})
 
     monkeypatch.setattr(PetnetHub, "async_load", load_and_note)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
@@ -184,7 +184,7 @@ async def test_home_assistant_restarts_during_a_sync(
     await all_idle(hub, fleet)
     for feeder in fleet:
         assert [event["time"] for event in feeder.schedule] == [25200, 66600, 75600]
-        assert not hub.feeders[feeder.device_hid].sync_pending
+        assert not hub.state.feeders[feeder.device_hid].sync_pending
         if feeder.device_hid in pending:
             after = names(feeder, restart)
             assert after[-len(SYNC_3) :] == SYNC_3, feeder.uid

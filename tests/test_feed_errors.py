@@ -13,6 +13,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.petnet_feeder.const import CONF_MQTT_PORT, DOMAIN
+from custom_components.petnet_feeder.errors import InvalidRequestError
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.transport.bundled import PUBLISH_TIMEOUT
 
@@ -53,7 +54,7 @@ async def test_feed_that_the_feeder_never_takes_fails(
                 blocking=True,
             )
         )
-        assert hub.is_connected(gateway)
+        assert hub.state.is_connected(gateway)
         async_fire_time_changed(
             hass, dt_util.utcnow() + timedelta(seconds=PUBLISH_TIMEOUT + 1)
         )
@@ -79,7 +80,7 @@ async def test_feed_in_grams_needs_the_food_density(
     assert err.value.translation_key == "recipe_needed"
     assert [c.command for c in feeder.commands].count("feed") == 0
 
-    hub.async_set_recipe(DEV_HID, g_per_tbsp=8)
+    hub.actions.set_recipe(DEV_HID, g_per_tbsp=8)
     await hass.services.async_call(
         DOMAIN,
         "feed",
@@ -91,8 +92,9 @@ async def test_feed_in_grams_needs_the_food_density(
 
 
 async def test_commands_for_an_unknown_feeder_are_refused(hub: PetnetHub) -> None:
-    with pytest.raises(ServiceValidationError) as err:
-        await hub.async_feed("0" * 40, 0.25)
+    with pytest.raises(InvalidRequestError) as err:
+        await hub.actions.async_feed("0" * 40, 0.25)
     assert err.value.translation_key == "unknown_feeder"
-    with pytest.raises(ServiceValidationError):
-        hub.async_set_hopper_level("0" * 40, 50)
+    with pytest.raises(InvalidRequestError) as err:
+        hub.actions.set_hopper_level("0" * 40, 50)
+    assert err.value.translation_key == "unknown_feeder"

@@ -53,7 +53,7 @@ async def test_the_card_reads_every_status(
     # Frozen at 12:00 CDT.
     await hass.config.async_set_time_zone(CHICAGO)
     feeder = await make_feeder()
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     for name, hhmm, portion, enabled in (
         ("Breakfast", "07:00", 0.25, True),
         ("Snack", "09:00", 0.125, True),
@@ -63,7 +63,7 @@ async def test_the_card_reads_every_status(
         ("Night", "23:59", 0.0625, True),
     ):
         hours, minutes = map(int, hhmm.split(":"))
-        hub.schedules.add_meal(
+        hub.meal_editor.add_meal(
             stored,
             name=name,
             time_s=hours * 3600 + minutes * 60,
@@ -71,7 +71,7 @@ async def test_the_card_reads_every_status(
             enabled=enabled,
         )
     stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)  # planned since long ago
-    hub.schedules.skip_next_meal(stored)  # Dinner
+    hub.meal_editor.skip_next_meal(stored)  # Dinner
 
     def at(hhmm: str) -> int:
         moment = datetime.fromisoformat(f"2024-06-01T{hhmm}")
@@ -81,7 +81,7 @@ async def test_the_card_reads_every_status(
     await feeder.send_feed_result(stime=at("09:00:10"), portion=0.125, src=6, fail=True)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 2)
 
-    assert parse(_feed_plan(hub, stored)) == [
+    assert parse(_feed_plan(hub.view(stored))) == [
         (1, 7, 0, 4, "dispensed"),
         (2, 9, 0, 2, "failed"),
         (3, 11, 0, 2, "skipped"),  # missed
@@ -95,16 +95,16 @@ async def test_a_long_plan_leaves_out_whole_meals(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     stored.next_meal_id = 100  # three-digit ids, as after many edits
-    hub.schedules.set_schedule(
+    hub.meal_editor.set_schedule(
         stored,
         [
             {"name": f"Meal {i}", "time_s": 36000 + i * 60, "portion": 2.0}
             for i in range(20)
         ],
     )
-    plan = _feed_plan(hub, stored)
+    plan = _feed_plan(hub.view(stored))
     assert len(plan) <= MAX_STATE_LENGTH
     meals = parse(plan)
     assert 10 < len(meals) < 20

@@ -165,7 +165,7 @@ async def test_midnight_resets_today_in_the_feeders_zone(
         {"device_id": device_id(hass, feeder), "time_zone": CHICAGO},
         blocking=True,
     )
-    await hub.schedules.reconciler(dev).async_wait_idle()
+    await hub.sync.reconciler(dev).async_wait_idle()
     assert feeder.utc_offset == -5 * 3600
     late = dt.datetime(2024, 6, 2, 4, 50, tzinfo=dt.UTC)
     assert dt_util.utcnow() == late
@@ -177,7 +177,7 @@ async def test_midnight_resets_today_in_the_feeders_zone(
         blocking=True,
     )
     await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
-    assert hub.feeders[dev].history[0].result.start_ms == late.timestamp() * 1000
+    assert hub.state.feeders[dev].history[0].result.start_ms == late.timestamp() * 1000
     food = entity_id(hass, "sensor", dev, "food_today")
     state = hass.states.get(food)
     assert float(state.state) == pytest.approx(30.4)
@@ -218,7 +218,7 @@ async def test_duplicates_count_once(
     await hass.async_block_till_done()
     assert [e.event_type for e in events] == ["scheduled"]
     assert state_of(hass, "sensor", dev, "meals_dispensed_today") == "1"
-    assert len(hub.feeders[dev].history) == 1
+    assert len(hub.state.feeders[dev].history) == 1
 
 
 async def test_hopper_matches_the_protocol_vector(
@@ -283,7 +283,7 @@ async def test_recipe_is_sent_with_budget_and_grams_convert(
     )
     # The density alone is no recipe: the sync it caused sent no budget.
     await feeder.wait_for_command("utc_offset", since=start)
-    await hub.schedules.reconciler(dev).async_wait_idle()
+    await hub.sync.reconciler(dev).async_wait_idle()
     assert [c.command for c in feeder.commands[start:]].count("budget") == 0
     await hass.services.async_call(
         "number",
@@ -334,7 +334,7 @@ async def test_offline_feeder_gets_a_repair_issue(
         dev,
         lambda f: f.last_seen is not None and f.last_seen > MORNING.timestamp() + 3600,
     )
-    assert hub.is_online(hub.feeders[dev])
+    assert hub.state.is_online(hub.state.feeders[dev])
     hub.monitor.async_check_now()
     assert ir.async_get(hass).async_get_issue(DOMAIN, offline_issue_id(dev)) is None
 
@@ -393,7 +393,7 @@ async def test_events_do_not_replay_after_a_restart(
     await hass.async_block_till_done()
     assert events == []
     assert hass.states.get(event).state == fired.state
-    assert len(hub.feeders[dev].history) == 1
+    assert len(hub.state.feeders[dev].history) == 1
 
 
 async def test_history_keeps_the_newest_results(
@@ -420,7 +420,7 @@ async def test_history_keeps_the_newest_results(
     await feeder.send_feed_result(stime=int(MORNING.timestamp()), portion=0.0625, src=4)
     morning.tick(1)
     await heartbeat(hub, feeder)
-    history = hub.feeders[dev].history
+    history = hub.state.feeders[dev].history
     assert len(history) == HISTORY_LIMIT
     assert history[0].result.start_ms == int(MORNING.timestamp()) * 1000
     assert history[-1].result.start_ms == (first + 30) * 1000
@@ -428,7 +428,7 @@ async def test_history_keeps_the_newest_results(
     assert events[-1].attributes["started"] == MORNING.isoformat()
 
     hub = await restart(hass, hub)
-    assert [row.result.start_ms for row in hub.feeders[dev].history] == [
+    assert [row.result.start_ms for row in hub.state.feeders[dev].history] == [
         row.result.start_ms for row in history
     ]
 
@@ -451,7 +451,7 @@ async def test_results_older_than_six_hours_fire_nothing_but_count(
     freezer.tick(1)
     await heartbeat(hub, feeder)
     assert events == []
-    assert len(hub.feeders[dev].history) == 1
+    assert len(hub.state.feeders[dev].history) == 1
     assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(30.4)
     assert state_of(hass, "sensor", dev, "last_feed") == old.isoformat()
     assert state_of(hass, "event", dev, "feeding") == "unknown"
@@ -489,7 +489,7 @@ async def test_meals_and_feeds_in_grams(
             DOMAIN, "feed", {**target, "grams": 16}, blocking=True
         )
     assert err.value.translation_key == "recipe_needed"
-    assert hub.feeders[dev].meals == []
+    assert hub.state.feeders[dev].meals == []
 
     await hass.services.async_call(
         "number",

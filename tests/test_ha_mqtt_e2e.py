@@ -87,7 +87,7 @@ async def test_broker_credentials_action(
     assert set(rows) == {feeder.gateway_hid, other.gateway_hid}
     row = rows[GW_A]
     assert row["username"] == f"/pegasus:{GW_A}"
-    assert row["password"] == hub.gateways[GW_A].api_key == feeder.api_key
+    assert row["password"] == hub.state.gateways[GW_A].api_key == feeder.api_key
     assert row["acl"] == [
         f"user /pegasus:{GW_A}",
         f"topic write krs.tel.gts.{GW_A}",
@@ -162,7 +162,7 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     assert refused.value.return_code == NOT_AUTHORIZED
     # The live feeder, whose client id the refused CONNECT used, is still there.
     assert feeder.connected
-    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    assert hub.state.feeders[feeder.device_hid].last_heartbeat is None
     await feeder.send_heartbeat()
     await wait_for_feeder(
         hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
@@ -181,7 +181,7 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
     feeder._kronos.api_key = key
     await feeder.connect()
     # With its own key it is back.
-    before = hub.feeders[feeder.device_hid].last_heartbeat
+    before = hub.state.feeders[feeder.device_hid].last_heartbeat
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_heartbeat != before)
 
@@ -222,7 +222,7 @@ async def test_a_feeder_is_kept_to_its_own_topics(
         feeder.device_hid,
         lambda f: f.telemetry is not None and f.telemetry.voltage_v == 3.9,
     )
-    assert hub.feeders[other.device_hid].telemetry.voltage_v == 4.1
+    assert hub.state.feeders[other.device_hid].telemetry.voltage_v == 4.1
 
     # A (its own login and client id, in a session of its own making) listens on B's
     # command topic and on everything: the broker lets it read only its own topics.
@@ -231,10 +231,10 @@ async def test_a_feeder_is_kept_to_its_own_topics(
     await spy.connect()
     await spy.subscribe([sim_ids.command_topic(other.gateway_hid), "#"])
     start = len(other.commands)
-    await hub.async_feed(other.device_hid, 0.25)
+    await hub.actions.async_feed(other.device_hid, 0.25)
     await other.wait_for_command("feed", since=start)
     # HA publishes in order, so B's feed would reach the spy before A's own one does.
-    await hub.async_feed(feeder.device_hid, 0.125)
+    await hub.actions.async_feed(feeder.device_hid, 0.125)
     received = await asyncio.wait_for(spy.receive(), 10)
     assert received is not None
     assert received.topic == sim_ids.command_topic(feeder.gateway_hid)
@@ -260,13 +260,13 @@ async def test_a_login_cannot_take_over_another_gateways_client_id(
     assert refused.value.return_code == NOT_AUTHORIZED
     # A's session is the one it had: it still publishes, and still receives.
     assert feeder.connected
-    assert hub.feeders[feeder.device_hid].last_heartbeat is None
+    assert hub.state.feeders[feeder.device_hid].last_heartbeat is None
     await feeder.send_heartbeat()
     await wait_for_feeder(
         hub, feeder.device_hid, lambda f: f.last_heartbeat is not None
     )
     start = len(feeder.commands)
-    await hub.async_feed(feeder.device_hid, 0.125)
+    await hub.actions.async_feed(feeder.device_hid, 0.125)
     received = await feeder.wait_for_command("feed", since=start)
     assert [c.payload for c in received] == [{"portion": 0.125}]
     assert feeder.boot_count == 1
@@ -320,7 +320,7 @@ async def test_edit_lost_in_the_window_is_repaired_after_silence(
         identifiers={(DOMAIN, feeder.device_hid)}
     )
     assert device is not None
-    reconciler = hub.schedules.reconciler(feeder.device_hid)
+    reconciler = hub.sync.reconciler(feeder.device_hid)
     await hass.services.async_call(
         DOMAIN,
         "add_meal",
@@ -333,7 +333,7 @@ async def test_edit_lost_in_the_window_is_repaired_after_silence(
     assert len(feeder.schedule) == 1
 
     await feeder.drop()  # gone without a word
-    assert hub.is_connected(feeder.gateway_hid)
+    assert hub.state.is_connected(feeder.gateway_hid)
     await hass.services.async_call(
         DOMAIN,
         "add_meal",
@@ -345,7 +345,7 @@ async def test_edit_lost_in_the_window_is_repaired_after_silence(
 
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=121))
     await hass.async_block_till_done()
-    assert not hub.is_connected(feeder.gateway_hid)
+    assert not hub.state.is_connected(feeder.gateway_hid)
     restart = len(feeder.commands)
     await feeder.connect()
     await feeder.send_heartbeat()
@@ -367,7 +367,7 @@ async def test_switching_transport_keeps_everything(
     """Options -> other transport -> reload: same gateways, keys, meals, history, devices."""
     target = TRANSPORT_MQTT if transport == TRANSPORT_BUNDLED else TRANSPORT_BUNDLED
     hub: PetnetHub = loaded_entry.runtime_data
-    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     feeder = await make_feeder()
     device = dr.async_get(hass).async_get_device(
         identifiers={(DOMAIN, feeder.device_hid)}
@@ -380,12 +380,12 @@ async def test_switching_transport_keeps_everything(
         blocking=True,
     )
     await feeder.wait_for_command("schedule_mod_end")
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     await wait_until_received(feeder)
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
-    key = hub.gateways[feeder.gateway_hid].api_key
-    meals = list(hub.feeders[feeder.device_hid].meals)
+    key = hub.state.gateways[feeder.gateway_hid].api_key
+    meals = list(hub.state.feeders[feeder.device_hid].meals)
     assert [(m.name, m.time_s, m.portion) for m in meals] == [
         ("Breakfast", 25200, 0.25)
     ]
@@ -409,11 +409,11 @@ async def test_switching_transport_keeps_everything(
     assert type(hub.transport).__name__ == (
         "HaMqttTransport" if target == TRANSPORT_MQTT else "BundledBrokerTransport"
     )
-    assert hub.gateways[feeder.gateway_hid].api_key == key
-    assert [row.result.start_ms for row in hub.feeders[feeder.device_hid].history] == [
-        1717243203000
-    ]
-    assert hub.feeders[feeder.device_hid].meals == meals
+    assert hub.state.gateways[feeder.gateway_hid].api_key == key
+    assert [
+        row.result.start_ms for row in hub.state.feeders[feeder.device_hid].history
+    ] == [1717243203000]
+    assert hub.state.feeders[feeder.device_hid].meals == meals
     assert len(dr.async_get(hass).devices) == devices
     assert (
         hass_storage[DOMAIN]["data"]["gateways"][feeder.gateway_hid]["api_key"] == key
@@ -439,10 +439,12 @@ async def test_switching_transport_keeps_everything(
     start = len(feeder.commands)
     await feeder.connect()
     await feeder.send_heartbeat()
-    await wait_for_feeder(hub, feeder.device_hid, lambda _: hub.is_connected(GW_A))
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda _: hub.state.is_connected(GW_A)
+    )
     # The (re)connect delivers the clock and the whole schedule.
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     await wait_until_received(feeder)
     assert [c.command for c in feeder.commands[start:]] == [
         "utc_offset",
@@ -454,9 +456,9 @@ async def test_switching_transport_keeps_everything(
     assert [(e["time"], e["portion"], e["active"]) for e in feeder.schedule] == [
         (25200, 0.25, True)
     ]
-    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
     start = len(feeder.commands)
-    await hub.async_feed(feeder.device_hid, 0.125)
+    await hub.actions.async_feed(feeder.device_hid, 0.125)
     received = await feeder.wait_for_command("feed", since=start)
     assert [c.payload for c in received] == [{"portion": 0.125}]
     # Its feed result arrives too (and is not cut off by the end of the test).
@@ -479,4 +481,6 @@ async def test_reboot_before_the_login_exists_then_boot(
     await boot_via_broker(hass, mosquitto, feeder)
     assert feeder.connected
     hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_feeder(hub, feeder.device_hid, lambda _: hub.is_connected(GW_A))
+    await wait_for_feeder(
+        hub, feeder.device_hid, lambda _: hub.state.is_connected(GW_A)
+    )

@@ -37,7 +37,7 @@ class Deliveries:
     def __init__(self, hub: PetnetHub) -> None:
         self.payloads: list[bytes] = []
         self._changed = asyncio.Event()
-        on_message = hub.on_message
+        on_message = hub.inbound.on_message
         loop = asyncio.get_running_loop()
 
         def started(payload: bytes) -> None:
@@ -48,7 +48,7 @@ class Deliveries:
             on_message(gateway_hid, topic, payload)
             loop.call_soon(started, bytes(payload))
 
-        hub.on_message = counted  # type: ignore[method-assign]
+        hub.inbound.on_message = counted  # type: ignore[method-assign]
 
     async def wait_for(self, payload: bytes | str, count: int = 1) -> None:
         """Wait until the hub started handling ``count`` messages with this payload."""
@@ -129,7 +129,7 @@ async def test_unknown_kind_is_logged_once_per_kind_and_gateway(
     )
     assert {level for level, _message in logged} == {logging.DEBUG}
     # Each message still counts as a sign of life.
-    assert hub.feeders[second.device_hid].last_seen is not None
+    assert hub.state.feeders[second.device_hid].last_seen is not None
 
 
 async def test_malformed_message_names_its_type(

@@ -77,8 +77,8 @@ async def _call(
 def _stored(entry: MockConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
     hub = entry.runtime_data
     return (
-        {hid: gw.to_dict() for hid, gw in hub.gateways.items()},
-        {hid: f.to_dict() for hid, f in hub.feeders.items()},
+        {hid: gw.to_dict() for hid, gw in hub.state.gateways.items()},
+        {hid: f.to_dict() for hid, f in hub.state.feeders.items()},
     )
 
 
@@ -127,8 +127,8 @@ async def test_boot_sequence(
     assert config_again["key"]["apiKey"] == api_key
     hub = loaded_entry.runtime_data
     # Re-registration sets the version of every device of the gateway (§3.1).
-    assert hub.feeders[DEV_HID].software_version == "2.8.1"
-    assert hub.feeders[DEV_HID].gateway_hid == GW_HID
+    assert hub.state.feeders[DEV_HID].software_version == "2.8.1"
+    assert hub.state.feeders[DEV_HID].gateway_hid == GW_HID
 
 
 async def test_checkin_creates_unknown_gateway(
@@ -154,7 +154,7 @@ async def test_device_with_unknown_gateway_gets_placeholder(
     )
     assert status == 200
     assert body["hid"] == DEV_HID
-    assert other in loaded_entry.runtime_data.gateways
+    assert other in loaded_entry.runtime_data.state.gateways
 
 
 @pytest.mark.parametrize(
@@ -260,8 +260,8 @@ async def test_over_long_device_uid_is_refused(
         http, "POST", "/api/v1/kronos/devices", {**DEVICE_BODY, "uid": "u" * 300}
     )
     assert (status, body) == (400, {"detail": "uid too long"})
-    assert loaded_entry.runtime_data.feeders == {}
-    assert loaded_entry.runtime_data.gateways == {}
+    assert loaded_entry.runtime_data.state.feeders == {}
+    assert loaded_entry.runtime_data.state.gateways == {}
 
 
 async def test_command_statuses_are_bounded(
@@ -283,7 +283,7 @@ async def test_huge_body_refused_before_reading(
         http, "POST", "/api/v1/kronos/gateways", raw=b"{" + b" " * (70 * 1024) + b"}"
     )
     assert status == 413
-    assert loaded_entry.runtime_data.gateways == {}
+    assert loaded_entry.runtime_data.state.gateways == {}
 
 
 async def test_command_status_and_catch_all(
@@ -319,7 +319,7 @@ async def test_http_heartbeat_and_error_report(
     assert (await _call(http, "PUT", f"/api/v1/kronos/gateways/{GW_HID}/heartbeat"))[
         :2
     ] == (200, {})
-    assert loaded_entry.runtime_data.gateways[GW_HID].last_seen is not None
+    assert loaded_entry.runtime_data.state.gateways[GW_HID].last_seen is not None
     with caplog.at_level(logging.WARNING):
         status, _, _ = await _call(
             http,
@@ -368,7 +368,7 @@ async def test_views_on_home_assistant_http_are_off_by_default(
     )
     assert response.status == 404
     assert await response.json(content_type=None) == {"detail": "not found"}
-    assert loaded_entry.runtime_data.gateways == {}
+    assert loaded_entry.runtime_data.state.gateways == {}
 
     # A gateway registered on the feeder-facing site: its key is not served here either.
     status, _, _ = await _call(http, "POST", "/api/v1/kronos/gateways", GATEWAY_BODY)
@@ -394,7 +394,7 @@ async def test_views_on_home_assistant_http(
     response = await client.get(f"/api/v1/kronos/gateways/{GW_HID}/config")
     assert (await response.json(content_type=None))["key"][
         "apiKey"
-    ] == loaded_entry.runtime_data.gateways[GW_HID].api_key
+    ] == loaded_entry.runtime_data.state.gateways[GW_HID].api_key
 
 
 async def test_views_answer_503_without_a_loaded_entry(

@@ -50,7 +50,7 @@ async def dispense_at(
     hub: PetnetHub, feeder: SimulatedFeeder, moments: list[tuple[str, int]]
 ) -> None:
     """Let the feeder's clock run its schedule at these UTC moments (with that offset)."""
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     before = len(stored.history)
     sent = 0
     for moment, utc_offset in moments:

@@ -17,7 +17,6 @@ from custom_components.petnet_feeder.meals import (
     cups_for_grams,
     evaluate_day,
     format_portion,
-    grams_for_portion,
     hopper_level,
     meal_target,
     next_occurrence,
@@ -913,15 +912,12 @@ def test_format_portion_rejects_bad_amounts(cups: float) -> None:
     ("cups", "g_per_tbsp", "grams"),
     [(0.25, 8, 32.0), (1, 10, 160.0), (0.0625, 7.5, 7.5), (0, 8, 0.0)],
 )
-def test_grams_and_cups(cups: float, g_per_tbsp: float, grams: float) -> None:
-    assert grams_for_portion(cups, g_per_tbsp) == pytest.approx(grams)
+def test_cups_for_grams(cups: float, g_per_tbsp: float, grams: float) -> None:
     assert cups_for_grams(grams, g_per_tbsp) == pytest.approx(cups)
 
 
 @pytest.mark.parametrize("g_per_tbsp", [0, -1, float("nan"), float("inf")])
-def test_grams_and_cups_need_a_density(g_per_tbsp: float) -> None:
-    with pytest.raises(ValueError):
-        grams_for_portion(0.25, g_per_tbsp)
+def test_cups_for_grams_needs_a_density(g_per_tbsp: float) -> None:
     with pytest.raises(ValueError):
         cups_for_grams(32, g_per_tbsp)
 

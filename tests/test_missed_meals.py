@@ -92,11 +92,11 @@ async def test_skipped_meal_is_missed_once_and_fixed_once(
         assert [e.event_type for e in events] == ["missed"]
         # The miss triggers one schedule sync.
         await feeder.wait_for_command("schedule_mod_end", since=start)
-        await hub.schedules.reconciler(dev).async_wait_idle()
+        await hub.sync.reconciler(dev).async_wait_idle()
         # Later checks find the same miss and report nothing new.
         await advance(hass, freezer, 60, feeder)
         hub.monitor.async_check_now()
-        await hub.schedules.reconciler(dev).async_wait_idle()
+        await hub.sync.reconciler(dev).async_wait_idle()
     assert [e.event_type for e in events] == ["missed"]
     assert updates == [("create", missed_issue_id(dev))]
     assert len(commands_named(feeder, "schedule_mod_end", start)) == 1
@@ -186,7 +186,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
     events = feeding_events(hub, feeder)
     await advance(hass, freezer, 100, feeder)
     assert missed_issue(hass, dev) is not None
-    assert hub.feeders[dev].open_miss is not None
+    assert hub.state.feeders[dev].open_miss is not None
 
     # After a reconnect the feeder replays yesterday's breakfast: stored, but it is not
     # today's breakfast, nor a later meal.
@@ -194,7 +194,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
     await feeder.send_feed_result(stime=int(yesterday.timestamp()), portion=0.25, src=6)
     freezer.tick(1)
     await heartbeat(hub, feeder)
-    assert [row.result.start_ms for row in hub.feeders[dev].history] == [
+    assert [row.result.start_ms for row in hub.state.feeders[dev].history] == [
         int(yesterday.timestamp() * 1000)
     ]
     assert missed_issue(hass, dev) is not None
@@ -204,7 +204,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
     assert [e.event_type for e in events] == ["missed", "scheduled"]
     assert events[-1].attributes["meal_name"] == "Second breakfast"
     assert missed_issue(hass, dev) is None
-    assert hub.feeders[dev].open_miss is None
+    assert hub.state.feeders[dev].open_miss is None
 
 
 async def test_a_later_miss_takes_over_the_issue(
@@ -287,9 +287,9 @@ async def test_missed_issue_is_raised_again_after_a_restart(
     assert not reloaded.active
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    options = hub.schedules.reconciler_options
+    options = hub.sync.reconciler_options
     hub = entry.runtime_data
-    hub.schedules.reconciler_options = options
+    hub.sync.reconciler_options = options
 
     issue = missed_issue(hass, dev)
     assert issue is not None
@@ -314,7 +314,7 @@ async def test_missed_issue_is_raised_again_after_a_restart(
     await feeder.wait_for_command("feed", since=start)
     assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
     assert missed_issue(hass, dev) is None
-    assert hub.feeders[dev].open_miss is None
+    assert hub.state.feeders[dev].open_miss is None
 
 
 @pytest.mark.parametrize(
@@ -349,7 +349,7 @@ async def test_removing_the_feeder_deletes_its_issues(
     )
     response = await client.receive_json()
     assert response["success"], response
-    assert dev not in hub.feeders
+    assert dev not in hub.state.feeders
     assert missed_issue(hass, dev) is None
     assert ir.async_get(hass).async_get_issue(DOMAIN, offline_issue_id(dev)) is None
 
@@ -394,7 +394,7 @@ async def test_meal_added_after_its_time_is_not_missed_today(
     )  # nobody is connected: a jump is fine
     await feeder.connect()
     await heartbeat(hub, feeder)
-    await hub.schedules.reconciler(dev).async_wait_idle()
+    await hub.sync.reconciler(dev).async_wait_idle()
     await advance(hass, freezer, 100, feeder)
     await feeder.wait_for_command("feed", since=start)
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -416,11 +416,11 @@ async def test_late_added_meal_is_still_not_due_after_a_restart(
     feeder = await make_feeder()
     dev = feeder.device_hid
     await add_breakfast(hass, hub, feeder)
-    since = hub.feeders[dev].meal_since
+    since = hub.state.feeders[dev].meal_since
     assert list(since.values()) == [LATE_MORNING.timestamp()]
 
     hub = await restart(hass, hub)
-    assert hub.feeders[dev].meal_since == since
+    assert hub.state.feeders[dev].meal_since == since
     events = feeding_events(hub, feeder)
     freezer.tick(60)
     hub.monitor.async_check_now()

@@ -25,7 +25,7 @@ STIME = 1717243203
 
 
 async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
-    before = hub.feeders[feeder.device_hid].last_heartbeat
+    before = hub.state.feeders[feeder.device_hid].last_heartbeat
     await feeder.send_heartbeat()
     await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_heartbeat != before)
 
@@ -47,7 +47,7 @@ async def test_steady_heartbeats_do_not_postpone_a_feed_result(
 ) -> None:
     """HA's Store alone moves a delayed write later with every change it is asked to save."""
     feeder = await make_feeder()
-    await hub._store.async_save_now()
+    await hub.state.async_save_now()
     await feeder.send_feed_result(stime=STIME, portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
     for _ in range(3):  # any feeder's heartbeats, arriving more often than every 10 s
@@ -66,13 +66,13 @@ async def test_heartbeats_alone_are_written_lazily(
     hass_storage: dict[str, Any],
 ) -> None:
     feeder = await make_feeder()
-    await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     await run_timers(hass, SAVE_DELAY_S + 1)  # whatever the boot changed
-    await hub._store.async_save_now()
+    await hub.state.async_save_now()
     stored = stored_feeder(hass_storage, feeder)["last_heartbeat"]
     for _ in range(5):
         await heartbeat(hub, feeder)
-    latest = hub.feeders[feeder.device_hid].last_heartbeat
+    latest = hub.state.feeders[feeder.device_hid].last_heartbeat
 
     await run_timers(hass, SAVE_DELAY_S + 1)
     assert stored_feeder(hass_storage, feeder)["last_heartbeat"] == stored
@@ -88,7 +88,7 @@ async def test_unload_writes_everything(
 ) -> None:
     feeder = await make_feeder()
     await heartbeat(hub, feeder)
-    latest = hub.feeders[feeder.device_hid].last_heartbeat
+    latest = hub.state.feeders[feeder.device_hid].last_heartbeat
     assert await hass.config_entries.async_unload(hub.entry.entry_id)
     await hass.async_block_till_done()
     assert stored_feeder(hass_storage, feeder)["last_heartbeat"] == latest
@@ -123,7 +123,7 @@ async def test_a_new_key_is_on_disk_before_anything_else_happens(
     stored = hass_storage[DOMAIN]["data"]["gateways"]
     assert (
         stored[feeder.gateway_hid]["api_key"]
-        == hub.gateways[feeder.gateway_hid].api_key
+        == hub.state.gateways[feeder.gateway_hid].api_key
     )
     await feeder.fetch_config()
     assert feeder.api_key == stored[feeder.gateway_hid]["api_key"]
@@ -133,5 +133,6 @@ async def test_a_new_key_is_on_disk_before_anything_else_happens(
     assert await other.checkin() == 200
     stored = hass_storage[DOMAIN]["data"]["gateways"]
     assert (
-        stored[other.gateway_hid]["api_key"] == hub.gateways[other.gateway_hid].api_key
+        stored[other.gateway_hid]["api_key"]
+        == hub.state.gateways[other.gateway_hid].api_key
     )

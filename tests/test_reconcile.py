@@ -114,7 +114,8 @@ class Harness:
         self.planner = Planner()
         self.sender = Sender()
         self.link_up = True
-        self.synced: list[str] = []
+        self.synced_fingerprints: list[str] = []
+        self.synced_error: Exception | None = None
         self.states: list[tuple[bool, bool]] = []
         self.pauses: list[float] = []
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -125,17 +126,24 @@ class Harness:
         kwargs.setdefault("debounce_s", 0.05)
         kwargs.setdefault("pacing_s", 0.25)
         kwargs.setdefault("sleep", sleep)
-        self.r = ScheduleReconciler(
-            name=NAME,
-            plan=self.planner,
-            send=self.sender,
-            is_connected=lambda: self.link_up,
-            on_synced=self.synced.append,
-            on_state_change=self._changed,
-            **kwargs,
-        )
+        self.r = ScheduleReconciler(name=NAME, target=self, **kwargs)
 
-    def _changed(self) -> None:
+    # The reconciler's SyncTarget: the fakes, and a record of what it reports.
+    def plan(self) -> SyncPlan:
+        return self.planner()
+
+    async def send(self, command: OutboundCommand) -> None:
+        await self.sender(command)
+
+    def is_connected(self) -> bool:
+        return self.link_up
+
+    def synced(self, fingerprint: str) -> None:
+        if self.synced_error is not None:
+            raise self.synced_error
+        self.synced_fingerprints.append(fingerprint)
+
+    def state_changed(self) -> None:
         self.states.append((self.r.pending, self.r.running))
         for predicate, future in list(self._watchers):
             if not future.done() and predicate():
@@ -200,7 +208,7 @@ async def test_happy_path_order_pacing_and_fingerprint(
     assert h.sender.sent[0] == ("utc_offset", b'{"utc_offset": -18000}')
     # pacing between commands, never before the first: 5 gaps for 6 commands
     assert h.pauses == [0.25] * 5
-    assert h.synced == ["fp-2"]
+    assert h.synced_fingerprints == ["fp-2"]
     assert not h.r.pending and not h.r.running
     assert (h.r.syncs_started, h.r.syncs_completed, h.r.last_error) == (1, 1, None)
     assert h.planner.calls == 1
@@ -232,7 +240,7 @@ async def test_ten_triggers_during_a_sync_give_one_follow_up(
     assert (h.r.syncs_started, h.r.syncs_completed) == (2, 2)
     assert h.planner.calls == 2
     assert h.sender.names == full_sequence(2) + full_sequence(3)
-    assert h.synced == ["fp-2", "fp-3"]
+    assert h.synced_fingerprints == ["fp-2", "fp-3"]
     assert not h.r.pending
 
 
@@ -250,7 +258,7 @@ async def test_burst_of_debounced_edits_gives_one_sync(
 
     assert (h.r.syncs_started, h.r.syncs_completed) == (1, 1)
     assert h.sender.names == full_sequence(5)
-    assert h.synced == ["fp-5"]
+    assert h.synced_fingerprints == ["fp-5"]
 
 
 async def test_undebounced_request_joins_waiting_debounce(
@@ -280,7 +288,7 @@ async def test_debounced_edits_during_a_sync_give_one_follow_up(
     h.sender.release()
     await h.idle()
     assert (h.r.syncs_started, h.r.syncs_completed) == (2, 2)
-    assert h.synced == ["fp-2", "fp-4"]
+    assert h.synced_fingerprints == ["fp-2", "fp-4"]
 
 
 async def test_request_while_disconnected_waits_for_connected(
@@ -337,7 +345,7 @@ async def test_disconnect_mid_sync_then_reconnect_restarts(
     await h.idle()
     assert h.r.pending and not h.r.running
     assert (h.r.syncs_started, h.r.syncs_completed) == (1, 0)
-    assert h.synced == []
+    assert h.synced_fingerprints == []
     assert own_timers(h.r) == []  # no retry while disconnected
 
     h.sender.sent.clear()
@@ -347,7 +355,9 @@ async def test_disconnect_mid_sync_then_reconnect_restarts(
     await h.idle()
     assert h.sender.names == full_sequence(2)  # from the first command again
     assert (h.r.syncs_started, h.r.syncs_completed) == (2, 1)
-    assert h.synced == ["fp-2"] and not h.r.pending and h.r.last_error is None
+    assert (
+        h.synced_fingerprints == ["fp-2"] and not h.r.pending and h.r.last_error is None
+    )
 
 
 async def test_connected_restarts_a_running_sync(make: Callable[..., Harness]) -> None:
@@ -376,7 +386,9 @@ async def test_send_failure_retries_with_backoff(
 
     assert (h.r.syncs_started, h.r.syncs_completed) == (5, 1)
     assert h.sender.names == full_sequence(2)
-    assert h.synced == ["fp-2"] and not h.r.pending and h.r.last_error is None
+    assert (
+        h.synced_fingerprints == ["fp-2"] and not h.r.pending and h.r.last_error is None
+    )
     delays = [float(m) for m in re.findall(r"retrying in ([0-9.]+) s", caplog.text)]
     assert delays == [0.01, 0.02, 0.04, 0.04]
     warnings = [rec for rec in caplog.records if rec.levelno == logging.WARNING]
@@ -472,7 +484,7 @@ async def test_plan_is_called_fresh_per_attempt(make: Callable[..., Harness]) ->
     await h.idle()
 
     assert h.planner.calls == 2
-    assert h.synced == ["fp-3"]
+    assert h.synced_fingerprints == ["fp-3"]
     assert h.sender.names[:3] == ["utc_offset", "schedule_clear", "schedule_mod_start"]
     assert h.sender.names[3:] == full_sequence(3)
 
@@ -501,15 +513,12 @@ async def test_callback_exceptions_do_not_break_the_reconciler(
     make: Callable[..., Harness], caplog: pytest.LogCaptureFixture
 ) -> None:
     h = make()
-
-    def bad_synced(fingerprint: str) -> None:
-        raise ValueError(fingerprint)
-
-    h.r._on_synced = bad_synced
+    h.synced_error = ValueError("the target broke")
     h.r.request("edit")
     await h.idle()
     assert not h.r.pending and h.r.syncs_completed == 1
-    assert "on_synced callback failed" in caplog.text
+    assert "reporting a completed sync failed" in caplog.text
+    assert "the target broke" in caplog.text
 
 
 async def test_async_stop_cancels_sync_and_debounce(
@@ -556,11 +565,4 @@ async def test_async_stop_during_disconnect_left_no_task(
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
-        ScheduleReconciler(
-            name=NAME,
-            plan=Planner(),
-            send=Sender(),
-            is_connected=lambda: True,
-            on_synced=lambda _: None,
-            retry_initial_s=0,
-        )
+        ScheduleReconciler(name=NAME, target=Harness(), retry_initial_s=0)

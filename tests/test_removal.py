@@ -39,7 +39,7 @@ async def test_removing_the_entry_deletes_stored_data_and_generated_key(
 ) -> None:
     await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
-    await hub._store.async_save_now()
+    await hub.state.async_save_now()
     assert GW_HID in hass_storage[DOMAIN]["data"]["gateways"]
     assert (generated_cert_dir(hass) / "key.pem").is_file()
 
@@ -87,7 +87,7 @@ async def test_removed_device_is_forgotten_until_the_feeder_reports_again(
     devices = dr.async_get(hass)
     device = devices.async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None
-    api_key = hub.gateways[GW_HID].api_key
+    api_key = hub.state.gateways[GW_HID].api_key
 
     client = await hass_ws_client(hass)
     await client.send_json_auto_id(
@@ -104,8 +104,8 @@ async def test_removed_device_is_forgotten_until_the_feeder_reports_again(
     assert devices.async_get_device(identifiers={(DOMAIN, DEV_HID)}) is None
     assert er.async_get(hass).async_get(battery) is None
     assert hass.states.get(battery) is None
-    assert DEV_HID not in hub.feeders
-    await hub._store.async_save_now()
+    assert DEV_HID not in hub.state.feeders
+    await hub.state.async_save_now()
     assert DEV_HID not in hass_storage[DOMAIN]["data"]["feeders"]
     # The gateway and its key stay: the feeder keeps its session and needs no reboot.
     assert hass_storage[DOMAIN]["data"]["gateways"][GW_HID]["api_key"] == api_key

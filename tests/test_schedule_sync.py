@@ -20,6 +20,7 @@ import voluptuous as vol
 
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.schedule_sync import schedule_entries
 
 from .conftest import (
     FeederFactory,
@@ -51,8 +52,8 @@ async def test_edits_reach_the_feeder(
     sequence: list[str],
 ) -> None:
     await hass.config.async_set_time_zone("America/Chicago")
-    hub.schedules.reconciler_options = {
-        **hub.schedules.reconciler_options,
+    hub.sync.reconciler_options = {
+        **hub.sync.reconciler_options,
         "debounce_s": 0.5,
     }
     feeder = await make_feeder(firmware=firmware)
@@ -108,7 +109,7 @@ async def test_reboot_restores_the_schedule(
     held = feeder.schedule
     assert len(held) == 2
 
-    before = hub.feeders[feeder.device_hid].last_hash_at
+    before = hub.state.feeders[feeder.device_hid].last_hash_at
     start = len(feeder.commands)
     await feeder.reboot()  # wipes its schedule and reports an empty hash
     await wait_for_feeder(
@@ -120,7 +121,7 @@ async def test_reboot_restores_the_schedule(
     await settle(hub, feeder)
     assert names_since(feeder, start)[-len(sequence) :] == sequence
     assert feeder.schedule == held
-    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
 
 
 @FIRMWARES
@@ -141,7 +142,7 @@ async def test_checkin_before_mqtt_syncs_after_connect(
     start = len(feeder.commands)
     assert await feeder.checkin() == 200
     # Owed, shown as a problem, and nothing sent before the feeder is on MQTT.
-    assert hub.feeders[feeder.device_hid].sync_pending
+    assert hub.state.feeders[feeder.device_hid].sync_pending
     await wait_for_state(hass, problem, lambda s: s.state == STATE_ON)
     assert names_since(feeder, start) == []
     await feeder.connect()
@@ -149,7 +150,7 @@ async def test_checkin_before_mqtt_syncs_after_connect(
     await feeder.wait_for_command(sequence[-1], since=start)
     await settle(hub, feeder)
     assert names_since(feeder, start) == sequence
-    assert not hub.feeders[feeder.device_hid].sync_pending
+    assert not hub.state.feeders[feeder.device_hid].sync_pending
     await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
 
 
@@ -165,11 +166,11 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     await add_two_meals(hass, feeder)
     await feeder.wait_for_command(sequence[-1])
     await settle(hub, feeder)
-    reconciler = hub.schedules.reconciler(feeder.device_hid)
+    reconciler = hub.sync.reconciler(feeder.device_hid)
     started = reconciler.syncs_started
     start = len(feeder.commands)
     for _ in range(10):
-        await hub.async_sync_schedule(feeder.device_hid)
+        hub.actions.sync_schedule(feeder.device_hid)
     await settle(hub, feeder)
     syncs = reconciler.syncs_started - started
     assert 1 <= syncs <= 2
@@ -197,17 +198,17 @@ async def test_session_dropped_mid_sync_restarts_after_reconnect(
     # The session drops while the schedule's first command waits for its PUBACK.
     held, dropped = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
     start = len(feeder.commands)
-    await hub.async_sync_schedule(feeder.device_hid)
+    hub.actions.sync_schedule(feeder.device_hid)
     await asyncio.wait_for(held.wait(), 10)
     await feeder.wait_for_command("utc_offset", since=start)
     await feeder.drop()
     await wait_for_feeder(
-        hub, feeder.device_hid, lambda f: not hub.is_connected(f.gateway_hid)
+        hub, feeder.device_hid, lambda f: not hub.state.is_connected(f.gateway_hid)
     )
     dropped.set()
     # The sync is incomplete: still owed, and nothing runs until the feeder is back.
-    assert hub.feeders[feeder.device_hid].sync_pending
-    assert not hub.schedules.reconciler(feeder.device_hid).running
+    assert hub.state.feeders[feeder.device_hid].sync_pending
+    assert not hub.sync.reconciler(feeder.device_hid).running
     assert names_since(feeder, start) == ["utc_offset"]
     restart = len(feeder.commands)
     await feeder.connect()
@@ -215,7 +216,37 @@ async def test_session_dropped_mid_sync_restarts_after_reconnect(
     await settle(hub, feeder)
     assert names_since(feeder, restart) == sequence
     assert len(feeder.schedule) == 2
-    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
+
+
+@FIRMWARES
+async def test_a_feed_during_a_sync_goes_out_between_two_of_its_commands(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    firmware: str,
+    sequence: list[str],
+) -> None:
+    """The feeder handles one command at a time: a feed waits for the one in flight only."""
+    feeder = await make_feeder(firmware=firmware)
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command(sequence[-1])
+    await settle(hub, feeder)
+    held, release = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
+    start = len(feeder.commands)
+    hub.actions.sync_schedule(feeder.device_hid)
+    await asyncio.wait_for(held.wait(), 10)
+    # Started eagerly: it runs until it waits for its turn.
+    feed = hass.async_create_task(hub.actions.async_feed(feeder.device_hid, 0.25))
+    assert not feed.done()  # it waits for the command in flight
+    release.set()
+    await feed
+    await feeder.wait_for_command("feed", since=start)
+    await feeder.wait_for_command(sequence[-1], since=start)
+    await settle(hub, feeder)
+    assert names_since(feeder, start) == [*sequence[:2], "feed", *sequence[2:]]
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
 
 
 @pytest.fixture
@@ -257,7 +288,7 @@ async def test_dst_change_resends_utc_offset(
     await settle(hub, feeder)
     assert feeder.utc_offset == -21600
     assert feeder.commands[start].command == "utc_offset"
-    assert hub.is_connected(feeder.gateway_hid)
+    assert hub.state.is_connected(feeder.gateway_hid)
 
 
 async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
@@ -301,7 +332,7 @@ async def test_bad_schedule_input_changes_nothing(
 ) -> None:
     feeder = await make_feeder()
     await add_two_meals(hass, feeder)
-    before = list(hub.feeders[feeder.device_hid].meals)
+    before = list(hub.state.feeders[feeder.device_hid].meals)
     # Refused by the action's schema (vol.Invalid) or, with a translated message saying
     # what is accepted, by the schedule (ServiceValidationError).
     with pytest.raises((ServiceValidationError, vol.Invalid)) as err:
@@ -314,8 +345,8 @@ async def test_bad_schedule_input_changes_nothing(
     if isinstance(err.value, ServiceValidationError):
         assert err.value.translation_key
     assert str(err.value)
-    assert hub.feeders[feeder.device_hid].meals == before
-    assert hub.feeders[feeder.device_hid].time_zone is None
+    assert hub.state.feeders[feeder.device_hid].meals == before
+    assert hub.state.feeders[feeder.device_hid].time_zone is None
 
 
 async def test_legacy_firmware_refuses_a_schedule_that_does_not_fit(
@@ -333,7 +364,7 @@ async def test_legacy_firmware_refuses_a_schedule_that_does_not_fit(
             {"device_id": device_id(hass, feeder), "meals": meals},
             blocking=True,
         )
-    assert hub.feeders[feeder.device_hid].meals == []
+    assert hub.state.feeders[feeder.device_hid].meals == []
 
 
 @pytest.mark.usefixtures("mqtt_subscribes_at_once")  # the clock is frozen: see there
@@ -390,7 +421,7 @@ async def test_actions_and_entities(
     await wait_for_state(
         hass, next_meal, lambda s: s.state == "2024-06-02T06:15:00+00:00"
     )
-    assert hub.schedules.entries(hub.feeders[feeder.device_hid])[0].active is False
+    assert schedule_entries(hub.state.feeders[feeder.device_hid])[0].active is False
 
     await hass.services.async_call(
         DOMAIN,
@@ -435,7 +466,7 @@ async def test_actions_and_entities(
     await wait_for_state(hass, next_meal, lambda s: s.state == "unknown")
     # The frozen clock never ends the edits' debounce: ask for the sync at once. Then every
     # edit is delivered: the schedule is in sync, with no meal left on the feeder.
-    await hub.async_sync_schedule(feeder.device_hid)
+    hub.actions.sync_schedule(feeder.device_hid)
     await settle(hub, feeder)
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
     await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)

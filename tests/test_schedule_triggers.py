@@ -8,7 +8,6 @@ from datetime import timedelta
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
@@ -18,9 +17,14 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.errors import InvalidRequestError
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.kronos import KronosServer
-from custom_components.petnet_feeder.schedules import too_long_issue_id
+from custom_components.petnet_feeder.schedule_sync import (
+    schedule_entries,
+    too_long_issue_id,
+    uses_new_api,
+)
 from feeder_sim import SimulatedFeeder
 
 from .conftest import (
@@ -96,14 +100,14 @@ async def test_feeder_keeps_its_own_schedule_across_reconnects(
     await add_two_meals(hass, feeder)
     await settle(hub, feeder)
     assert [e["time"] for e in feeder.schedule] == [25200, 66600]
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     for meal in list(stored.meals):
-        hub.schedules.remove_meal(stored, meal.meal_id)
+        hub.meal_editor.remove_meal(stored, meal.meal_id)
     start = len(feeder.commands)
     await feeder.wait_for_command("schedule_mod_end", since=start)
     await settle(hub, feeder)
     assert feeder.schedule == []
-    assert hub.schedules.in_sync(stored)
+    assert hub.sync.in_sync(stored)
 
 
 @FIRMWARES
@@ -123,20 +127,20 @@ async def test_empty_hash_restores_the_schedule_without_a_reconnect(
     await settle(hub, feeder)
     assert names_since(feeder, start) == sequence
     assert feeder.schedule == held
-    assert hub.schedules.in_sync(hub.feeders[feeder.device_hid])
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
 
 
 async def test_empty_hash_held_back_by_the_rate_limit_is_restored_later(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
-    hub.schedules.reconciler_options = {
-        **hub.schedules.reconciler_options,
+    hub.sync.reconciler_options = {
+        **hub.sync.reconciler_options,
         "hash_min_interval_s": 1.0,
     }
     feeder = await with_meals(hass, hub, make_feeder)
     held = feeder.schedule
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
-    reconciler = hub.schedules.reconciler(feeder.device_hid)
+    reconciler = hub.sync.reconciler(feeder.device_hid)
 
     feeder.schedule = []
     start = len(feeder.commands)
@@ -194,7 +198,7 @@ async def test_a_firmware_update_resends_in_the_new_form(
     await settle(hub, feeder)
     assert names_since(feeder, start) == NEW_SEQUENCE
     assert feeder.protocol_errors == []
-    assert hub.feeders[feeder.device_hid].software_version == "2.8.0"
+    assert hub.state.feeders[feeder.device_hid].software_version == "2.8.0"
 
 
 async def test_a_registration_without_a_version_keeps_the_known_one(
@@ -205,8 +209,8 @@ async def test_a_registration_without_a_version_keeps_the_known_one(
         "POST", "/gateways", {"uid": feeder.uid}
     )
     assert (status, answer["message"]) == (200, "gateway is already registered")
-    assert hub.feeders[feeder.device_hid].software_version == "2.8.0"
-    assert hub.schedules.uses_new_api(hub.feeders[feeder.device_hid])
+    assert hub.state.feeders[feeder.device_hid].software_version == "2.8.0"
+    assert uses_new_api(hub.state.feeders[feeder.device_hid])
 
 
 async def test_a_time_zone_change_resends_the_clock_and_schedule(
@@ -234,22 +238,22 @@ async def test_the_family_override_resends_in_the_chosen_form(
     # Firmware that says 2.8.0 but only understands the legacy command.
     feeder = await with_meals(hass, hub, make_feeder, schedule_api="any")
     feeder.schedule_api = "legacy"
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     start = len(feeder.commands)
-    hub.schedules.set_firmware_family(stored, "legacy")
+    hub.meal_editor.set_firmware_family(stored, "legacy")
     await feeder.wait_for_command("schedule", since=start)
     await settle(hub, feeder)
     assert names_since(feeder, start) == LEGACY_SEQUENCE
     assert [e["time"] for e in feeder.schedule] == [25200, 66600]
     assert feeder.protocol_errors == []
-    assert hub.schedules.in_sync(stored)
+    assert hub.sync.in_sync(stored)
 
 
 async def test_a_schedule_legacy_firmware_cannot_take(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder(schedule_api="any")
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
     eight = [
         {"name": f"Meal {i}", "time": f"{6 + i:02d}:00", "portion": 0.125}
         for i in range(8)
@@ -264,8 +268,8 @@ async def test_a_schedule_legacy_firmware_cannot_take(
     assert len(feeder.schedule) == 8
 
     # Forcing legacy is refused while the meals do not fit in its one message.
-    with pytest.raises(ServiceValidationError) as err:
-        hub.schedules.set_firmware_family(stored, "legacy")
+    with pytest.raises(InvalidRequestError) as err:
+        hub.meal_editor.set_firmware_family(stored, "legacy")
     assert err.value.translation_key == "legacy_schedule_too_long"
     assert stored.firmware_family == "auto"
 
@@ -314,7 +318,7 @@ async def test_messages_are_handled_while_a_sync_waits_for_its_ack(
     await settle(hub, other)
     held, release = hold_command(monkeypatch, hub, feeder.gateway_hid, "schedule_clear")
     start = len(feeder.commands)
-    await hub.async_sync_schedule(feeder.device_hid)
+    hub.actions.sync_schedule(feeder.device_hid)
     await asyncio.wait_for(held.wait(), 10)
     await feeder.send_sensor(voltage_mv=4100)
     await other.send_sensor(voltage_mv=3900)
@@ -322,7 +326,7 @@ async def test_messages_are_handled_while_a_sync_waits_for_its_ack(
         hub, feeder.device_hid, lambda f: f.telemetry.voltage_v == 4.1
     )
     await wait_for_feeder(hub, other.device_hid, lambda f: f.telemetry.voltage_v == 3.9)
-    assert hub.schedules.reconciler(feeder.device_hid).running
+    assert hub.sync.reconciler(feeder.device_hid).running
     assert names_since(feeder, start) == ["utc_offset"]
 
     release.set()
@@ -412,7 +416,7 @@ async def test_skipping_twice_skips_both_occurrences(
     await settle(hub, feeder)
     assert [e["active"] for e in feeder.schedule] == [False]
     calendar = entity_id(hass, "calendar", feeder.device_hid, "meals")
-    stored = hub.feeders[feeder.device_hid]
+    stored = hub.state.feeders[feeder.device_hid]
 
     async def shown() -> list[tuple[str, str]]:
         events = await get_events(
@@ -430,16 +434,16 @@ async def test_skipping_twice_skips_both_occurrences(
     # stopped its keep-alives. It is off the line; what it gets is what is owed.
     await feeder.disconnect()
     await wait_for_feeder(
-        hub, feeder.device_hid, lambda f: not hub.is_connected(f.gateway_hid)
+        hub, feeder.device_hid, lambda f: not hub.state.is_connected(f.gateway_hid)
     )
 
     # The first skipped window passes: nothing is missed, the meal stays off for tomorrow.
     await jump(hass, freezer, "2024-06-01T12:06:00+00:00")  # 07:06 CDT
     hub.monitor.async_check_now()
     assert stored.misses == {}
-    assert not hub.schedules.entries(stored)[0].active
+    assert not schedule_entries(stored)[0].active
     assert not stored.sync_pending
-    hub.notify(feeder.device_hid)
+    hub.state.notify(feeder.device_hid)
     await hass.async_block_till_done()
     sensors = {
         key: hass.states.get(entity_id(hass, "sensor", feeder.device_hid, key)).state
@@ -454,7 +458,7 @@ async def test_skipping_twice_skips_both_occurrences(
     # After the second, the meal is on again (owed to the feeder); both days say skipped.
     await jump(hass, freezer, "2024-06-02T12:06:00+00:00")
     hub.monitor.async_check_now()
-    assert hub.schedules.entries(stored)[0].active
+    assert schedule_entries(stored)[0].active
     assert stored.sync_pending
     assert stored.misses == {}
     issues = ir.async_get(hass)

@@ -85,8 +85,8 @@ async def test_entities(
         await wait_for_feeder(
             hub, feeder.device_hid, lambda f: f.telemetry.voltage_v == 3.95
         )
-        hub.schedules.add_meal(
-            hub.feeders[feeder.device_hid],
+        hub.meal_editor.add_meal(
+            hub.state.feeders[feeder.device_hid],
             name="Breakfast",
             time_s=7 * 3600,
             portion=0.25,
@@ -121,8 +121,8 @@ async def test_entities_after_a_dispense(
         hub = config_entry.runtime_data
         feeder = await make_feeder()
         dev = feeder.device_hid
-        hub.schedules.add_meal(
-            hub.feeders[dev], name="Breakfast", time_s=7 * 3600, portion=0.25
+        hub.meal_editor.add_meal(
+            hub.state.feeders[dev], name="Breakfast", time_s=7 * 3600, portion=0.25
         )
         freezer.move_to("2024-06-01T12:00:04+00:00")  # 07:00:04 CDT
         await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)

@@ -76,10 +76,12 @@ async def test_unreadable_entries_are_skipped_and_the_rest_loads(
     )
     hub = await set_up(hass, config_entry)
 
-    assert list(hub.gateways) == [GW_HID]
-    assert hub.gateways[GW_HID].api_key == KEY
-    assert list(hub.feeders) == [DEV_HID]
-    assert [row.result.start_ms for row in hub.feeders[DEV_HID].history] == [STIME_MS]
+    assert list(hub.state.gateways) == [GW_HID]
+    assert hub.state.gateways[GW_HID].api_key == KEY
+    assert list(hub.state.feeders) == [DEV_HID]
+    assert [row.result.start_ms for row in hub.state.feeders[DEV_HID].history] == [
+        STIME_MS
+    ]
     assert sorted(warnings(caplog)) == sorted(
         [
             "Skipping unreadable stored gateway no-key",
@@ -92,7 +94,7 @@ async def test_unreadable_entries_are_skipped_and_the_rest_loads(
         ]
     )
     # The next write keeps what could be read.
-    await hub._store.async_save_now()
+    await hub.state.async_save_now()
     data = hass_storage[DOMAIN]["data"]
     assert list(data["gateways"]) == [GW_HID]
     assert list(data["feeders"]) == [DEV_HID]
@@ -129,8 +131,8 @@ async def test_unreadable_sections_load_as_empty(
 ) -> None:
     hass_storage[DOMAIN] = stored(data)
     hub = await set_up(hass, config_entry)
-    assert hub.gateways == {}
-    assert hub.feeders == {}
+    assert hub.state.gateways == {}
+    assert hub.state.feeders == {}
     assert warnings(caplog) == expected
     await hass.config_entries.async_unload(config_entry.entry_id)
 
@@ -152,8 +154,8 @@ async def test_history_that_is_not_a_list_is_dropped_alone(
         }
     )
     hub = await set_up(hass, config_entry)
-    assert hub.feeders[DEV_HID].history == []
-    assert len(hub.feeders[OTHER_DEV].history) == 1
+    assert hub.state.feeders[DEV_HID].history == []
+    assert len(hub.state.feeders[OTHER_DEV].history) == 1
     assert warnings(caplog) == [f"Skipping unreadable feed history of {DEV_HID}"]
     await hass.config_entries.async_unload(config_entry.entry_id)
 

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 import ssl
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
@@ -40,9 +39,10 @@ from .const import (
     TRANSPORT_MQTT,
 )
 from .entity import feeder_hid_of
-from .hub import HubSettings, PetnetHub
+from .hub import HubSettings, PetnetConfigEntry, PetnetHub
 from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
+from .registry import GatewayRegistry
 from .services import async_register_services
 from .store import PetnetStore
 from .tls import ensure_certificate, remove_certificate, server_ssl_context
@@ -65,8 +65,6 @@ NOISY_LOGGERS = ("amqtt", "transitions")
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-type PetnetConfigEntry = ConfigEntry[PetnetHub]
-
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions and the Kronos views on HA's own HTTP server, once."""
@@ -79,15 +77,15 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_broker_credentials(hass)
     async_register_views(
         hass,
-        KronosApi(lambda: _loaded_hub(hass)),
+        KronosApi(lambda: _loaded_registry(hass)),
         enabled=lambda: _kronos_on_ha_http(hass),
     )
     return True
 
 
-def _loaded_hub(hass: HomeAssistant) -> PetnetHub | None:
+def _loaded_registry(hass: HomeAssistant) -> GatewayRegistry | None:
     entries = hass.config_entries.async_loaded_entries(DOMAIN)
-    return entries[0].runtime_data if entries else None
+    return entries[0].runtime_data.registry if entries else None
 
 
 def _kronos_on_ha_http(hass: HomeAssistant) -> bool:
@@ -153,10 +151,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
     transport: Transport
     if settings.get(CONF_TRANSPORT, TRANSPORT_BUNDLED) == TRANSPORT_MQTT:
         # The user's broker through HA's MQTT integration; its start waits for that client.
-        transport = HaMqttTransport(hass, hub)
+        transport = HaMqttTransport(hass, hub.inbound)
     else:
         transport = BundledBrokerTransport(
-            hub,
+            hub.inbound,
             host=host,
             mqtt_port=settings[CONF_MQTT_PORT],
             mqtts_port=settings[CONF_MQTTS_PORT],
@@ -164,7 +162,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
             ssl_key=key_path,
         )
     kronos = KronosServer(
-        KronosApi(lambda: hub),
+        KronosApi(lambda: hub.registry),
         host=host,
         http_port=settings[CONF_HTTP_PORT],
         https_port=settings[CONF_HTTPS_PORT],

@@ -32,7 +32,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .kronos import RegistrationLimitError, RegistrationPendingError
+from .registry import RegistrationLimitError, RegistrationPendingError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -14,20 +14,21 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .feeder_view import FeederView
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class PetnetBinarySensorEntityDescription(BinarySensorEntityDescription):
+class PetnetBinarySensorEntityDescription(
+    BinarySensorEntityDescription, PetnetEntityDescription
+):
     """A feeder binary sensor and how to read it."""
 
-    is_on_fn: Callable[[PetnetHub, Feeder], bool | None]
-    always_available: bool = False
+    is_on_fn: Callable[[FeederView], bool | None]
 
 
 BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
@@ -35,29 +36,30 @@ BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
         key="connectivity",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda hub, feeder: hub.is_online(feeder),
-        always_available=True,
+        is_on_fn=lambda view: view.online,
+        available_while_offline=True,
+        shows_liveness=True,
     ),
     PetnetBinarySensorEntityDescription(
         key="charging",
         device_class=BinarySensorDeviceClass.BATTERY_CHARGING,
         entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda _hub, feeder: feeder.telemetry.charging,
+        is_on_fn=lambda view: view.feeder.telemetry.charging,
     ),
     PetnetBinarySensorEntityDescription(
         key="usb_power",
         translation_key="usb_power",
         device_class=BinarySensorDeviceClass.PLUG,
         entity_category=EntityCategory.DIAGNOSTIC,
-        is_on_fn=lambda _hub, feeder: feeder.telemetry.usb,
+        is_on_fn=lambda view: view.feeder.telemetry.usb,
     ),
     # A problem sensor: on while the feeder may not hold the schedule HA has.
     PetnetBinarySensorEntityDescription(
         key="schedule_sync",
         translation_key="schedule_sync",
         device_class=BinarySensorDeviceClass.PROBLEM,
-        is_on_fn=lambda hub, feeder: not hub.schedules.in_sync(feeder),
-        always_available=True,
+        is_on_fn=lambda view: not view.in_sync,
+        available_while_offline=True,
     ),
 )
 
@@ -84,11 +86,6 @@ class PetnetBinarySensor(PetnetEntity, BinarySensorEntity):
     entity_description: PetnetBinarySensorEntityDescription
 
     @property
-    def available(self) -> bool:
-        """Connectivity must stay readable while the feeder is offline."""
-        return self.entity_description.always_available or super().available
-
-    @property
     def is_on(self) -> bool | None:
-        """Read the state from the hub."""
-        return self.entity_description.is_on_fn(self.hub, self.feeder)
+        """Read the state from the feeder's view."""
+        return self.entity_description.is_on_fn(self.view)

@@ -104,7 +104,7 @@ def async_register_broker_credentials(hass: HomeAssistant) -> None:
             )
         hub = entries[0].runtime_data
         return credentials(
-            {hid: gateway.api_key for hid, gateway in hub.gateways.items()}
+            {hid: gateway.api_key for hid, gateway in hub.state.gateways.items()}
         )
 
     hass.services.async_register(

@@ -14,50 +14,56 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .feeder_actions import FeederActions
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
+from .translate import translated
 
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class PetnetButtonEntityDescription(ButtonEntityDescription):
+class PetnetButtonEntityDescription(ButtonEntityDescription, PetnetEntityDescription):
     """A feeder button and what pressing it does."""
 
-    press_fn: Callable[[PetnetHub, Feeder], Awaitable[None]]
-    always_available: bool = False
+    press_fn: Callable[[FeederActions, Feeder], Awaitable[None]]
 
 
-async def _hopper_refilled(hub: PetnetHub, feeder: Feeder) -> None:
-    hub.async_set_hopper_level(feeder.hid, 100)
+async def _feed_now(actions: FeederActions, feeder: Feeder) -> None:
+    await actions.async_feed(feeder.hid, actions.manual_portion(feeder))
+
+
+async def _sync_schedule(actions: FeederActions, feeder: Feeder) -> None:
+    actions.sync_schedule(feeder.hid)
+
+
+async def _hopper_refilled(actions: FeederActions, feeder: Feeder) -> None:
+    actions.set_hopper_level(feeder.hid, 100)
 
 
 BUTTONS: tuple[PetnetButtonEntityDescription, ...] = (
     PetnetButtonEntityDescription(
         key="feed_now",
         translation_key="feed_now",
-        press_fn=lambda hub, feeder: hub.async_feed(
-            feeder.hid, hub.manual_portion(feeder)
-        ),
+        press_fn=_feed_now,
     ),
     PetnetButtonEntityDescription(
         key="sync_schedule",
         translation_key="sync_schedule",
-        press_fn=lambda hub, feeder: hub.async_sync_schedule(feeder.hid),
+        press_fn=_sync_schedule,
     ),
     PetnetButtonEntityDescription(
         key="hopper_refilled",
         translation_key="hopper_refilled",
         press_fn=_hopper_refilled,
-        always_available=True,
+        available_while_offline=True,
     ),
     PetnetButtonEntityDescription(
         key="reboot",
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda hub, feeder: hub.async_reboot(feeder.hid),
+        press_fn=lambda actions, feeder: actions.async_reboot(feeder.hid),
     ),
 )
 
@@ -80,11 +86,7 @@ class PetnetButton(PetnetEntity, ButtonEntity):
 
     entity_description: PetnetButtonEntityDescription
 
-    @property
-    def available(self) -> bool:
-        """Buttons that only change HA's own data work while the feeder is offline."""
-        return self.entity_description.always_available or super().available
-
+    @translated
     async def async_press(self) -> None:
         """Send the command."""
-        await self.entity_description.press_fn(self.hub, self.feeder)
+        await self.entity_description.press_fn(self.hub.actions, self.feeder)

@@ -1,10 +1,7 @@
 """Calendar of a feeder's meals: the schedule as one editable calendar per feeder.
 
-Every enabled meal is a daily recurring event of one minute at its time of day in the
-feeder's zone. The description's first line is the portion (``1/4 cup``) and the second the
-status of that day's meal (§9.5), so an event sent back unchanged keeps its portion.
-
-Editing maps events onto the daily meals the feeder can hold:
+The mapping between meals and events is ``calendar_mapping.py``. Editing maps events onto the
+daily meals the feeder can hold:
 
 * A feeder repeats every meal every day, so only daily events are accepted (no repeat rule,
   or ``FREQ=DAILY``, optionally ``INTERVAL=1``).
@@ -16,11 +13,9 @@ Editing maps events onto the daily meals the feeder can hold:
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-import math
-import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from homeassistant.components.calendar import (
     EVENT_DESCRIPTION,
@@ -33,44 +28,47 @@ from homeassistant.components.calendar import (
     CalendarEvent,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from . import PetnetConfigEntry
 from .accounting import occurrence_status
-from .const import DOMAIN
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
-from .meals import (
-    MealOccurrence,
-    MealState,
-    format_portion,
-    occurrences_between,
-    parse_portion,
+from .calendar_mapping import (
+    DAILY,
+    EVENT_LENGTH,
+    STATUS_TEXT,
+    aware,
+    check_daily,
+    event_span,
+    meal_id_from_uid,
+    meal_time,
+    portion_from,
+    result_text,
 )
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .errors import invalid
+from .hub import PetnetConfigEntry, PetnetHub
+from .meals import MealOccurrence, MealState, format_portion, occurrences_between
 from .models import Feeder
-from .protocol.messages import FeedResult
+from .translate import translated
 
 # Edits change HA's own data only; the reconciler delivers them.
 PARALLEL_UPDATES = 0
 
-MEALS = CalendarEntityDescription(key="meals", translation_key="meals")
 
-EVENT_LENGTH = timedelta(minutes=1)
-DAILY = "FREQ=DAILY"
+@dataclass(frozen=True, kw_only=True)
+class PetnetCalendarEntityDescription(
+    CalendarEntityDescription, PetnetEntityDescription
+):
+    """A feeder calendar."""
+
+
+# Always available: the schedule is HA's, and edits reach the feeder once it is back.
+MEALS = PetnetCalendarEntityDescription(
+    key="meals", translation_key="meals", available_while_offline=True
+)
+
 # The next occurrence of a daily meal is at most a day (plus a DST change) away.
 LOOKAHEAD = timedelta(days=2)
-# How much of the user's text an error message repeats.
-_QUOTE_LENGTH = 60
-_MEAL_ID = re.compile(r"[0-9]{1,9}")
-
-_STATUS = {
-    MealState.SKIPPED: "Skipped",
-    MealState.UPCOMING: "Upcoming",
-    MealState.DUE: "Due",
-    MealState.MISSED: "Missed",
-}
 
 
 async def async_setup_entry(
@@ -86,101 +84,16 @@ async def async_setup_entry(
     async_add_feeder_entities(entry, async_add_entities, build)
 
 
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders or None,
-    )
-
-
-def _quote(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _QUOTE_LENGTH else f"{text[: _QUOTE_LENGTH - 1]}…"
-
-
-def _aware(moment: datetime) -> datetime:
-    """A datetime without a zone is in HA's zone (as HA's calendar API assumes)."""
-    return dt_util.as_local(moment) if moment.tzinfo is None else moment
-
-
-def check_daily(rrule: str | None) -> None:
-    """Accept no rule or a daily one (``FREQ=DAILY``, ``INTERVAL=1``); raise otherwise."""
-    if rrule is None or not rrule.strip():
-        return
-    text = rrule.strip()
-    if text[:6].upper() == "RRULE:":
-        text = text[6:]
-    fields: dict[str, str] = {}
-    for part in filter(None, (part.strip() for part in text.split(";"))):
-        key, sep, value = part.partition("=")
-        key = key.strip().upper()
-        if not sep or key in fields:
-            raise _invalid("unsupported_recurrence", rrule=_quote(rrule))
-        fields[key] = value.strip().upper()
-    interval = fields.pop("INTERVAL", "1")
-    if (
-        fields.pop("FREQ", None) != "DAILY"
-        or not interval.isdigit()
-        or int(interval) != 1
-        or fields
-    ):
-        raise _invalid("unsupported_recurrence", rrule=_quote(rrule))
-
-
-def meal_time(start: date | datetime, zone: ZoneInfo) -> int:
-    """Seconds since local midnight in the feeder's zone (minute resolution)."""
-    if not isinstance(start, datetime):
-        raise _invalid("meal_needs_time")
-    local = _aware(start).astimezone(zone)
-    return local.hour * 3600 + local.minute * 60
-
-
-def portion_from(description: str | None, default: float) -> float:
-    """The portion written in a description, the default one when it is empty."""
-    if description is None or not description.strip():
-        return default
-    if (portion := parse_portion(description)) is None:
-        raise _invalid("invalid_portion_text", text=_quote(description))
-    return portion
-
-
-def _span(occurrence: MealOccurrence) -> tuple[datetime, datetime]:
-    """Start and end of a meal's event, in HA's zone like every calendar event.
-
-    The end is one real minute after the start. HA checks an event's length on the wall
-    clock, though, and in the hour that repeats when DST ends a meal at xx:59 (first pass)
-    would end at xx:00 of the second pass, before its start on the wall clock; that event
-    ends one wall-clock minute after its start instead (an hour and a minute later).
-    """
-    start = dt_util.as_local(occurrence.target)
-    end = dt_util.as_local(occurrence.target.astimezone(UTC) + EVENT_LENGTH)
-    if end.replace(tzinfo=None) <= start.replace(tzinfo=None):
-        wall = start.replace(tzinfo=None, fold=0) + EVENT_LENGTH
-        end = dt_util.as_local(wall.replace(tzinfo=start.tzinfo).astimezone(UTC))
-    return start, end
-
-
-def _grams(result: FeedResult) -> float | None:
-    for grams in (result.grams_actual, result.grams_expected):
-        if grams is not None and math.isfinite(grams) and grams >= 0:
-            return grams
-    return None
-
-
 class PetnetMealCalendar(PetnetEntity, CalendarEntity):
     """The meals of one feeder as a calendar."""
+
+    entity_description: PetnetCalendarEntityDescription
 
     _attr_supported_features = (
         CalendarEntityFeature.CREATE_EVENT
         | CalendarEntityFeature.UPDATE_EVENT
         | CalendarEntityFeature.DELETE_EVENT
     )
-
-    @property
-    def available(self) -> bool:
-        """Always: the schedule is HA's, and edits reach the feeder once it is back."""
-        return True
 
     # ------------------------------------------------------------------ reading
 
@@ -189,7 +102,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         """The meal happening now, else the next one."""
         now = dt_util.utcnow()
         for occurrence in self._occurrences(now - EVENT_LENGTH, now + LOOKAHEAD, now):
-            if _span(occurrence)[1].timestamp() > now.timestamp():
+            if event_span(occurrence, dt_util.get_default_time_zone())[1] > now:
                 return self._calendar_event(occurrence)
         return None
 
@@ -197,13 +110,14 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         self, hass: HomeAssistant, start_date: datetime, end_date: datetime
     ) -> list[CalendarEvent]:
         """One event per enabled meal and day, in order, overlapping the range."""
-        start, end = _aware(start_date), _aware(end_date)
+        local_zone = dt_util.get_default_time_zone()
+        start, end = aware(start_date, local_zone), aware(end_date, local_zone)
         return [
             self._calendar_event(occurrence)
             for occurrence in self._occurrences(
                 start - EVENT_LENGTH, end, dt_util.utcnow()
             )
-            if _span(occurrence)[1].timestamp() > start.timestamp()
+            if event_span(occurrence, local_zone)[1] > start
         ]
 
     def _occurrences(
@@ -218,9 +132,9 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
                 [row.result for row in feeder.history],
                 start,
                 end,
-                self.hub.schedules.zone(feeder),
+                self.view.zone,
                 now,
-                self.hub.schedules.window,
+                self.view.window,
             )
             # Disabled meals are not shown; the meal actions enable them again.
             if occurrence.state is not MealState.DISABLED
@@ -234,7 +148,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
 
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:
         meal = occurrence.meal
-        start, end = _span(occurrence)
+        start, end = event_span(occurrence, dt_util.get_default_time_zone())
         return CalendarEvent(
             start=start,
             end=end,
@@ -246,39 +160,28 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         )
 
     def _status(self, occurrence: MealOccurrence) -> str:
-        result = occurrence.result
-        if result is not None:
-            if occurrence.state is MealState.FAILED:
-                return f"Failed: {result.error or 'unknown error'}"
+        if (result := occurrence.result) is not None:
             # In HA's zone, like the event it describes.
-            at = dt_util.as_local(
-                dt_util.utc_from_timestamp(result.start_ms / 1000)
-            ).strftime("%H:%M")
-            grams = _grams(result)
-            return (
-                f"Dispensed at {at} · {grams:.1f} g"
-                if grams is not None
-                else f"Dispensed at {at}"
+            return result_text(
+                result,
+                failed=occurrence.state is MealState.FAILED,
+                local_zone=dt_util.get_default_time_zone(),
             )
         # A result, if one came anyway (say, the front button), still shows what happened.
-        return _STATUS[occurrence_status(self.feeder, occurrence)]
+        return STATUS_TEXT[occurrence_status(self.feeder, occurrence)]
 
     # ------------------------------------------------------------------ editing
 
     def _meal_id(self, uid: str) -> int:
-        if _MEAL_ID.fullmatch(uid) and any(
-            meal.meal_id == int(uid) for meal in self.feeder.meals
-        ):
-            return int(uid)
-        raise _invalid("unknown_meal", meal_id=_quote(uid))
+        return meal_id_from_uid(uid, {meal.meal_id for meal in self.feeder.meals})
 
     def _meal_fields(
         self, event: dict[str, Any], current_portion: float | None
     ) -> dict[str, Any]:
         """Name, time and portion of an event; raise without changing anything."""
         if not isinstance(start := event.get(EVENT_START), date):
-            raise _invalid("meal_needs_time")
-        time_s = meal_time(start, self.hub.schedules.zone(self.feeder))
+            raise invalid("meal_needs_time")
+        time_s = meal_time(start, self.view.zone, dt_util.get_default_time_zone())
         check_daily(event.get(EVENT_RRULE))
         description = event.get(EVENT_DESCRIPTION)
         if description is None and current_portion is not None:
@@ -291,11 +194,13 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             "portion": portion,
         }
 
+    @translated
     async def async_create_event(self, **kwargs: Any) -> None:
         """Add a daily meal."""
         fields = self._meal_fields(kwargs, None)
-        self.hub.schedules.add_meal(self.feeder, **fields)
+        self.hub.meal_editor.add_meal(self.feeder, **fields)
 
+    @translated
     async def async_update_event(
         self,
         uid: str,
@@ -310,8 +215,9 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         meal_id = self._meal_id(uid)
         current = next(m for m in self.feeder.meals if m.meal_id == meal_id)
         fields = self._meal_fields(event, current.portion)
-        self.hub.schedules.update_meal(self.feeder, meal_id, **fields)
+        self.hub.meal_editor.update_meal(self.feeder, meal_id, **fields)
 
+    @translated
     async def async_delete_event(
         self,
         uid: str,
@@ -319,4 +225,4 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         recurrence_range: str | None = None,
     ) -> None:
         """Delete a meal; one occurrence or "this and future" deletes the whole meal."""
-        self.hub.schedules.remove_meal(self.feeder, self._meal_id(uid))
+        self.hub.meal_editor.remove_meal(self.feeder, self._meal_id(uid))

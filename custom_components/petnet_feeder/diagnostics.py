@@ -8,10 +8,9 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
-from . import PetnetConfigEntry
 from .const import CONF_SSL_KEY
 from .entity import feeder_hid_of
-from .hub import PetnetHub
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 
 TO_REDACT = {"api_key", "apiKey", "uid", CONF_SSL_KEY, "password"}
@@ -19,14 +18,15 @@ HISTORY_ROWS = 20
 
 
 def _feeder(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
+    view = hub.view(feeder)
     data = feeder.to_dict()
     data["history"] = [row.to_dict() for row in feeder.history[:HISTORY_ROWS]]
     data["history_total"] = len(feeder.history)
-    data["online"] = hub.is_online(feeder)
-    data["connected"] = hub.is_connected(feeder.gateway_hid)
-    data["schedule_in_sync"] = hub.schedules.in_sync(feeder)
-    data["uses_new_schedule_api"] = hub.schedules.uses_new_api(feeder)
-    data["time_zone_used"] = str(hub.schedules.zone(feeder))
+    data["online"] = view.online
+    data["connected"] = view.connected
+    data["schedule_in_sync"] = view.in_sync
+    data["uses_new_schedule_api"] = view.uses_new_api
+    data["time_zone_used"] = str(view.zone)
     return async_redact_data(data, TO_REDACT)
 
 
@@ -39,9 +39,11 @@ async def async_get_config_entry_diagnostics(
         "entry": async_redact_data({**entry.data, **entry.options}, TO_REDACT),
         "gateways": {
             hid: async_redact_data(gw.to_dict(), TO_REDACT)
-            for hid, gw in hub.gateways.items()
+            for hid, gw in hub.state.gateways.items()
         },
-        "feeders": {hid: _feeder(hub, feeder) for hid, feeder in hub.feeders.items()},
+        "feeders": {
+            hid: _feeder(hub, feeder) for hid, feeder in hub.state.feeders.items()
+        },
     }
 
 
@@ -50,8 +52,8 @@ async def async_get_device_diagnostics(
 ) -> dict[str, Any]:
     """One feeder and its gateway, secrets removed."""
     hub = entry.runtime_data
-    feeder = hub.feeders[feeder_hid_of(device) or ""]
-    gateway = hub.gateways.get(feeder.gateway_hid)
+    feeder = hub.state.feeders[feeder_hid_of(device) or ""]
+    gateway = hub.state.gateways.get(feeder.gateway_hid)
     return {
         "feeder": _feeder(hub, feeder),
         "gateway": async_redact_data(gateway.to_dict(), TO_REDACT) if gateway else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
@@ -12,50 +13,58 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN, MANUFACTURER, MODEL
-from .hub import PetnetHub, feeder_display_name
+from .hub import PetnetHub
 from .models import Feeder
 
-# Entities that show when the feeder was last heard from. The others are not written for a
-# message that changed nothing but that (a heartbeat): each write costs the state machine and
-# the recorder, and a feeder may send heartbeats as fast as it likes.
-LIVENESS_KEYS = frozenset({"last_seen", "connectivity"})
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetEntityDescription(EntityDescription):
+    """What every feeder entity declares besides HA's own fields."""
+
+    # Settings kept by HA, and what must be readable while the feeder is away (connectivity).
+    available_while_offline: bool = False
+    # Written for every message heard (a heartbeat), not only when the feeder changed: each
+    # write costs the state machine and the recorder, and a feeder sends heartbeats at will.
+    shows_liveness: bool = False
 
 
 class PetnetEntity(Entity):
-    """An entity of one feeder, updated when the hub says the feeder changed."""
+    """An entity of one feeder, updated when its state says the feeder changed."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    entity_description: PetnetEntityDescription
 
     def __init__(
-        self, hub: PetnetHub, feeder: Feeder, description: EntityDescription
+        self, hub: PetnetHub, feeder: Feeder, description: PetnetEntityDescription
     ) -> None:
         """Attach the entity to its feeder's device."""
         self.hub = hub
         self.feeder = feeder
+        self.view = hub.view(feeder)
         self.entity_description = description
         self._attr_unique_id = f"{feeder.hid}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, feeder.hid)},
             manufacturer=MANUFACTURER,
             model=MODEL,
-            name=feeder_display_name(feeder),
+            name=feeder.display_name,
             sw_version=feeder.software_version,
             serial_number=feeder.uid,
         )
 
     @property
     def available(self) -> bool:
-        """Online: an MQTT session, or heard from in the last 120 s."""
-        return self.hub.is_online(self.feeder)
+        """Online (an MQTT session, or heard from in the last 120 s), or not needed."""
+        return self.entity_description.available_while_offline or self.view.online
 
     async def async_added_to_hass(self) -> None:
         """Follow the feeder's updates (liveness alone only where it is what is shown)."""
         self.async_on_remove(
-            self.hub.async_subscribe_feeder(
+            self.hub.state.async_subscribe_feeder(
                 self.feeder.hid,
                 self._handle_feeder_update,
-                liveness=self.entity_description.key in LIVENESS_KEYS,
+                liveness=self.entity_description.shows_liveness,
             )
         )
 
@@ -72,14 +81,18 @@ def async_add_feeder_entities(
     """Add a platform's entities for every feeder now and for each one that appears later."""
     hub = entry.runtime_data
     async_add_entities(
-        [entity for feeder in hub.feeders.values() for entity in build(hub, feeder)]
+        [
+            entity
+            for feeder in hub.state.feeders.values()
+            for entity in build(hub, feeder)
+        ]
     )
 
     @callback
     def add_new(feeder: Feeder) -> None:
         async_add_entities(build(hub, feeder))
 
-    entry.async_on_unload(hub.async_subscribe_new_feeders(add_new))
+    entry.async_on_unload(hub.state.async_subscribe_new_feeders(add_new))
 
 
 def feeder_hid_of(device: dr.DeviceEntry | None) -> str | None:

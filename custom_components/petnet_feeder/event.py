@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 from .monitor import ATTR_SCHEDULED, ATTR_STARTED, EVENT_TYPES, FeedingEvent
 
 PARALLEL_UPDATES = 0
 
-FEEDING = EventEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetEventEntityDescription(EventEntityDescription, PetnetEntityDescription):
+    """A feeder event entity."""
+
+
+FEEDING = PetnetEventEntityDescription(
     key="feeding",
     translation_key="feeding",
     event_types=EVENT_TYPES,
+    # A missed meal is reported while the feeder is offline too.
+    available_while_offline=True,
 )
 
 
@@ -37,14 +46,11 @@ async def async_setup_entry(
 class PetnetFeedingEvent(PetnetEntity, EventEntity):
     """Fires on new results only; after a restart HA restores the last one, nothing replays."""
 
+    entity_description: PetnetEventEntityDescription
+
     # Different in every event and said by the state (the event's time) already: recording
     # them would make every event a new attributes row.
     _unrecorded_attributes = frozenset({ATTR_STARTED, ATTR_SCHEDULED})
-
-    @property
-    def available(self) -> bool:
-        """A missed meal is reported while the feeder is offline too."""
-        return True
 
     async def async_added_to_hass(self) -> None:
         """Follow the feeder's feeding events."""

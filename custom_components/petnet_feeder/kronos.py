@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -22,9 +22,13 @@ from aiohttp.web_protocol import RequestHandler
 
 from .const import MAX_REQUEST_BYTES
 from .protocol import ids
-
-if TYPE_CHECKING:
-    from .hub import PetnetHub
+from .registry import (
+    GatewayRegistry,
+    RefusalKind,
+    RegistrationError,
+    RegistrationLimitError,
+    RegistrationPendingError,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,34 +50,6 @@ type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The gateway a request is about when its path does not name it (registrations), for the log.
 _GATEWAY_KEY = "petnet_feeder_gateway"
-
-
-class RegistrationError(ValueError):
-    """A registration the hub refuses; the message is safe to show the caller."""
-
-    def __init__(self, detail: str, status: HTTPStatus | None = None) -> None:
-        """Keep the message and, if it is not the endpoint's usual one, the status."""
-        super().__init__(detail)
-        self.status = status
-
-
-class RegistrationPendingError(Exception):
-    """The gateway is held until the user approves it (no key exists for it yet)."""
-
-    def __init__(self, gateway_hid: str) -> None:
-        """Name the held gateway."""
-        super().__init__(f"Gateway ({gateway_hid}) is waiting for approval")
-        self.gateway_hid = gateway_hid
-
-
-class RegistrationLimitError(Exception):
-    """A new gateway refused by a rate limit or a cap; retry_after None means a hard cap."""
-
-    def __init__(self, detail: str, *, retry_after: float | None) -> None:
-        """Keep the message for the caller and when it may try again."""
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 class KronosError(Exception):
@@ -103,6 +79,17 @@ def json_response(
         status=status,
         headers={**(headers or {}), "Content-Type": JSON_CONTENT_TYPE},
     )
+
+
+_REFUSAL_STATUS = {
+    RefusalKind.INVALID: HTTPStatus.BAD_REQUEST,
+    RefusalKind.INVALID_GATEWAY: HTTPStatus.UNPROCESSABLE_ENTITY,
+    RefusalKind.CONFLICT: HTTPStatus.CONFLICT,
+}
+
+
+def _refusal_status(err: RegistrationError) -> HTTPStatus:
+    return _REFUSAL_STATUS[err.kind]
 
 
 def _limit_error(err: RegistrationLimitError) -> KronosError:
@@ -159,11 +146,11 @@ def _gateway_id(request: web.Request) -> str:
 
 
 class KronosApi:
-    """The Kronos request handlers, bound to whichever hub is loaded."""
+    """The Kronos request handlers, bound to whichever registry is loaded."""
 
-    def __init__(self, hub_getter: Callable[[], PetnetHub | None]) -> None:
-        """Look the hub up per request: the entry may be reloaded under a running server."""
-        self._hub_getter = hub_getter
+    def __init__(self, registry_getter: Callable[[], GatewayRegistry | None]) -> None:
+        """Look the registry up per request: the entry may be reloaded under a server."""
+        self._registry_getter = registry_getter
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         """Method, path and handler of every Kronos route."""
@@ -185,10 +172,10 @@ class KronosApi:
             ("PUT", "/api/v1/core/events/{command_hid}/{status}", self.command_event),
         ]
 
-    def _hub(self) -> PetnetHub:
-        if (hub := self._hub_getter()) is None:
+    def _registry(self) -> GatewayRegistry:
+        if (registry := self._registry_getter()) is None:
             raise KronosError(HTTPStatus.SERVICE_UNAVAILABLE, "not ready")
-        return hub
+        return registry
 
     async def _answer(
         self, request: web.Request, work: Callable[[], Awaitable[Any]]
@@ -216,10 +203,10 @@ class KronosApi:
         """POST /gateways (§3.1)."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             body = await read_json_object(request)
             try:
-                hid, created = hub.register_gateway(body)
+                hid, created = registry.register_gateway(body)
                 request[_GATEWAY_KEY] = hid
             except RegistrationPendingError as err:
                 request[_GATEWAY_KEY] = err.gateway_hid
@@ -230,9 +217,7 @@ class KronosApi:
                     body={"hid": err.gateway_hid, "message": str(err)},
                 ) from err
             except RegistrationError as err:
-                raise KronosError(
-                    err.status or HTTPStatus.BAD_REQUEST, str(err)
-                ) from err
+                raise KronosError(_refusal_status(err), str(err)) from err
             return {
                 "hid": hid,
                 "message": "OK" if created else "gateway is already registered",
@@ -244,12 +229,12 @@ class KronosApi:
         """GET /gateways/{gw}/config (§3.2): hands out the MQTT key."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             hid = _gateway_id(request)
             # A key is handed out only once it is on disk.
-            await hub.async_wait_keys_saved()
-            if (api_key := hub.gateway_api_key(hid)) is None:
-                if hub.registrations.is_pending(hid):
+            await registry.async_wait_keys_saved()
+            if (api_key := registry.gateway_api_key(hid)) is None:
+                if registry.is_pending(hid):
                     raise KronosError(
                         HTTPStatus.BAD_REQUEST,
                         f"Gateway ({hid}) is waiting for approval in Home Assistant",
@@ -268,19 +253,14 @@ class KronosApi:
         """POST /devices (§3.3): always answers "already registered"."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             body = await read_json_object(request)
             if isinstance(gateway_hid := body.get("gatewayHid"), str):
                 request[_GATEWAY_KEY] = gateway_hid
             try:
-                hid = hub.register_device(body)
+                hid = registry.register_device(body)
             except RegistrationError as err:
-                status = err.status or (
-                    HTTPStatus.UNPROCESSABLE_ENTITY
-                    if "gatewayHid" in str(err)
-                    else HTTPStatus.BAD_REQUEST
-                )
-                raise KronosError(status, str(err)) from err
+                raise KronosError(_refusal_status(err), str(err)) from err
             return {
                 "hid": hid,
                 "links": {},
@@ -294,8 +274,10 @@ class KronosApi:
         """PUT /gateways/{gw}/checkin (§3.4): creates an unknown gateway."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
-            hub.checkin(_gateway_id(request), rebooting=True)  # at boot, before MQTT
+            registry = self._registry()
+            registry.checkin(
+                _gateway_id(request), rebooting=True
+            )  # at boot, before MQTT
             return {}
 
         return await self._answer(request, work)
@@ -304,9 +286,9 @@ class KronosApi:
         """PUT /gateways/{gw}/heartbeat (§3.5): liveness."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             hid = _gateway_id(request)
-            if not hub.gateway_heard_over_http(hid):
+            if not registry.heard_over_http(hid):
                 raise KronosError(
                     HTTPStatus.BAD_REQUEST, f"Unregistered Gateway ({hid})"
                 )
@@ -318,10 +300,10 @@ class KronosApi:
         """POST /gateways/{gw}/errors (§3.5): the feeder reports a problem; log it."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             hid = _gateway_id(request)
             body = await read_json_object(request)
-            if hid in hub.gateways:
+            if registry.is_known(hid):
                 _LOGGER.warning(
                     "Feeder gateway %s reports an error: %.200s", hid, body.get("error")
                 )
@@ -333,13 +315,13 @@ class KronosApi:
         """PUT /api/v1/core/events/{cmd}/{status} (§3.5): command delivery reports."""
 
         async def work() -> dict[str, Any]:
-            hub = self._hub()
+            registry = self._registry()
             command_hid = request.match_info.get("command_hid")
             status = request.match_info.get("status")
             if not ids.is_safe_id(command_hid) or status not in COMMAND_STATUSES:
                 raise KronosError(HTTPStatus.NOT_FOUND, "not found")
             assert command_hid is not None
-            hub.record_command_status(command_hid, status)
+            registry.record_command_status(command_hid, status)
             return {}
 
         return await self._answer(request, work)

@@ -514,15 +514,6 @@ def _check_density(g_per_tbsp: float) -> None:
         raise ValueError(f"g_per_tbsp must be a finite number > 0, got {g_per_tbsp}")
 
 
-def grams_for_portion(cups: float, g_per_tbsp: float) -> float:
-    """Return the grams in ``cups`` of food weighing ``g_per_tbsp`` (1 cup = 16 tbsp).
-
-    Raises :class:`ValueError` when ``g_per_tbsp`` is not a finite number > 0.
-    """
-    _check_density(g_per_tbsp)
-    return cups * TBSP_PER_CUP * g_per_tbsp
-
-
 def cups_for_grams(grams: float, g_per_tbsp: float) -> float:
     """Return the cups that ``grams`` of food weighing ``g_per_tbsp`` fill (1 cup = 16 tbsp).
 

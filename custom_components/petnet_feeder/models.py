@@ -91,6 +91,9 @@ class StoredFeedResult:
         return cls(result=FeedResult.from_dict(result_data), received_at=received_at)
 
 
+SKIP_LOG_LIMIT = 50
+
+
 @dataclass(slots=True)
 class Feeder:
     """The feeder as a thing that feeds: telemetry and commands name it."""
@@ -135,6 +138,11 @@ class Feeder:
     misses: dict[str, str] = field(default_factory=dict)
     # The latest missed meal while it is unresolved: its repair issue is raised again at start.
     open_miss: MissedMeal | None = None
+
+    def log_skip(self, meal_id: int, until: float) -> None:
+        """Remember a skip that is no longer current, so it still shows as skipped."""
+        self.skip_log.append((meal_id, until))
+        del self.skip_log[:-SKIP_LOG_LIMIT]
 
     def was_due(self, meal_id: int, target: datetime) -> bool:
         """Whether the meal already had this time when the occurrence came round."""

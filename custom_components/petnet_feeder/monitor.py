@@ -1,16 +1,16 @@
 """Was my pet fed? Feeding events, missed meals and offline feeders (§9.5).
 
-The hub hands every newly stored feed result to the monitor; a minute tick looks for meals whose
+Every newly stored feed result is handed to the monitor; a minute tick looks for meals whose
 window passed without a dispense and for feeders that stayed silent too long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
@@ -19,12 +19,12 @@ from homeassistant.util import dt as dt_util
 
 from .accounting import last_meal_status
 from .const import DOMAIN
+from .feeder_clock import FeederClock
 from .meals import MealOccurrence, MealState, occurrences_between
 from .models import Feeder, MissedMeal
 from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
-
-if TYPE_CHECKING:
-    from .hub import PetnetHub
+from .schedule_sync import ScheduleSync
+from .state import FeederState
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,15 +75,45 @@ class FeedingEvent:
 
 
 type FeedingListener = Callable[[FeedingEvent], None]
+type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    """The options monitoring follows."""
+
+    auto_feed_missed: bool = False
+    offline_alert_minutes: int = 60
+
+
+class Feeding(Protocol):
+    """What monitoring may ask of a feeder: feed a missed meal."""
+
+    async def async_feed(self, feeder_hid: str, portion: float) -> None:
+        """Dispense a portion now."""
 
 
 class FeedingMonitor:
     """Turns feed results and silence into events, repair issues and recovery."""
 
-    def __init__(self, hass: HomeAssistant, hub: PetnetHub) -> None:
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        state: FeederState,
+        clock: FeederClock,
+        sync: ScheduleSync,
+        feeding: Feeding,
+        settings: MonitorSettings,
+        spawn: Spawn,
+    ) -> None:
         """Create the monitor; start() begins the minute checks."""
         self._hass = hass
-        self._hub = hub
+        self._state = state
+        self._clock = clock
+        self._sync = sync
+        self._feeding = feeding
+        self.settings = settings
+        self._spawn = spawn
         self._listeners: dict[str, set[FeedingListener]] = {}
         self._unsub: CALLBACK_TYPE | None = None
         self._signatures: dict[str, tuple[Any, ...]] = {}
@@ -95,7 +125,7 @@ class FeedingMonitor:
         The issues are not persistent: HA keeps only whether one was ignored across a
         restart, so each one still unresolved is raised again from the stored feeder.
         """
-        for feeder in self._hub.feeders.values():
+        for feeder in self._state.feeders.values():
             if feeder.open_miss is not None:
                 self._raise_missed_issue(feeder, feeder.open_miss)
         self._unsub = async_track_time_interval(
@@ -136,7 +166,7 @@ class FeedingMonitor:
     ) -> MealOccurrence | None:
         """The scheduled meal a result was matched to, if any (§9.5)."""
         start = dt_util.utc_from_timestamp(result.start_ms / 1000)
-        window = self._hub.schedules.window
+        window = self._clock.window
         for occurrence in self._occurrences(
             feeder,
             start - window - timedelta(days=1),
@@ -154,9 +184,9 @@ class FeedingMonitor:
             [row.result for row in feeder.history],
             start,
             end,
-            self._hub.schedules.zone(feeder),
+            self._clock.zone(feeder),
             dt_util.utcnow(),
-            self._hub.schedules.window,
+            self._clock.window,
         )
 
     @callback
@@ -206,24 +236,24 @@ class FeedingMonitor:
 
     @callback
     def _async_check(self, now: datetime | None = None) -> None:
-        for feeder in list(self._hub.feeders.values()):
+        for feeder in list(self._state.feeders.values()):
             self._check_missed(feeder)
             self._check_offline(feeder)
             self._refresh_if_day_changed(feeder)
 
     def _refresh_if_day_changed(self, feeder: Feeder) -> None:
         """Entities derived from the clock (today's totals, meal status) refresh when it moves."""
-        zone = self._hub.schedules.zone(feeder)
+        zone = self._clock.zone(feeder)
         now = dt_util.utcnow()
-        window = self._hub.schedules.window
+        window = self._clock.window
         signature = (
             now.astimezone(zone).date(),
             last_meal_status(feeder, zone, now, window),
-            self._hub.schedules.next_meal(feeder),
+            self._clock.next_meal(feeder),
         )
         if self._signatures.get(feeder.hid) != signature:
             self._signatures[feeder.hid] = signature
-            self._hub.notify(feeder.hid)
+            self._state.notify(feeder.hid)
 
     @callback
     def async_check_now(self) -> None:
@@ -250,10 +280,10 @@ class FeedingMonitor:
             self._report_missed(feeder, occurrence)
 
     def _report_missed(self, feeder: Feeder, occurrence: MealOccurrence) -> None:
-        online = self._hub.is_online(feeder)
+        online = self._state.is_online(feeder)
         meal = occurrence.meal
         key = miss_key(occurrence)
-        local = occurrence.target.astimezone(self._hub.schedules.zone(feeder))
+        local = occurrence.target.astimezone(self._clock.zone(feeder))
         _LOGGER.warning(
             "Feeder %s missed %s at %s (feeder %s)",
             feeder.hid,
@@ -288,19 +318,16 @@ class FeedingMonitor:
         )
         self._raise_missed_issue(feeder, feeder.open_miss)
         # The feeder may have lost its schedule or its clock: deliver both again.
-        self._hub.schedules.request_sync(feeder, "missed meal")
-        self._hub.schedule_save()
-        self._hub.notify(feeder.hid)
-        if self._hub.settings.auto_feed_missed and online:
-            self._hub.entry.async_create_background_task(
-                self._hass,
+        self._sync.request_sync(feeder, "missed meal")
+        if self.settings.auto_feed_missed and online:
+            self._spawn(
                 self.async_feed_missed(feeder.hid, key, meal.portion),
-                f"{DOMAIN} feed missed meal",
+                "feed missed meal",
             )
 
     def _raise_missed_issue(self, feeder: Feeder, miss: MissedMeal) -> None:
         target = dt_util.utc_from_timestamp(miss.target)
-        local = target.astimezone(self._hub.schedules.zone(feeder))
+        local = target.astimezone(self._clock.zone(feeder))
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -327,41 +354,41 @@ class FeedingMonitor:
     def _resolve_miss(self, feeder: Feeder) -> None:
         feeder.open_miss = None
         ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder.hid))
-        self._hub.schedule_save()
+        self._state.schedule_save()
 
     async def async_feed_missed(
         self, feeder_hid: str, key: str, portion: float
     ) -> bool:
         """Feed a missed meal's portion once; False if it was fed already.
 
-        Raises ServiceValidationError for a feeder that is not known (any more), and
-        HomeAssistantError when the feeder is not connected (then it can be tried again).
+        Raises InvalidRequestError for a feeder that is not known (any more), and
+        FeederUnreachableError when the feeder is not connected (then it can be tried again).
         """
-        feeder = self._hub.feeder(feeder_hid)
+        feeder = self._state.feeder(feeder_hid)
         if feeder.misses.get(key) == "fed":
             return False
         # Marked before sending: a second request while the first is in flight must not feed.
         feeder.misses[key] = "fed"
         try:
-            await self._hub.async_feed(feeder_hid, portion)
+            await self._feeding.async_feed(feeder_hid, portion)
         except Exception:
             feeder.misses[key] = "missed"
             raise
         if feeder.open_miss is not None and feeder.open_miss.key == key:
             self._resolve_miss(feeder)
         else:
-            self._hub.schedule_save()
+            self._state.schedule_save()
         return True
 
     def _check_offline(self, feeder: Feeder) -> None:
         issue_id = offline_issue_id(feeder.hid)
-        limit = self._hub.settings.offline_alert_minutes * 60
+        limit = self.settings.offline_alert_minutes * 60
         silent_for = (
             None
             if feeder.last_seen is None
             else dt_util.utcnow().timestamp() - feeder.last_seen
         )
-        if self._hub.is_online(feeder) or silent_for is None or silent_for < limit:
+        if self._state.is_online(feeder) or silent_for is None or silent_for < limit:
             ir.async_delete_issue(self._hass, DOMAIN, issue_id)
             return
         ir.async_create_issue(

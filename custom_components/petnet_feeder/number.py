@@ -14,11 +14,13 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .feeder_actions import FeederActions
+from .feeder_view import FeederView
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 from .protocol.commands import MAX_PORTION, MIN_PORTION, PORTION_STEP
+from .translate import translated
 
 PARALLEL_UPDATES = 0
 
@@ -26,11 +28,16 @@ UNIT_CUPS = "cups"
 
 
 @dataclass(frozen=True, kw_only=True)
-class PetnetNumberEntityDescription(NumberEntityDescription):
-    """A number HA keeps for a feeder, and how to read and set it."""
+class PetnetNumberEntityDescription(NumberEntityDescription, PetnetEntityDescription):
+    """A number HA keeps for a feeder, and how to read and set it.
 
-    value_fn: Callable[[PetnetHub, Feeder], float | None]
-    set_fn: Callable[[PetnetHub, Feeder, float], None]
+    Kept by HA, so available while the feeder is offline; the feeder gets recipe values with
+    its next sync.
+    """
+
+    available_while_offline: bool = True
+    value_fn: Callable[[FeederView], float | None]
+    set_fn: Callable[[FeederActions, Feeder, float], None]
 
 
 NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
@@ -43,8 +50,8 @@ NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
         native_step=PORTION_STEP,
         native_unit_of_measurement=UNIT_CUPS,
         mode=NumberMode.BOX,
-        value_fn=lambda hub, feeder: hub.manual_portion(feeder),
-        set_fn=lambda hub, feeder, value: hub.async_set_manual_portion(
+        value_fn=lambda view: view.manual_portion,
+        set_fn=lambda actions, feeder, value: actions.set_manual_portion(
             feeder.hid, value
         ),
     ),
@@ -57,8 +64,8 @@ NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
         native_step=1,
         native_unit_of_measurement="g/tbsp",
         mode=NumberMode.BOX,
-        value_fn=lambda _hub, feeder: feeder.g_per_tbsp,
-        set_fn=lambda hub, feeder, value: hub.async_set_recipe(
+        value_fn=lambda view: view.feeder.g_per_tbsp,
+        set_fn=lambda actions, feeder, value: actions.set_recipe(
             feeder.hid, g_per_tbsp=int(value)
         ),
     ),
@@ -71,8 +78,8 @@ NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
         native_step=1,
         native_unit_of_measurement="tbsp",
         mode=NumberMode.BOX,
-        value_fn=lambda _hub, feeder: feeder.tbsp_per_feeding,
-        set_fn=lambda hub, feeder, value: hub.async_set_recipe(
+        value_fn=lambda view: view.feeder.tbsp_per_feeding,
+        set_fn=lambda actions, feeder, value: actions.set_recipe(
             feeder.hid, tbsp_per_feeding=int(value)
         ),
     ),
@@ -93,20 +100,16 @@ async def async_setup_entry(
 
 
 class PetnetNumber(PetnetEntity, NumberEntity):
-    """Kept by HA, so always available; the feeder gets recipe values with its next sync."""
+    """A number of one feeder."""
 
     entity_description: PetnetNumberEntityDescription
 
     @property
-    def available(self) -> bool:
-        """Editable while the feeder is offline too."""
-        return True
-
-    @property
     def native_value(self) -> float | None:
         """The stored value."""
-        return self.entity_description.value_fn(self.hub, self.feeder)
+        return self.entity_description.value_fn(self.view)
 
+    @translated
     async def async_set_native_value(self, value: float) -> None:
         """Store a new value."""
-        self.entity_description.set_fn(self.hub, self.feeder, value)
+        self.entity_description.set_fn(self.hub.actions, self.feeder, value)

@@ -1,8 +1,8 @@
 """Keep each feeder's schedule in step with Home Assistant (protocol §7.6).
 
-Pure asyncio, no Home Assistant import, so it can be tested alone. The hub creates one
-:class:`ScheduleReconciler` per feeder and gives it callables; the reconciler knows nothing
-of MQTT or of how commands are encoded.
+Pure asyncio, no Home Assistant import, so it can be tested alone. ``schedule_sync.py``
+creates one :class:`ScheduleReconciler` per feeder with a :class:`SyncTarget` (what to send,
+how, and whom to tell); the reconciler knows nothing of MQTT or of how commands are encoded.
 
 Semantics (the decisions the protocol leaves open are marked **[D]**):
 
@@ -18,9 +18,9 @@ Semantics (the decisions the protocol leaves open are marked **[D]**):
   ``plan()`` reads fresh state at the start of every attempt. A burst of edits therefore
   gives one sync, and a later edit gives at most one more.
 * While disconnected a request only marks the sync owed; ``connected()`` runs it.
-* Each attempt calls ``plan()``, sends the commands in order, awaiting each (QoS-1
+* Each attempt calls ``target.plan()``, sends the commands in order, awaiting each (QoS-1
   PUBACK), with ``pacing_s`` between commands but not before the first, and then reports
-  the fingerprint through ``on_synced``.
+  the fingerprint through ``target.synced()``.
 * A failed attempt (``plan()`` or ``send`` raised) leaves the sync owed. Unless
   ``disconnected()`` has been called, it is retried after an exponential backoff from
   ``retry_initial_s`` doubling up to ``retry_max_s``; success resets the backoff.
@@ -44,23 +44,9 @@ import logging
 import time
 from typing import Protocol
 
+from .protocol.commands import OutboundCommand
+
 _LOGGER = logging.getLogger(__name__)
-
-
-class OutboundCommand(Protocol):
-    """A ready-to-publish command (``protocol.commands.Command`` fits structurally)."""
-
-    @property
-    def name(self) -> str:
-        """Command name, e.g. ``utc_offset``."""
-
-    @property
-    def hid(self) -> str:
-        """The command's own id."""
-
-    @property
-    def payload(self) -> bytes:
-        """The whole envelope as bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +57,23 @@ class SyncPlan:
     fingerprint: str  # MD5 of what is being sent (for "schedule in sync")
 
 
-def _noop() -> None:
-    """Do nothing (default state-change callback)."""
+class SyncTarget(Protocol):
+    """The feeder a reconciler keeps in step: what to send, how, and what came of it."""
+
+    def plan(self) -> SyncPlan:
+        """What a sync sends now (called at the start of every attempt)."""
+
+    async def send(self, command: OutboundCommand) -> None:
+        """Publish one command; return once the feeder has it, raise on failure."""
+
+    def is_connected(self) -> bool:
+        """Whether the feeder's gateway holds a session."""
+
+    def synced(self, fingerprint: str) -> None:
+        """Every command of a sync was delivered."""
+
+    def state_changed(self) -> None:
+        """Whether a sync is owed or running changed."""
 
 
 class ScheduleReconciler:
@@ -82,11 +83,7 @@ class ScheduleReconciler:
         self,
         *,
         name: str,
-        plan: Callable[[], SyncPlan],
-        send: Callable[[OutboundCommand], Awaitable[None]],
-        is_connected: Callable[[], bool],
-        on_synced: Callable[[str], None],
-        on_state_change: Callable[[], None] = _noop,
+        target: SyncTarget,
         debounce_s: float = 2.0,
         pacing_s: float = 0.25,
         retry_initial_s: float = 30.0,
@@ -97,9 +94,9 @@ class ScheduleReconciler:
     ) -> None:
         """Set up an idle reconciler; nothing runs until a request or ``connected()``.
 
-        ``plan`` is called at the start of every attempt. ``send`` publishes one command
-        and returns after its PUBACK; it raises on disconnect or timeout. ``clock`` drives
-        the hash rate limit and ``sleep`` the pacing (both replaceable in tests).
+        ``target.send`` publishes one command and returns once the feeder has it; it raises
+        on disconnect or timeout. ``clock`` drives the hash rate limit and ``sleep`` the
+        pacing (both replaceable in tests).
         """
         if debounce_s < 0 or pacing_s < 0 or hash_min_interval_s < 0:
             raise ValueError(
@@ -108,11 +105,7 @@ class ScheduleReconciler:
         if retry_initial_s <= 0 or retry_max_s < retry_initial_s:
             raise ValueError("need 0 < retry_initial_s <= retry_max_s")
         self._name = name
-        self._plan = plan
-        self._send = send
-        self._is_connected = is_connected
-        self._on_synced = on_synced
-        self._on_state_change = on_state_change
+        self._target = target
         self._debounce_s = debounce_s
         self._pacing_s = pacing_s
         self._retry_initial_s = retry_initial_s
@@ -301,7 +294,7 @@ class ScheduleReconciler:
     # ------------------------------------------------------------------ internals
 
     def _connected_now(self) -> bool:
-        return not self._link_down and self._is_connected()
+        return not self._link_down and self._target.is_connected()
 
     def _ready(self) -> bool:
         """Whether a sync may start now (ignoring whether one is running)."""
@@ -386,7 +379,7 @@ class ScheduleReconciler:
         self._syncs_started += 1
         stage = "plan"
         try:
-            plan = self._plan()
+            plan = self._target.plan()
             commands = list(plan.commands)
             fingerprint = plan.fingerprint
             stage = "send"
@@ -401,7 +394,7 @@ class ScheduleReconciler:
                     await self._sleep(self._pacing_s)
                     if self._run_token is not token:
                         return
-                await self._send(command)
+                await self._target.send(command)
                 if self._run_token is not token:
                     return
         except Exception as err:  # noqa: BLE001 - any failure leaves the sync owed and is retried
@@ -457,9 +450,11 @@ class ScheduleReconciler:
         if self._generation == generation:
             self._pending = False
         try:
-            self._on_synced(fingerprint)
+            self._target.synced(fingerprint)
         except Exception:
-            _LOGGER.exception("Feeder %s: on_synced callback failed", self._name)
+            _LOGGER.exception(
+                "Feeder %s: reporting a completed sync failed", self._name
+            )
         self._notify()
 
     def _notify(self) -> None:
@@ -468,10 +463,10 @@ class ScheduleReconciler:
         if state != self._reported and not self._stopped:
             self._reported = state
             try:
-                self._on_state_change()
+                self._target.state_changed()
             except Exception:
                 _LOGGER.exception(
-                    "Feeder %s: on_state_change callback failed", self._name
+                    "Feeder %s: reporting a sync state change failed", self._name
                 )
         if self._idle_waiters and self._is_idle():
             waiters, self._idle_waiters = self._idle_waiters, []

@@ -8,12 +8,13 @@ from typing import Any
 from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import voluptuous as vol
 
 from .approvals import PENDING_ISSUE, RegistrationControl
 from .const import DOMAIN
+from .errors import FeederUnreachableError, InvalidRequestError
 from .monitor import MISSED_ISSUE
+from .translate import as_ha_error
 
 
 class FeedMissedMealFlow(RepairsFlow):
@@ -45,12 +46,13 @@ class FeedMissedMealFlow(RepairsFlow):
                 self._data["miss"],
                 float(self._data["portion"]),
             )
-        except ServiceValidationError as err:
+        except InvalidRequestError as err:
             # Not a connection problem: the feeder was deleted, or the portion is refused.
             return self.async_abort(
-                reason="cannot_feed", description_placeholders={"error": str(err)}
+                reason="cannot_feed",
+                description_placeholders={"error": str(as_ha_error(err))},
             )
-        except HomeAssistantError:
+        except FeederUnreachableError:
             return self.async_abort(reason="feeder_offline")
         if not fed:
             return self.async_abort(reason="already_fed")

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
-from .schedules import FIRMWARE_FAMILIES
+from .schedule_sync import FIRMWARE_FAMILIES
+from .translate import translated
 
 PARALLEL_UPDATES = 0
 
-FIRMWARE_FAMILY = SelectEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetSelectEntityDescription(SelectEntityDescription, PetnetEntityDescription):
+    """A feeder select."""
+
+
+FIRMWARE_FAMILY = PetnetSelectEntityDescription(
     key="firmware_family",
     translation_key="firmware_family",
     entity_category=EntityCategory.CONFIG,
     options=list(FIRMWARE_FAMILIES),
     entity_registry_enabled_default=False,
+    # A setting kept by HA: editable while the feeder is offline.
+    available_while_offline=True,
 )
 
 
@@ -40,16 +50,14 @@ async def async_setup_entry(
 class PetnetFirmwareFamilySelect(PetnetEntity, SelectEntity):
     """Automatic by firmware version, or forced legacy / new for odd firmware versions."""
 
-    @property
-    def available(self) -> bool:
-        """A setting kept by HA: editable while the feeder is offline."""
-        return True
+    entity_description: PetnetSelectEntityDescription
 
     @property
     def current_option(self) -> str:
         """The chosen family."""
         return self.feeder.firmware_family
 
+    @translated
     async def async_select_option(self, option: str) -> None:
         """Choose a family; the schedule is resent in that form."""
-        self.hub.schedules.set_firmware_family(self.feeder, option)
+        self.hub.meal_editor.set_firmware_family(self.feeder, option)

@@ -23,9 +23,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
-from homeassistant.util import dt as dt_util
 
-from . import PetnetConfigEntry
 from .accounting import (
     DayTotals,
     day_totals,
@@ -38,8 +36,9 @@ from .accounting import (
 )
 from .battery import battery_percent
 from .const import ATTR_PORTION
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .feeder_view import FeederView
+from .hub import PetnetConfigEntry, PetnetHub
 from .meals import MealState
 from .models import Feeder
 from .monitor import source_name
@@ -61,44 +60,40 @@ def _timestamp(value: float | None) -> datetime | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PetnetSensorEntityDescription(SensorEntityDescription):
+class PetnetSensorEntityDescription(SensorEntityDescription, PetnetEntityDescription):
     """A feeder sensor and how to read its value."""
 
-    value_fn: Callable[[PetnetHub, Feeder], StateType | datetime]
-    attributes_fn: Callable[[PetnetHub, Feeder], dict[str, Any] | None] = (
-        lambda _h, _f: None
-    )
+    value_fn: Callable[[FeederView], StateType | datetime]
+    attributes_fn: Callable[[FeederView], dict[str, Any] | None] = lambda _view: None
     # When the current cycle of a TOTAL sensor began.
-    last_reset_fn: Callable[[PetnetHub, Feeder], datetime] | None = None
-    always_available: bool = False
+    last_reset_fn: Callable[[FeederView], datetime] | None = None
 
 
-def _clock(hub: PetnetHub, feeder: Feeder) -> tuple[ZoneInfo, datetime, timedelta]:
-    return hub.schedules.zone(feeder), dt_util.utcnow(), hub.schedules.window
+def _clock(view: FeederView) -> tuple[ZoneInfo, datetime, timedelta]:
+    return view.zone, view.now, view.window
 
 
-def _today(hub: PetnetHub, feeder: Feeder) -> DayTotals:
-    return day_totals(feeder, *_clock(hub, feeder))
+def _today(view: FeederView) -> DayTotals:
+    return day_totals(view.feeder, *_clock(view))
 
 
-def _start_of_today(hub: PetnetHub, feeder: Feeder) -> datetime:
+def _start_of_today(view: FeederView) -> datetime:
     """The feeder's local midnight: where today's totals start."""
-    zone, now, _ = _clock(hub, feeder)
-    return local_midnight(now, zone)
+    return local_midnight(view.now, view.zone)
 
 
-def _last_meal_status(hub: PetnetHub, feeder: Feeder) -> str | None:
-    state = last_meal_status(feeder, *_clock(hub, feeder))
+def _last_meal_status(view: FeederView) -> str | None:
+    state = last_meal_status(view.feeder, *_clock(view))
     return state.value if state is not None else None
 
 
-def _last_feed_time(hub: PetnetHub, feeder: Feeder) -> datetime | None:
-    result = last_feed(feeder)
+def _last_feed_time(view: FeederView) -> datetime | None:
+    result = last_feed(view.feeder)
     return _timestamp(result.start_ms / 1000) if result else None
 
 
-def _last_feed_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | None:
-    if (result := last_feed(feeder)) is None:
+def _last_feed_attributes(view: FeederView) -> dict[str, Any] | None:
+    if (result := last_feed(view.feeder)) is None:
         return None
     return {
         "grams_expected": result.grams_expected,
@@ -128,12 +123,13 @@ FEED_PLAN_STATUS = {
 MAX_STATE_LENGTH = 255
 
 
-def _feed_plan(hub: PetnetHub, feeder: Feeder) -> str:
+def _feed_plan(view: FeederView) -> str:
     """Today's meals as `id,hour,minute,tablespoons,status` groups for schedule cards.
 
     Meals that do not fit in a state (about 16 with three-digit ids) are left out whole.
     """
-    zone, now, window = _clock(hub, feeder)
+    feeder = view.feeder
+    zone, now, window = _clock(view)
     today = {o.meal.meal_id: o for o in today_occurrences(feeder, zone, now, window)}
     plan = ""
     for meal in feeder.meals:
@@ -155,8 +151,8 @@ def _feed_plan(hub: PetnetHub, feeder: Feeder) -> str:
     return plan
 
 
-def _next_meal(hub: PetnetHub, feeder: Feeder) -> datetime | None:
-    upcoming = hub.schedules.next_meal(feeder)
+def _next_meal(view: FeederView) -> datetime | None:
+    upcoming = view.next_meal
     return upcoming[1] if upcoming else None
 
 
@@ -164,8 +160,8 @@ ATTR_MEAL_ID = "meal_id"
 ATTR_MEAL_NAME = "meal_name"
 
 
-def _next_meal_attributes(hub: PetnetHub, feeder: Feeder) -> dict[str, Any] | None:
-    if (upcoming := hub.schedules.next_meal(feeder)) is None:
+def _next_meal_attributes(view: FeederView) -> dict[str, Any] | None:
+    if (upcoming := view.next_meal) is None:
         return None
     meal = upcoming[0]
     return {
@@ -184,7 +180,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=2,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda _hub, feeder: feeder.telemetry.voltage_v,
+        value_fn=lambda view: view.feeder.telemetry.voltage_v,
     ),
     PetnetSensorEntityDescription(
         key="battery_level",
@@ -192,7 +188,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda _hub, feeder: battery_percent(feeder.telemetry.voltage_v),
+        value_fn=lambda view: battery_percent(view.feeder.telemetry.voltage_v),
     ),
     PetnetSensorEntityDescription(
         key="wifi_signal",
@@ -200,7 +196,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda _hub, feeder: feeder.telemetry.rssi,
+        value_fn=lambda view: view.feeder.telemetry.rssi,
     ),
     PetnetSensorEntityDescription(
         key="last_seen",
@@ -210,7 +206,8 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         # It changes with every heartbeat: a logbook line and a recorder row each time.
         # Connectivity already shows whether the feeder is alive.
         entity_registry_enabled_default=False,
-        value_fn=lambda _hub, feeder: _timestamp(feeder.last_seen),
+        shows_liveness=True,
+        value_fn=lambda view: _timestamp(view.feeder.last_seen),
     ),
     PetnetSensorEntityDescription(
         key="next_meal",
@@ -218,7 +215,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=_next_meal,
         attributes_fn=_next_meal_attributes,
-        always_available=True,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="last_feed",
@@ -226,7 +223,7 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=_last_feed_time,
         attributes_fn=_last_feed_attributes,
-        always_available=True,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="food_today",
@@ -239,22 +236,22 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         last_reset_fn=_start_of_today,
         native_unit_of_measurement=UnitOfMass.GRAMS,
         suggested_display_precision=0,
-        value_fn=lambda hub, feeder: _today(hub, feeder).grams,
-        always_available=True,
+        value_fn=lambda view: _today(view).grams,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="meals_dispensed_today",
         translation_key="meals_dispensed_today",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda hub, feeder: _today(hub, feeder).meals_dispensed,
-        always_available=True,
+        value_fn=lambda view: _today(view).meals_dispensed,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="meals_planned_today",
         translation_key="meals_planned_today",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda hub, feeder: _today(hub, feeder).meals_planned,
-        always_available=True,
+        value_fn=lambda view: _today(view).meals_planned,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="last_meal_status",
@@ -262,15 +259,15 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=[state.value for state in LAST_MEAL_STATES],
         value_fn=_last_meal_status,
-        always_available=True,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="hopper_level",
         translation_key="hopper_level",
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
-        value_fn=lambda _hub, feeder: hopper_percent(feeder),
-        always_available=True,
+        value_fn=lambda view: hopper_percent(view.feeder),
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="feed_plan",
@@ -278,15 +275,15 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=_feed_plan,
-        always_available=True,
+        available_while_offline=True,
     ),
     PetnetSensorEntityDescription(
         key="last_schedule_sync",
         translation_key="last_schedule_sync",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda _hub, feeder: _timestamp(feeder.last_synced_at),
-        always_available=True,
+        value_fn=lambda view: _timestamp(view.feeder.last_synced_at),
+        available_while_offline=True,
     ),
 )
 
@@ -313,23 +310,18 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     _unrecorded_attributes = frozenset({ATTR_MEAL_ID, ATTR_MEAL_NAME, ATTR_PORTION})
 
     @property
-    def available(self) -> bool:
-        """Schedule sensors show HA's own data, so they stay available offline."""
-        return self.entity_description.always_available or super().available
-
-    @property
     def native_value(self) -> StateType | datetime:
         """Read the value from the feeder's state."""
-        return self.entity_description.value_fn(self.hub, self.feeder)
+        return self.entity_description.value_fn(self.view)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the value, where the sensor has any."""
-        return self.entity_description.attributes_fn(self.hub, self.feeder)
+        return self.entity_description.attributes_fn(self.view)
 
     @property
     def last_reset(self) -> datetime | None:
         """When the current cycle began, for a sensor that has cycles."""
         if (last_reset_fn := self.entity_description.last_reset_fn) is None:
             return None
-        return last_reset_fn(self.hub, self.feeder)
+        return last_reset_fn(self.view)

@@ -14,7 +14,6 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 from homeassistant.util.json import JsonValueType
@@ -22,11 +21,13 @@ import voluptuous as vol
 
 from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
 from .entity import feeder_hid_of
+from .errors import invalid
 from .hub import PetnetHub
 from .meals import Meal
 from .models import Feeder
 from .monitor import source_name
 from .protocol.commands import MAX_PORTION, MIN_PORTION
+from .translate import ha_errors
 
 ATTR_MEAL_ID = "meal_id"
 ATTR_NAME = "name"
@@ -39,25 +40,22 @@ ATTR_LEVEL = "level"
 ATTR_LIMIT = "limit"
 
 PORTION = vol.All(vol.Coerce(float), vol.Range(min=MIN_PORTION, max=MAX_PORTION))
+GRAMS = vol.All(vol.Coerce(float), vol.Range(min=0.5, max=2000))
+MEAL_NAME = vol.All(cv.string, vol.Length(min=1, max=64))
 DEVICE: dict[vol.Marker, Any] = {vol.Required(ATTR_DEVICE_ID): cv.string}
-MEAL_FIELDS: dict[vol.Marker, Any] = {
-    vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
-    vol.Required(ATTR_TIME): cv.time,
+# A portion in cups, or grams (converted with the feeder's recipe): one or the other.
+AMOUNT: dict[vol.Marker, Any] = {
     vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
-    vol.Exclusive(ATTR_GRAMS, "amount"): vol.All(
-        vol.Coerce(float), vol.Range(min=0.5, max=2000)
-    ),
+    vol.Exclusive(ATTR_GRAMS, "amount"): GRAMS,
+}
+MEAL_FIELDS: dict[vol.Marker, Any] = {
+    vol.Required(ATTR_NAME): MEAL_NAME,
+    vol.Required(ATTR_TIME): cv.time,
+    **AMOUNT,
     vol.Optional(ATTR_ENABLED, default=True): cv.boolean,
 }
 
-GRAMS = vol.All(vol.Coerce(float), vol.Range(min=0.5, max=2000))
-FEED_SCHEMA = vol.Schema(
-    {
-        **DEVICE,
-        vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
-        vol.Exclusive(ATTR_GRAMS, "amount"): GRAMS,
-    }
-)
+FEED_SCHEMA = vol.Schema({**DEVICE, **AMOUNT})
 HOPPER_SCHEMA = vol.Schema(
     {
         **DEVICE,
@@ -77,12 +75,9 @@ UPDATE_MEAL_SCHEMA = vol.Schema(
     {
         **DEVICE,
         vol.Required(ATTR_MEAL_ID): vol.Coerce(int),
-        vol.Optional(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=64)),
+        vol.Optional(ATTR_NAME): MEAL_NAME,
         vol.Optional(ATTR_TIME): cv.time,
-        vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
-        vol.Exclusive(ATTR_GRAMS, "amount"): vol.All(
-            vol.Coerce(float), vol.Range(min=0.5, max=2000)
-        ),
+        **AMOUNT,
         vol.Optional(ATTR_ENABLED): cv.boolean,
     }
 )
@@ -104,13 +99,9 @@ def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feed
     hid = feeder_hid_of(dr.async_get(hass).async_get(device_id))
     entries = hass.config_entries.async_loaded_entries(DOMAIN)
     if hid is None or not entries:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="unknown_feeder",
-            translation_placeholders={"feeder": device_id},
-        )
+        raise invalid("unknown_feeder", feeder=device_id)
     hub: PetnetHub = entries[0].runtime_data
-    return hub, hub.feeder(hid)
+    return hub, hub.state.feeder(hid)
 
 
 def _portion(
@@ -121,14 +112,12 @@ def _portion(
 ) -> float:
     """The portion in cups, given in cups or (with a recipe) in grams, else the default."""
     if ATTR_GRAMS in data:
-        return hub.cups_for_grams(feeder.hid, data[ATTR_GRAMS])
+        return hub.actions.cups_for_grams(feeder.hid, data[ATTR_GRAMS])
     if ATTR_PORTION in data:
         return float(data[ATTR_PORTION])
     if default is not None:
         return default
-    raise ServiceValidationError(
-        translation_domain=DOMAIN, translation_key="amount_needed"
-    )
+    raise invalid("amount_needed")
 
 
 def feed_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, Any]]:
@@ -188,8 +177,9 @@ def async_register_services(hass: HomeAssistant) -> None:
         response: SupportsResponse = SupportsResponse.NONE,
     ) -> None:
         async def call(service_call: ServiceCall) -> ServiceResponse:
-            hub, feeder = resolve_feeder(hass, service_call.data[ATTR_DEVICE_ID])
-            result = await handler(hub, feeder, service_call)
+            with ha_errors():
+                hub, feeder = resolve_feeder(hass, service_call.data[ATTR_DEVICE_ID])
+                result = await handler(hub, feeder, service_call)
             return result if service_call.return_response else None
 
         hass.services.async_register(
@@ -198,13 +188,13 @@ def async_register_services(hass: HomeAssistant) -> None:
 
     async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         # Neither portion nor grams: what the feed-now button would dispense.
-        portion = _portion(hub, feeder, call.data, hub.manual_portion(feeder))
-        await hub.async_feed(feeder.hid, portion)
+        portion = _portion(hub, feeder, call.data, hub.actions.manual_portion(feeder))
+        await hub.actions.async_feed(feeder.hid, portion)
 
     async def set_hopper_level(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> None:
-        hub.async_set_hopper_level(feeder.hid, call.data[ATTR_LEVEL])
+        hub.actions.set_hopper_level(feeder.hid, call.data[ATTR_LEVEL])
 
     async def get_feed_history(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
@@ -218,7 +208,7 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def add_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
-        meal = hub.schedules.add_meal(
+        meal = hub.meal_editor.add_meal(
             feeder,
             name=call.data[ATTR_NAME],
             time_s=_seconds(call.data[ATTR_TIME]),
@@ -231,7 +221,7 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def update_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
-        meal = hub.schedules.update_meal(
+        meal = hub.meal_editor.update_meal(
             feeder,
             call.data[ATTR_MEAL_ID],
             name=call.data.get(ATTR_NAME),
@@ -246,13 +236,13 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def remove_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
-        hub.schedules.remove_meal(feeder, call.data[ATTR_MEAL_ID])
+        hub.meal_editor.remove_meal(feeder, call.data[ATTR_MEAL_ID])
         return _schedule_response(feeder)
 
     async def set_schedule(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
-        hub.schedules.set_schedule(
+        hub.meal_editor.set_schedule(
             feeder,
             [
                 {
@@ -271,14 +261,14 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def skip_next_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
-        meal, target = hub.schedules.skip_next_meal(feeder)
+        meal, target = hub.meal_editor.skip_next_meal(feeder)
         return {**meal_response(meal), "skipped": target.isoformat()}
 
     async def sync_schedule(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        await hub.async_sync_schedule(feeder.hid)
+        hub.actions.sync_schedule(feeder.hid)
 
     async def set_time_zone(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        hub.schedules.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
+        hub.meal_editor.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
 
     register(SERVICE_FEED, FEED_SCHEMA, feed)
     register("set_hopper_level", HOPPER_SCHEMA, set_hopper_level)

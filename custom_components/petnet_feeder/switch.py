@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -9,14 +10,20 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import PetnetConfigEntry
-from .entity import PetnetEntity, async_add_feeder_entities
-from .hub import PetnetHub
+from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
+from .translate import translated
 
 PARALLEL_UPDATES = 1
 
-FRONT_BUTTON = SwitchEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetSwitchEntityDescription(SwitchEntityDescription, PetnetEntityDescription):
+    """A feeder switch."""
+
+
+FRONT_BUTTON = PetnetSwitchEntityDescription(
     key="front_button",
     translation_key="front_button",
     entity_category=EntityCategory.CONFIG,
@@ -39,15 +46,19 @@ async def async_setup_entry(
 class PetnetFrontButtonSwitch(PetnetEntity, SwitchEntity):
     """The feeder does not report this setting, so the state is the last one we sent."""
 
+    entity_description: PetnetSwitchEntityDescription
+
     @property
     def is_on(self) -> bool | None:
         """The last state sent to the feeder, unknown until one was sent."""
         return self.feeder.button_enabled
 
+    @translated
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Enable the front button."""
-        await self.hub.async_set_button_enabled(self.feeder.hid, True)
+        await self.hub.actions.async_set_button_enabled(self.feeder.hid, True)
 
+    @translated
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Disable the front button."""
-        await self.hub.async_set_button_enabled(self.feeder.hid, False)
+        await self.hub.actions.async_set_button_enabled(self.feeder.hid, False)

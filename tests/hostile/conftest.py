@@ -46,7 +46,7 @@ def stored_view(hub: PetnetHub) -> dict[str, Any]:
             return [strip(v) for v in value]
         return value
 
-    return dict(strip(serialize(hub.gateways, hub.feeders)))
+    return dict(strip(serialize(hub.state.gateways, hub.state.feeders)))
 
 
 def changed_paths(before: Any, after: Any, path: str = "") -> set[str]:
@@ -139,13 +139,13 @@ class Arena:
         """Wait until the broker reports the gateway's session gone (woken by its events)."""
         sessions = self.hub.transport._gateways  # type: ignore[union-attr]
         async with asyncio.timeout(10):
-            while self.hub.is_connected(gateway_hid):
+            while self.hub.state.is_connected(gateway_hid):
                 await sessions.wait_for_change(gateway_hid)
 
     async def _heard(self, feeder: SimulatedFeeder, send: Any) -> None:
         """Send a heartbeat of ``feeder`` with ``send`` and wait until the hub handled it."""
         hid = feeder.device_hid
-        before = self.hub.feeders[hid].last_heartbeat
+        before = self.hub.state.feeders[hid].last_heartbeat
         await send(
             sim_ids.telemetry_topic(feeder.gateway_hid),
             telemetry.encode(telemetry.heartbeat(hid)),
@@ -194,7 +194,7 @@ class Arena:
             if (r.levelno >= logging.ERROR or r.exc_info) and not _debug_mode_only(r)
         ]
         assert not bad, bad
-        keys = [gateway.api_key for gateway in self.hub.gateways.values()]
+        keys = [gateway.api_key for gateway in self.hub.state.gateways.values()]
         assert len(keys) >= 2
         for record in records:
             text = f"{record.getMessage()} {record.exc_text or ''}"
@@ -222,14 +222,17 @@ async def arena(
     good = await make_feeder(GOOD_UID)
     attacker = await make_feeder(ATTACKER_UID)
     arena = Arena(hass, hub, entry_data, good, attacker, caplog)
-    hub.schedules.add_meal(
-        hub.feeders[good.device_hid], name="Breakfast", time_s=7 * 3600, portion=0.25
+    hub.meal_editor.add_meal(
+        hub.state.feeders[good.device_hid],
+        name="Breakfast",
+        time_s=7 * 3600,
+        portion=0.25,
     )
     for feeder in (good, attacker):
         await feeder.send_sensor(voltage_mv=3900, rssi=80)
         await feeder.send_feed_result(stime=FEED_STIME, portion=0.25, src=6)
         await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
-        await hub.schedules.reconciler(feeder.device_hid).async_wait_idle()
+        await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     assert len(good.schedule) == 1
     await hass.async_block_till_done(wait_background_tasks=True)
     arena.snapshot()

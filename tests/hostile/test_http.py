@@ -331,7 +331,7 @@ async def test_device_of_another_gateway_cannot_be_claimed(arena: Arena) -> None
         },
     )
     assert (got, body) == (409, {"detail": "device belongs to another gateway"})
-    assert arena.hub.feeders[good.device_hid].gateway_hid == good.gateway_hid
+    assert arena.hub.state.feeders[good.device_hid].gateway_hid == good.gateway_hid
     assert arena.warned(f"Registration of feeder {good.device_hid} for gateway")
     await arena.check()
 
@@ -348,14 +348,14 @@ async def test_over_long_registration_fields_are_not_stored(arena: Arena) -> Non
         _registration(ATTACKER_UID, name="n" * 10240, sdkVersion="s" * 10240),
     )
     assert got == 200
-    gateway = arena.hub.gateways[arena.attacker.gateway_hid]
+    gateway = arena.hub.state.gateways[arena.attacker.gateway_hid]
     assert (gateway.name, gateway.sdk_version) == ("SF Gateway", "1.3.12")
     await arena.check()
 
 
 async def test_burst_of_1000_registrations_is_bounded(arena: Arena) -> None:
     hub = arena.hub
-    known = set(hub.gateways)
+    known = set(hub.state.gateways)
     connector = aiohttp.TCPConnector(limit=50)
     started = time.monotonic()
     async with aiohttp.ClientSession(
@@ -382,7 +382,7 @@ async def test_burst_of_1000_registrations_is_bounded(arena: Arena) -> None:
     assert status == 200
     statuses = Counter(status for status, _, _ in answers)
     assert set(statuses) == {200, 429}
-    created = set(hub.gateways) - known
+    created = set(hub.state.gateways) - known
     assert len(created) == statuses[200]
     assert (
         statuses[200]
@@ -413,7 +413,7 @@ async def test_burst_of_device_registrations_is_bounded(arena: Arena) -> None:
     statuses = [status for status, _, _ in answers]
     assert statuses.count(200) == MAX_FEEDERS_PER_GATEWAY - 1
     assert statuses.count(409) == MAX_FEEDERS_PER_GATEWAY + 1
-    owned = arena.hub.feeders_of(attacker.gateway_hid)
+    owned = arena.hub.state.feeders_of(attacker.gateway_hid)
     assert len(owned) == MAX_FEEDERS_PER_GATEWAY
     await arena.check(
         may_change={f"feeders.{f.hid}" for f in owned if f.hid != attacker.device_hid}

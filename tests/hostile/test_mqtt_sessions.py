@@ -72,7 +72,7 @@ async def test_refused_login_leaves_the_live_session_alone(
     assert await client.connect(client_id, username, password) == REFUSED
     assert await client.at_eof()
     assert broker.sessions[GOOD_GW][0] is live_session
-    assert arena.hub.is_connected(GOOD_GW)
+    assert arena.hub.state.is_connected(GOOD_GW)
     assert arena.good.connected
     assert arena.warned("Refused MQTT connection")
     await arena.check()
@@ -96,6 +96,6 @@ async def test_second_session_with_the_right_key_replaces_the_first(
     await good.connect()
     assert await intruder.at_eof()
     # The new session is owed the schedule again (as after any reconnect).
-    await arena.hub.schedules.reconciler(good.device_hid).async_wait_idle()
+    await arena.hub.sync.reconciler(good.device_hid).async_wait_idle()
     assert len(good.schedule) == 1
     await arena.check()

@@ -45,7 +45,7 @@ async def test_publish_to_another_gateways_topics_is_dropped(arena: Arena) -> No
         ),
     )
     await arena.barrier(raw)
-    assert len(arena.hub.feeders[good.device_hid].history) == 1
+    assert len(arena.hub.state.feeders[good.device_hid].history) == 1
     assert arena.warned("Refused MQTT publish of gateway")
     await arena.check(may_change=arena.raw_session_effects)
 
@@ -77,7 +77,7 @@ async def test_publish_to_wildcard_and_system_names_is_dropped(
     # The payload looks like a packet: it must not be parsed as one either.
     await raw.publish(topic, PINGREQ, wait_ack=topic.startswith("$") or not topic)
     await arena.barrier(raw)  # its PUBACK is the next packet: nothing else was answered
-    assert arena.hub.is_connected(arena.attacker.gateway_hid)
+    assert arena.hub.state.is_connected(arena.attacker.gateway_hid)
     await arena.check(may_change=arena.raw_session_effects)
 
 
@@ -95,7 +95,7 @@ async def test_subscriptions_to_others_and_wildcards_are_refused(arena: Arena) -
     ):
         assert await raw.subscribe(topic_filter) == SUBACK_FAILURE
     # A command for the good feeder reaches it, and only it.
-    await arena.hub.async_feed(good.device_hid, 0.25)
+    await arena.hub.actions.async_feed(good.device_hid, 0.25)
     await good.wait_for_command("feed")
     await arena.barrier(raw)  # the next packet the attacker reads is its own PUBACK
     await arena.check(may_change={*arena.raw_session_effects, arena.history_path(good)})

@@ -72,14 +72,17 @@ class Case:
 
 def _voltage_is(volts: float) -> Callable[[Arena], None]:
     def check(arena: Arena) -> None:
-        assert arena.hub.feeders[arena.attacker.device_hid].telemetry.voltage_v == volts
+        assert (
+            arena.hub.state.feeders[arena.attacker.device_hid].telemetry.voltage_v
+            == volts
+        )
 
     return check
 
 
 def _history_starts(*starts_ms: int) -> Callable[[Arena], None]:
     def check(arena: Arena) -> None:
-        history = arena.hub.feeders[arena.attacker.device_hid].history
+        history = arena.hub.state.feeders[arena.attacker.device_hid].history
         assert [row.result.start_ms for row in history] == list(starts_ms)
 
     return check
@@ -87,7 +90,7 @@ def _history_starts(*starts_ms: int) -> Callable[[Arena], None]:
 
 def _last_hash_is(value: str | None) -> Callable[[Arena], None]:
     def check(arena: Arena) -> None:
-        assert arena.hub.feeders[arena.attacker.device_hid].last_hash == value
+        assert arena.hub.state.feeders[arena.attacker.device_hid].last_hash == value
 
     return check
 
@@ -213,7 +216,7 @@ async def test_payload(arena: Arena, name: str) -> None:
         sim_ids.telemetry_topic(attacker.gateway_hid), case.build(attacker)
     )
     await arena.barrier()
-    assert arena.hub.is_connected(attacker.gateway_hid)
+    assert arena.hub.state.is_connected(attacker.gateway_hid)
     await arena.check(
         may_change=[arena.feeder_path(attacker, p) for p in case.may_change]
         + ([arena.history_path(attacker)] if "history" in case.may_change else [])
@@ -231,7 +234,7 @@ async def test_payload(arena: Arena, name: str) -> None:
 async def test_reports_for_another_gateways_feeder_are_dropped(
     arena: Arena, message: str
 ) -> None:
-    """A gateway may only report for its own devices (hub._feeder_for_message)."""
+    """A gateway may only report for its own devices (GatewayRegistry.feeder_for_message)."""
     good, attacker = arena.good, arena.attacker
     victim = good.device_hid
     payload = {
@@ -253,15 +256,15 @@ async def test_reports_for_another_gateways_feeder_are_dropped(
         # An empty hash would make the victim's schedule be sent again and again.
         "empty-hash": telemetry.schedule_hash(victim, ""),
     }[message]
-    victim_state = arena.hub.feeders[victim]
+    victim_state = arena.hub.state.feeders[victim]
     last_seen = victim_state.last_seen
-    syncs = arena.hub.schedules.reconciler(victim).syncs_started
+    syncs = arena.hub.sync.reconciler(victim).syncs_started
     await attacker.send_raw(
         sim_ids.telemetry_topic(attacker.gateway_hid), telemetry.encode(payload)
     )
     await arena.barrier()
     assert victim_state.last_seen == last_seen
-    assert arena.hub.schedules.reconciler(victim).syncs_started == syncs
+    assert arena.hub.sync.reconciler(victim).syncs_started == syncs
     assert arena.warned(f"reported for feeder {victim} of another gateway; dropped")
     await arena.check()
 
@@ -274,7 +277,7 @@ async def test_a_gateway_cannot_create_feeders_without_bound(arena: Arena) -> No
             topic, telemetry.encode(telemetry.heartbeat(f"{index:040x}"))
         )
     await arena.barrier()
-    owned = arena.hub.feeders_of(attacker.gateway_hid)
+    owned = arena.hub.state.feeders_of(attacker.gateway_hid)
     assert len(owned) == MAX_FEEDERS_PER_GATEWAY
     assert arena.warned(f"has {MAX_FEEDERS_PER_GATEWAY} already; dropped")
     new = {f"feeders.{f.hid}" for f in owned if f.hid != attacker.device_hid}
@@ -318,9 +321,9 @@ async def test_api_request_garbage(arena: Arena, payload: bytes) -> None:
 
 async def test_api_checkin_for_another_gateway_is_ignored(arena: Arena) -> None:
     good, attacker = arena.good, arena.attacker
-    syncs = arena.hub.schedules.reconciler(good.device_hid).syncs_started
+    syncs = arena.hub.sync.reconciler(good.device_hid).syncs_started
     await attacker.api_request(f"/api/v1/kronos/gateways/{good.gateway_hid}/checkin")
     await arena.barrier()
-    assert arena.hub.schedules.reconciler(good.device_hid).syncs_started == syncs
-    assert not arena.hub.feeders[good.device_hid].sync_pending
+    assert arena.hub.sync.reconciler(good.device_hid).syncs_started == syncs
+    assert not arena.hub.state.feeders[good.device_hid].sync_pending
     await arena.check()

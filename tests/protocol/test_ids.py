@@ -8,7 +8,6 @@ from custom_components.petnet_feeder.protocol.ids import (
     APPLICATION_HID,
     SECRET_KEY,
     device_pri,
-    gateway_pri,
     hid_from_uid,
     is_safe_id,
     new_api_key,
@@ -35,7 +34,6 @@ def test_fixed_constants() -> None:
 
 
 def test_pri_strings() -> None:
-    assert gateway_pri("abc") == "arw:pgs:gwy:abc"
     assert device_pri("def") == "arw:krn:dev:def"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import math
-from typing import Final
+from typing import Final, Protocol
 
 from .ids import COMMAND_HID_LENGTH, is_safe_id, new_command_hid
 
@@ -28,6 +28,22 @@ MAX_G_PER_TBSP: Final = 1000
 MAX_BUDGET_TBSP: Final = 9999
 # Real zones span UTC-12 to UTC+14.
 MAX_UTC_OFFSET_S: Final = 14 * 3600
+
+
+class OutboundCommand(Protocol):
+    """Anything that can be sent as a command: :class:`Command` fits structurally."""
+
+    @property
+    def name(self) -> str:
+        """Command name, e.g. ``utc_offset``."""
+
+    @property
+    def hid(self) -> str:
+        """The command's own id."""
+
+    @property
+    def payload(self) -> bytes:
+        """The whole envelope as bytes."""
 
 
 @dataclass(frozen=True, slots=True)

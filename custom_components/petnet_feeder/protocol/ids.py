@@ -48,11 +48,6 @@ def is_safe_id(value: object) -> bool:
     return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
 
 
-def gateway_pri(gateway_hid: str) -> str:
-    """Return the Arrow resource name of a gateway (§1.7)."""
-    return f"arw:pgs:gwy:{gateway_hid}"
-
-
 def device_pri(device_hid: str) -> str:
     """Return the Arrow resource name of a device (§1.7)."""
     return f"arw:krn:dev:{device_hid}"

@@ -1,0 +1,132 @@
+"""How meals map onto calendar events and back (pure: no Home Assistant import).
+
+Every enabled meal is a daily recurring event of one minute at its time of day in the feeder's
+zone. The description's first line is the portion (``1/4 cup``) and the second the status of
+that day's meal (§9.5). Reading an event back accepts only what a feeder can hold: a daily
+repeat, a time of day, a portion in words.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, tzinfo
+import math
+import re
+
+from .errors import invalid
+from .meals import MealOccurrence, MealState, parse_portion
+from .protocol.messages import FeedResult
+
+EVENT_LENGTH = timedelta(minutes=1)
+DAILY = "FREQ=DAILY"
+# How much of the user's text an error message repeats.
+QUOTE_LENGTH = 60
+_MEAL_ID = re.compile(r"[0-9]{1,9}")
+
+STATUS_TEXT = {
+    MealState.SKIPPED: "Skipped",
+    MealState.UPCOMING: "Upcoming",
+    MealState.DUE: "Due",
+    MealState.MISSED: "Missed",
+}
+
+
+def quote(text: str) -> str:
+    """The user's text, on one line and cut short, for an error message."""
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTE_LENGTH else f"{text[: QUOTE_LENGTH - 1]}…"
+
+
+def aware(moment: datetime, local_zone: tzinfo) -> datetime:
+    """A datetime without a zone is in HA's zone (as HA's calendar API assumes)."""
+    return moment.replace(tzinfo=local_zone) if moment.tzinfo is None else moment
+
+
+def check_daily(rrule: str | None) -> None:
+    """Accept no rule or a daily one (``FREQ=DAILY``, ``INTERVAL=1``); raise otherwise."""
+    if rrule is None or not rrule.strip():
+        return
+    text = rrule.strip()
+    if text[:6].upper() == "RRULE:":
+        text = text[6:]
+    fields: dict[str, str] = {}
+    for part in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = part.partition("=")
+        key = key.strip().upper()
+        if not sep or key in fields:
+            raise invalid("unsupported_recurrence", rrule=quote(rrule))
+        fields[key] = value.strip().upper()
+    interval = fields.pop("INTERVAL", "1")
+    if (
+        fields.pop("FREQ", None) != "DAILY"
+        or not interval.isdigit()
+        or int(interval) != 1
+        or fields
+    ):
+        raise invalid("unsupported_recurrence", rrule=quote(rrule))
+
+
+def meal_time(start: date | datetime, zone: tzinfo, local_zone: tzinfo) -> int:
+    """Seconds since local midnight in the feeder's zone (minute resolution)."""
+    if not isinstance(start, datetime):
+        raise invalid("meal_needs_time")
+    local = aware(start, local_zone).astimezone(zone)
+    return local.hour * 3600 + local.minute * 60
+
+
+def portion_from(description: str | None, default: float) -> float:
+    """The portion written in a description, the default one when it is empty."""
+    if description is None or not description.strip():
+        return default
+    if (portion := parse_portion(description)) is None:
+        raise invalid("invalid_portion_text", text=quote(description))
+    return portion
+
+
+def meal_id_from_uid(uid: str, meal_ids: set[int]) -> int:
+    """The meal an event's uid names; InvalidRequestError for any other uid."""
+    if _MEAL_ID.fullmatch(uid) and int(uid) in meal_ids:
+        return int(uid)
+    raise invalid("unknown_meal", meal_id=quote(uid))
+
+
+def event_span(
+    occurrence: MealOccurrence, local_zone: tzinfo
+) -> tuple[datetime, datetime]:
+    """Start and end of a meal's event, in HA's zone like every calendar event.
+
+    The end is one real minute after the start. HA checks an event's length on the wall
+    clock, though, and in the hour that repeats when DST ends a meal at xx:59 (first pass)
+    would end at xx:00 of the second pass, before its start on the wall clock; that event
+    ends one wall-clock minute after its start instead (an hour and a minute later).
+    """
+    start = occurrence.target.astimezone(local_zone)
+    end = (occurrence.target.astimezone(UTC) + EVENT_LENGTH).astimezone(local_zone)
+    if end.replace(tzinfo=None) <= start.replace(tzinfo=None):
+        wall = start.replace(tzinfo=None, fold=0) + EVENT_LENGTH
+        end = wall.replace(tzinfo=start.tzinfo).astimezone(UTC).astimezone(local_zone)
+    return start, end
+
+
+def grams_of(result: FeedResult) -> float | None:
+    """The grams a dispense weighed (or was meant to), if the feeder said."""
+    for grams in (result.grams_actual, result.grams_expected):
+        if grams is not None and math.isfinite(grams) and grams >= 0:
+            return grams
+    return None
+
+
+def result_text(result: FeedResult, *, failed: bool, local_zone: tzinfo) -> str:
+    """What the calendar says about a meal's dispense, at HA's local time."""
+    if failed:
+        return f"Failed: {result.error or 'unknown error'}"
+    at = (
+        datetime.fromtimestamp(result.start_ms / 1000, UTC)
+        .astimezone(local_zone)
+        .strftime("%H:%M")
+    )
+    grams = grams_of(result)
+    return (
+        f"Dispensed at {at} · {grams:.1f} g"
+        if grams is not None
+        else f"Dispensed at {at}"
+    )

@@ -1,0 +1,53 @@
+"""The feeder's clock: its zone, its UTC offset, and when its next meal is due.
+
+Sensors, the calendar, monitoring and accounting read the time of a feeder only through this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from homeassistant.util import dt as dt_util
+
+from .meals import Meal, next_occurrence
+from .models import Feeder
+
+
+class FeederClock:
+    """Time as each feeder sees it."""
+
+    def __init__(self, default_zone: Callable[[], str], grace_minutes: int) -> None:
+        """``default_zone``: Home Assistant's zone, for feeders without one of their own."""
+        self._default_zone = default_zone
+        self.window = timedelta(minutes=grace_minutes)
+        """How far from its time a dispense counts as a meal (the grace period option)."""
+
+    def zone(self, feeder: Feeder) -> ZoneInfo:
+        """The feeder's time zone, HA's when not set; UTC if the name is unknown."""
+        name = feeder.time_zone or self._default_zone()
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
+    def utc_offset(self, feeder: Feeder) -> int:
+        """Seconds east of UTC in the feeder's zone right now."""
+        offset = dt_util.now(self.zone(feeder)).utcoffset()
+        return int(offset.total_seconds()) if offset is not None else 0
+
+    def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
+        """The next enabled meal and when it is due; a skipped occurrence does not count."""
+        now = dt_util.utcnow()
+        zone = self.zone(feeder)
+        found: list[tuple[Meal, datetime]] = []
+        for meal in feeder.meals:
+            skipped_until = dt_util.utc_from_timestamp(
+                feeder.skipped.get(meal.meal_id, 0)
+            )
+            if upcoming := next_occurrence([meal], max(now, skipped_until), zone):
+                found.append(upcoming)
+        if not found:
+            return None
+        return min(found, key=lambda item: (item[1], item[0].meal_id))

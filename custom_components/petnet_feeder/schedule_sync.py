@@ -1,0 +1,388 @@
+"""Schedule sync: the triggers that make each feeder hold its meals, and what is sent (§7.6).
+
+One :class:`ScheduleReconciler` per feeder runs the syncs (single flight, retries); this module
+turns events (connect, check-in, hash, firmware or time-zone change, DST, an expired skip, an
+edit) into sync requests, plans what a sync sends, and records what was delivered. Every
+command goes out through the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
+import logging
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
+
+from .const import DOMAIN
+from .feeder_clock import FeederClock
+from .meals import Meal
+from .models import Feeder
+from .outbox import Outbox
+from .protocol import commands
+from .protocol.firmware import uses_new_schedule_api
+from .protocol.messages import ScheduleHash
+from .protocol.schedule import (
+    ScheduleEntry,
+    legacy_schedule_fits,
+    schedule_commands,
+    schedule_fingerprint,
+)
+from .reconcile import OutboundCommand, ScheduleReconciler, SyncPlan
+from .state import FeederState, now
+from .transport.base import GatewayNotConnectedError
+
+_LOGGER = logging.getLogger(__name__)
+
+FAMILY_AUTO = "auto"
+FAMILY_LEGACY = "legacy"
+FAMILY_NEW = "new"
+FIRMWARE_FAMILIES = (FAMILY_AUTO, FAMILY_LEGACY, FAMILY_NEW)
+# Checks for DST changes (utc_offset re-sent within a minute) and for skipped meals to restore.
+TICK_INTERVAL = timedelta(minutes=1)
+TOO_LONG_ISSUE = "schedule_too_long_"
+
+type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
+
+
+def too_long_issue_id(feeder_hid: str) -> str:
+    """Repair issue of a feeder whose firmware cannot take its whole schedule."""
+    return f"{TOO_LONG_ISSUE}{feeder_hid}"
+
+
+def uses_new_api(feeder: Feeder) -> bool:
+    """Firmware >= 2.5.0 takes the new command sequence, unless overridden (§8)."""
+    if feeder.firmware_family == FAMILY_NEW:
+        return True
+    if feeder.firmware_family == FAMILY_LEGACY:
+        return False
+    return uses_new_schedule_api(feeder.software_version)
+
+
+def legacy_fits(feeder: Feeder, meals: Iterable[Meal]) -> bool:
+    """Whether the single legacy command can carry these meals, whichever are skipped.
+
+    Checked with every meal inactive: ``false`` is one byte longer than ``true``, so a
+    skipped meal must never push a schedule that fits over the limit.
+    """
+    return legacy_schedule_fits(
+        feeder.hid,
+        [
+            ScheduleEntry(
+                meal_id=m.meal_id, time_s=m.time_s, portion=m.portion, active=False
+            )
+            for m in meals
+        ],
+    )
+
+
+def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
+    """The schedule as the feeder gets it: a skipped meal goes out disabled."""
+    return [
+        ScheduleEntry(
+            meal_id=meal.meal_id,
+            time_s=meal.time_s,
+            portion=meal.portion,
+            active=meal.enabled and meal.meal_id not in feeder.skipped,
+        )
+        for meal in feeder.meals
+    ]
+
+
+class _FeederSync:
+    """The reconciler's view of one feeder (its ``SyncTarget``)."""
+
+    def __init__(self, sync: ScheduleSync, feeder_hid: str) -> None:
+        self._sync = sync
+        self._hid = feeder_hid
+
+    def plan(self) -> SyncPlan:
+        return self._sync.plan(self._hid)
+
+    async def send(self, command: OutboundCommand) -> None:
+        await self._sync.async_send(self._hid, command)
+
+    def is_connected(self) -> bool:
+        return self._sync.is_connected(self._hid)
+
+    def synced(self, fingerprint: str) -> None:
+        self._sync.synced(self._hid, fingerprint)
+
+    def state_changed(self) -> None:
+        self._sync.state_changed(self._hid)
+
+
+class ScheduleSync:
+    """Keeps every feeder holding the schedule Home Assistant has."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        state: FeederState,
+        clock: FeederClock,
+        outbox: Outbox,
+        spawn: Spawn,
+    ) -> None:
+        """Create no reconciler yet; ``start`` does."""
+        self._hass = hass
+        self._state = state
+        self._clock = clock
+        self._outbox = outbox
+        self._spawn = spawn
+        self._reconcilers: dict[str, ScheduleReconciler] = {}
+        # What the running sync of each feeder sends: its utc_offset, and whether it
+        # carries the schedule (a sync that only sets the clock leaves the feeder's own).
+        self._planned: dict[str, tuple[int, bool]] = {}
+        self._unsub_tick: CALLBACK_TYPE | None = None
+        self.reconciler_options: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @callback
+    def start(self) -> None:
+        """Create a reconciler for every feeder; owed syncs run once their gateway connects."""
+        for feeder in self._state.feeders.values():
+            self.feeder_added(feeder)
+            if feeder.sync_pending:
+                self._reconcilers[feeder.hid].request("restart")
+        self._unsub_tick = async_track_time_interval(
+            self._hass, self._tick, TICK_INTERVAL, cancel_on_shutdown=True
+        )
+
+    async def async_stop(self) -> None:
+        """Stop every reconciler and timer."""
+        if self._unsub_tick is not None:
+            self._unsub_tick()
+            self._unsub_tick = None
+        for reconciler in list(self._reconcilers.values()):
+            await reconciler.async_stop()
+        self._reconcilers.clear()
+
+    @callback
+    def feeder_added(self, feeder: Feeder) -> None:
+        """Give a feeder its reconciler."""
+        if feeder.hid not in self._reconcilers:
+            self._reconcilers[feeder.hid] = ScheduleReconciler(
+                name=feeder.hid,
+                target=_FeederSync(self, feeder.hid),
+                **self.reconciler_options,
+            )
+
+    @callback
+    def feeder_removed(self, feeder_hid: str) -> None:
+        """Stop the reconciler of a feeder that was deleted."""
+        if (reconciler := self._reconcilers.pop(feeder_hid, None)) is not None:
+            self._spawn(reconciler.async_stop(), "stop reconciler")
+
+    def reconciler(self, feeder_hid: str) -> ScheduleReconciler:
+        """The reconciler of a feeder."""
+        return self._reconcilers[feeder_hid]
+
+    # ------------------------------------------------------------------ queries
+
+    def fingerprint(self, feeder: Feeder) -> str:
+        """MD5 of the events the feeder should hold (§7.6)."""
+        return schedule_fingerprint(feeder.hid, schedule_entries(feeder))
+
+    def in_sync(self, feeder: Feeder) -> bool:
+        """The last completed sync delivered exactly what HA has now, and none is owed."""
+        return (
+            not feeder.sync_pending
+            and feeder.synced_fingerprint == self.fingerprint(feeder)
+        )
+
+    # ------------------------------------------------------------------ triggers
+
+    def request_sync(
+        self, feeder: Feeder, reason: str, *, debounce: bool = False
+    ) -> None:
+        """A sync is owed: now, or (``debounce``, for edits) after a short pause."""
+        feeder.sync_pending = True
+        self._state.changed(feeder)
+        if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+            reconciler.request(reason, debounce=debounce)
+
+    def gateway_connected(self, gateway_hid: str) -> None:
+        """A (re)connected session gets utc_offset and the schedule (§7.6)."""
+        for feeder in self._state.feeders_of(gateway_hid):
+            if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+                reconciler.connected()
+
+    def gateway_disconnected(self, gateway_hid: str) -> None:
+        """A sync that was running is incomplete; it restarts after reconnect."""
+        for feeder in self._state.feeders_of(gateway_hid):
+            if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
+                reconciler.disconnected()
+
+    def checkin(self, gateway_hid: str) -> None:
+        """A check-in marks the gateway's feeders "sync pending" (it precedes MQTT)."""
+        for feeder in self._state.feeders_of(gateway_hid):
+            self.request_sync(feeder, "check-in")
+
+    def firmware_changed(self, feeder: Feeder) -> None:
+        """The firmware family may have changed: resend in the right form."""
+        self.request_sync(feeder, "firmware changed")
+
+    def hash_received(self, feeder: Feeder, message: ScheduleHash) -> None:
+        """Empty hash: the feeder lost its schedule (§5.5); a new hash may reveal drift.
+
+        Hash-triggered syncs are rate limited; one the limit holds back runs when it allows
+        (the reconciler defers it), and until then the schedule shows as not in sync.
+        """
+        if (reconciler := self._reconcilers.get(feeder.hid)) is None:
+            return
+        if message.is_empty:
+            if feeder.meals:
+                self._resync_from_hash(
+                    feeder,
+                    reconciler,
+                    "empty schedule hash",
+                    "Feeder %s reports an empty schedule; restoring it",
+                )
+            return
+        md5 = message.local_md5
+        if feeder.expected_hash is None:
+            if feeder.last_synced_at is not None and self.in_sync(feeder):
+                feeder.expected_hash = md5
+        elif md5 != feeder.expected_hash and self.in_sync(feeder):
+            self._resync_from_hash(
+                feeder,
+                reconciler,
+                "schedule hash changed",
+                "Feeder %s reports a schedule that differs from the last one; resyncing",
+            )
+
+    def _resync_from_hash(
+        self,
+        feeder: Feeder,
+        reconciler: ScheduleReconciler,
+        reason: str,
+        message: str,
+    ) -> None:
+        feeder.synced_fingerprint = None  # what the feeder holds is not what was sent
+        if reconciler.request_from_hash(reason):
+            _LOGGER.info(message, feeder.hid)
+        else:
+            _LOGGER.debug("%s (feeder %s); the sync is deferred", reason, feeder.hid)
+        self._state.changed(feeder)
+
+    @callback
+    def _tick(self, now_utc: datetime) -> None:
+        """Resend utc_offset after a DST change; restore skipped meals whose time has passed."""
+        for feeder in list(self._state.feeders.values()):
+            expired = [
+                k for k, until in feeder.skipped.items() if until <= now_utc.timestamp()
+            ]
+            for meal_id in expired:
+                feeder.log_skip(meal_id, feeder.skipped.pop(meal_id))
+            if expired:
+                self.request_sync(feeder, "skipped meal restored")
+            elif (
+                # An owed sync sends the current offset anyway (and an offline feeder
+                # would otherwise be marked again every minute).
+                not feeder.sync_pending
+                and feeder.sent_utc_offset is not None
+                and feeder.sent_utc_offset != self._clock.utc_offset(feeder)
+            ):
+                self.request_sync(feeder, "utc offset changed")
+
+    # ------------------------------------------------------------------ one feeder's sync
+
+    def is_connected(self, feeder_hid: str) -> bool:
+        """Whether the feeder's gateway holds a session."""
+        feeder = self._state.feeders.get(feeder_hid)
+        return feeder is not None and self._outbox.is_connected(feeder.gateway_hid)
+
+    def plan(self, feeder_hid: str) -> SyncPlan:
+        """What a sync of the feeder sends now."""
+        feeder = self._state.feeders[feeder_hid]
+        offset = self._clock.utc_offset(feeder)
+        planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
+        entries = schedule_entries(feeder)
+        fingerprint = schedule_fingerprint(feeder.hid, entries)
+        # A feeder HA never gave a schedule keeps the one it holds (it may still feed from
+        # the old cloud's) until the user makes one here; only its clock is set.
+        carries_schedule = bool(entries) or feeder.schedule_owned
+        new_api = uses_new_api(feeder)
+        if carries_schedule and not new_api and not legacy_fits(feeder, feeder.meals):
+            # The firmware turned out to be legacy (re-registration, override) after the
+            # meals were made: set the clock, tell the user, and stay "not in sync".
+            carries_schedule = False
+            fingerprint = ""
+            self._report_too_long(feeder)
+        else:
+            ir.async_delete_issue(self._hass, DOMAIN, too_long_issue_id(feeder.hid))
+        if carries_schedule:
+            planned.extend(schedule_commands(feeder.hid, entries, new_api=new_api))
+        if feeder.g_per_tbsp and feeder.tbsp_per_feeding:
+            planned.append(
+                commands.budget(
+                    feeder.hid,
+                    recipe_number=feeder.recipe_number,
+                    tbsp_per_feeding=feeder.tbsp_per_feeding,
+                    g_per_tbsp=feeder.g_per_tbsp,
+                    budget_tbsp=feeder.tbsp_per_feeding,
+                )
+            )
+        self._planned[feeder_hid] = (offset, carries_schedule)
+        return SyncPlan(commands=planned, fingerprint=fingerprint)
+
+    def _report_too_long(self, feeder: Feeder) -> None:
+        _LOGGER.warning(
+            "Feeder %s (firmware %s) cannot take its %d meals in one legacy schedule "
+            "command; only its clock was set",
+            feeder.hid,
+            feeder.software_version or "unknown",
+            len(feeder.meals),
+        )
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            too_long_issue_id(feeder.hid),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="schedule_too_long",
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "firmware": feeder.software_version or "unknown",
+                "count": str(len(feeder.meals)),
+            },
+        )
+
+    async def async_send(self, feeder_hid: str, command: OutboundCommand) -> None:
+        """Send one command of a sync; a feeder that reports on commands must report it.
+
+        Where the transport cannot tell (HA's MQTT: the broker acknowledges), a sync cut off
+        half-way (the feeder reconnected unseen, say) then fails and is retried from its
+        first command instead of counting as delivered.
+        """
+        if (feeder := self._state.feeders.get(feeder_hid)) is None:
+            raise GatewayNotConnectedError(feeder_hid)
+        await self._outbox.async_send(feeder.gateway_hid, command, must_confirm=True)
+
+    def synced(self, feeder_hid: str, fingerprint: str) -> None:
+        """Record what a completed sync delivered."""
+        if (feeder := self._state.feeders.get(feeder_hid)) is None:
+            return
+        offset, carried_schedule = self._planned.pop(feeder_hid, (None, False))
+        feeder.last_synced_at = now()
+        feeder.synced_fingerprint = fingerprint or None
+        feeder.sent_utc_offset = offset
+        feeder.schedule_owned = feeder.schedule_owned or carried_schedule
+        feeder.expected_hash = None
+        _LOGGER.debug("Schedule of feeder %s delivered", feeder_hid)
+        self._state.schedule_save()
+
+    def state_changed(self, feeder_hid: str) -> None:
+        """Mirror whether a sync is owed into the feeder (stored, shown)."""
+        if (feeder := self._state.feeders.get(feeder_hid)) is None:
+            return
+        reconciler = self._reconcilers.get(feeder_hid)
+        feeder.sync_pending = (
+            reconciler.pending if reconciler is not None else feeder.sync_pending
+        )
+        self._state.changed(feeder)

@@ -1,0 +1,197 @@
+"""Feeder state: gateways, feeders, who listens to them, liveness and the debounced save.
+
+Everything that reads or changes feeder state depends on this one object, and it depends on
+none of them: the Kronos registry, inbound messages, schedules, monitoring and the entities
+all share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+import time
+
+from homeassistant.core import CALLBACK_TYPE, callback
+
+from .const import LAZY_SAVE_DELAY_S, ONLINE_WINDOW
+from .errors import invalid
+from .models import Feeder, Gateway
+from .store import PetnetStore, serialize
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def now() -> float:
+    """Wall-clock time in seconds (one place, so tests that freeze time see it)."""
+    return time.time()
+
+
+def _never_connected(_gateway_hid: str) -> bool:
+    return False
+
+
+class FeederState:
+    """The gateways and feeders in memory, their listeners, and when they were heard."""
+
+    def __init__(self, store: PetnetStore) -> None:
+        """Start empty; ``async_load`` reads what is stored."""
+        self._store = store
+        self.gateways: dict[str, Gateway] = {}
+        self.feeders: dict[str, Feeder] = {}
+        self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
+        self._liveness_deaf: set[CALLBACK_TYPE] = set()
+        self._new_feeder_listeners: list[Callable[[Feeder], None]] = []  # in order
+        self._online: dict[str, bool] = {}
+        self._is_connected: Callable[[str], bool] = _never_connected
+        store.attach(lambda: serialize(self.gateways, self.feeders))
+
+    async def async_load(self) -> None:
+        """Read the stored gateways, feeders and history."""
+        self.gateways, self.feeders = await self._store.async_load()
+        # A feeder heard from just before a restart is online now: only a change is logged.
+        for feeder in self.feeders.values():
+            self._online[feeder.hid] = self.is_online(feeder)
+
+    def use_connections(self, is_connected: Callable[[str], bool]) -> None:
+        """Learn who tells whether a gateway holds an MQTT session (the transport)."""
+        self._is_connected = is_connected
+
+    # ------------------------------------------------------------------ persistence
+
+    def schedule_save(self, *, lazy: bool = False) -> None:
+        """Save soon; a burst of changes is one write. Lazy: liveness and telemetry only."""
+        if lazy:
+            self._store.schedule_save(LAZY_SAVE_DELAY_S)
+        else:
+            self._store.schedule_save()
+
+    async def async_save_now(self) -> None:
+        """Write everything at once."""
+        await self._store.async_save_now()
+
+    # ------------------------------------------------------------------ lookups
+
+    def feeder(self, feeder_hid: str) -> Feeder:
+        """A known feeder; InvalidRequestError otherwise."""
+        if (feeder := self.feeders.get(feeder_hid)) is None:
+            raise invalid("unknown_feeder", feeder=feeder_hid)
+        return feeder
+
+    def feeders_of(self, gateway_hid: str) -> list[Feeder]:
+        """The feeders whose messages go through this gateway."""
+        return [f for f in self.feeders.values() if f.gateway_hid == gateway_hid]
+
+    def add_feeder(
+        self, hid: str, gateway_hid: str, *, uid: str | None = None
+    ) -> Feeder:
+        """Create a feeder and tell everyone who waits for new ones."""
+        feeder = Feeder(hid=hid, gateway_hid=gateway_hid, uid=uid, discovered_at=now())
+        self.feeders[hid] = feeder
+        self._online[hid] = False
+        _LOGGER.info("New feeder %s on gateway %s", hid, gateway_hid)
+        for listener in list(self._new_feeder_listeners):
+            listener(feeder)
+        return feeder
+
+    def remove_feeder(self, feeder_hid: str) -> bool:
+        """Forget a feeder and its listeners; False if it was not known."""
+        if self.feeders.pop(feeder_hid, None) is None:
+            return False
+        self._online.pop(feeder_hid, None)
+        self._feeder_listeners.pop(feeder_hid, None)
+        self.schedule_save()
+        return True
+
+    # ------------------------------------------------------------------ listeners
+
+    @callback
+    def async_subscribe_feeder(
+        self, feeder_hid: str, listener: CALLBACK_TYPE, *, liveness: bool = True
+    ) -> CALLBACK_TYPE:
+        """Call listener whenever the feeder's state changes.
+
+        ``liveness=False``: not when only its last-seen time moved (a heartbeat that changed
+        nothing else); a flood of heartbeats then costs no state writes of such entities.
+        """
+        listeners = self._feeder_listeners.setdefault(feeder_hid, set())
+        if not liveness:
+            self._liveness_deaf.add(listener)
+        listeners.add(listener)
+
+        def unsubscribe() -> None:
+            listeners.discard(listener)
+            self._liveness_deaf.discard(listener)
+
+        return unsubscribe
+
+    @callback
+    def async_subscribe_new_feeders(
+        self, listener: Callable[[Feeder], None]
+    ) -> CALLBACK_TYPE:
+        """Call listener for every feeder that appears from now on (in subscription order)."""
+        self._new_feeder_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._new_feeder_listeners:
+                self._new_feeder_listeners.remove(listener)
+
+        return unsubscribe
+
+    @callback
+    def notify(self, feeder_hid: str, *, liveness_only: bool = False) -> None:
+        """Tell the feeder's entities that its state changed (or only that it was heard)."""
+        for listener in list(self._feeder_listeners.get(feeder_hid, ())):
+            if not (liveness_only and listener in self._liveness_deaf):
+                listener()
+
+    def changed(self, feeder: Feeder) -> None:
+        """A feeder changed in a way worth keeping: save soon and tell its entities."""
+        self.schedule_save()
+        self.notify(feeder.hid)
+
+    # ------------------------------------------------------------------ liveness
+
+    def is_connected(self, gateway_hid: str) -> bool:
+        """Whether the gateway holds an authenticated MQTT session."""
+        return self._is_connected(gateway_hid)
+
+    def is_online(self, feeder: Feeder) -> bool:
+        """Connected, or anything heard from it in the last 120 s (§9.1)."""
+        if self.is_connected(feeder.gateway_hid):
+            return True
+        return (
+            feeder.last_seen is not None
+            and now() - feeder.last_seen < ONLINE_WINDOW.total_seconds()
+        )
+
+    def heard_from(self, feeder: Feeder, *, at: float, liveness_only: bool) -> None:
+        """The feeder was heard from: it is online; tell its entities."""
+        feeder.last_seen = at
+        came_online = self.set_online(feeder, True)
+        self.notify(feeder.hid, liveness_only=liveness_only and not came_online)
+
+    def mark_gateway_seen(self, gateway: Gateway) -> None:
+        """Anything from a gateway (HTTP or MQTT) counts as liveness of its feeders."""
+        at = now()
+        gateway.last_seen = at
+        for feeder in self.feeders_of(gateway.hid):
+            self.heard_from(feeder, at=at, liveness_only=True)
+        self.schedule_save(lazy=True)
+
+    @callback
+    def async_check_availability(self, *_: object) -> None:
+        """Re-evaluate every feeder's availability (periodically and on disconnect)."""
+        for feeder in list(self.feeders.values()):
+            if self.set_online(feeder, self.is_online(feeder)):
+                self.notify(feeder.hid)
+
+    def set_online(self, feeder: Feeder, online: bool) -> bool:
+        """Record availability and log each change once; True if it changed."""
+        if self._online.get(feeder.hid) == online:
+            return False
+        self._online[feeder.hid] = online
+        if online:
+            _LOGGER.info("Feeder %s is online", feeder.hid)
+        else:
+            _LOGGER.info("Feeder %s is offline", feeder.hid)
+        return True
