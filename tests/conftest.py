@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -30,6 +31,7 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.transport.ha_mqtt import HaMqttTransport
 from feeder_sim import SimulatedFeeder, ids as sim_ids
 
+from .deprecations import DeprecationReports, fail_on_reports
 from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
 from .ports import LOOPBACK, free_port
 
@@ -76,6 +78,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     reason=f"bundled broker only: {marker.kwargs['reason']}"
                 )
             )
+
+
+@pytest.fixture(autouse=True)
+def deprecation_reports() -> Iterator[DeprecationReports]:
+    """Fail the test if Home Assistant reported deprecated use by this integration.
+
+    Declared before every fixture that needs ``hass``, so it is set up before Home Assistant
+    and checked after Home Assistant stopped: reports made at teardown count too.
+    """
+    reports = DeprecationReports()
+    root = logging.getLogger()
+    root.addHandler(reports)
+    try:
+        yield reports
+    finally:
+        root.removeHandler(reports)
+    fail_on_reports(reports.records)
 
 
 @pytest.fixture(autouse=True)
