@@ -12,11 +12,15 @@ from unittest.mock import patch
 
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.core import HomeAssistant, State, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.petnet_feeder.compat import (
+    OPTIONS_FLOW_RELOADS,
+    async_get_device,
+)
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
@@ -376,11 +380,31 @@ async def make_feeder(
 
 def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
     """The HA device id of a simulated feeder."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
+    identifier = (DOMAIN, feeder.device_hid)
+    device = next(
+        (
+            found
+            for entry in hass.config_entries.async_entries(DOMAIN)
+            if (found := async_get_device(hass, entry.entry_id, identifier))
+        ),
+        None,
     )
     assert device is not None, f"no device for {feeder.device_hid}"
     return device.id
+
+
+async def set_options(
+    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
+) -> None:
+    """Change the entry's options as the options flow does, reload included.
+
+    Where the options flow reloads the entry itself (Home Assistant 2025.8 and later) no
+    update listener does, so changing the options directly needs the reload said aloud.
+    """
+    hass.config_entries.async_update_entry(entry, options=options)
+    if OPTIONS_FLOW_RELOADS:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
 
 
 def entity_id(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:

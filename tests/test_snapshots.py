@@ -15,7 +15,7 @@ from unittest.mock import PropertyMock, patch
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 from syrupy.types import PropertyPath
 
+from custom_components.petnet_feeder.compat import async_get_device
 from custom_components.petnet_feeder.const import DOMAIN
 
 from .conftest import FeederFactory, wait_for_feeder
@@ -151,8 +152,8 @@ async def test_entities(
             portion=0.25,
         )
         await hass.async_block_till_done()
-        device = dr.async_get(hass).async_get_device(
-            identifiers={(DOMAIN, feeder.device_hid)}
+        device = async_get_device(
+            hass, config_entry.entry_id, (DOMAIN, feeder.device_hid)
         )
         assert device is not None
         assert device == snapshot(name="device")

@@ -17,6 +17,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 
 from .approvals import PendingGateway, RegistrationControl
+from .compat import async_get_device
 from .confirmations import CommandConfirmations
 from .const import (
     AVAILABILITY_CHECK_INTERVAL,
@@ -358,9 +359,10 @@ class PetnetHub:
         if feeder.software_version == version:
             return
         feeder.software_version = version
-        registry = dr.async_get(self.hass)
-        if device := registry.async_get_device(identifiers={(DOMAIN, feeder.hid)}):
-            registry.async_update_device(device.id, sw_version=version)
+        if device := async_get_device(
+            self.hass, self.entry.entry_id, (DOMAIN, feeder.hid)
+        ):
+            dr.async_get(self.hass).async_update_device(device.id, sw_version=version)
         self.schedules.firmware_changed(feeder)
         self.notify(feeder.hid)
 
