@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 from homeassistant import config_entries
@@ -15,6 +17,7 @@ import custom_components.petnet_feeder as petnet
 from custom_components.petnet_feeder import compat
 from custom_components.petnet_feeder.config_flow import PetnetFeederOptionsFlow
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
+from custom_components.petnet_feeder.transport import ha_mqtt
 
 from .test_config_flow import network_options
 
@@ -104,3 +107,28 @@ async def test_device_lookup_scoped_to_the_entry_from_2026_8(
         ((DOMAIN, "feeder-hid"), entry_id),
         ((DOMAIN, "feeder-hid"), "another-entry"),
     ]
+
+
+def test_mqtt_publish_passes_qos_and_retain_explicitly() -> None:
+    """Every MQTT publish of ours names qos and retain, with real values.
+
+    Home Assistant's MQTT publish API stops turning a None qos or retain into a default in
+    2027.6 (announced for 2026.6).
+    """
+    source = Path(ha_mqtt.__file__).read_text(encoding="utf-8")
+    calls = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"async_publish", "publish"}
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "mqtt"
+    ]
+    assert calls
+    for call in calls:
+        keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+        assert {"qos", "retain"} <= keywords.keys()
+        for name in ("qos", "retain"):
+            value = keywords[name]
+            assert not (isinstance(value, ast.Constant) and value.value is None)
