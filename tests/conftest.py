@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.core import HomeAssistant, State, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.petnet_feeder.compat import (
+    OPTIONS_FLOW_RELOADS,
+    async_get_device,
+)
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
@@ -30,6 +35,7 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.transport.ha_mqtt import HaMqttTransport
 from feeder_sim import SimulatedFeeder, ids as sim_ids
 
+from .deprecations import DeprecationReports, fail_on_reports
 from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
 from .ports import LOOPBACK, free_port
 
@@ -76,6 +82,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     reason=f"bundled broker only: {marker.kwargs['reason']}"
                 )
             )
+
+
+@pytest.fixture(autouse=True)
+def deprecation_reports() -> Iterator[DeprecationReports]:
+    """Fail the test if Home Assistant reported deprecated use by this integration.
+
+    Declared before every fixture that needs ``hass``, so it is set up before Home Assistant
+    and checked after Home Assistant stopped: reports made at teardown count too.
+    """
+    reports = DeprecationReports()
+    root = logging.getLogger()
+    root.addHandler(reports)
+    try:
+        yield reports
+    finally:
+        root.removeHandler(reports)
+    fail_on_reports(reports.records)
 
 
 @pytest.fixture(autouse=True)
@@ -357,11 +380,31 @@ async def make_feeder(
 
 def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
     """The HA device id of a simulated feeder."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
+    identifier = (DOMAIN, feeder.device_hid)
+    device = next(
+        (
+            found
+            for entry in hass.config_entries.async_entries(DOMAIN)
+            if (found := async_get_device(hass, entry.entry_id, identifier))
+        ),
+        None,
     )
     assert device is not None, f"no device for {feeder.device_hid}"
     return device.id
+
+
+async def set_options(
+    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
+) -> None:
+    """Change the entry's options as the options flow does, reload included.
+
+    Where the options flow reloads the entry itself (Home Assistant 2025.8 and later) no
+    update listener does, so changing the options directly needs the reload said aloud.
+    """
+    hass.config_entries.async_update_entry(entry, options=options)
+    if OPTIONS_FLOW_RELOADS:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
 
 
 def entity_id(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:

@@ -26,7 +26,7 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim.kronos_client import KronosError
 
-from .conftest import NOT_SERVER_LOGGERS, FeederFactory, wait_for_entity
+from .conftest import NOT_SERVER_LOGGERS, FeederFactory, set_options, wait_for_entity
 from .transport.test_bundled_broker import RawClient
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
@@ -231,10 +231,7 @@ async def test_unload_forgets_pending_and_option_on_lets_them_in(
     await refused_status(feeder.register_gateway)
     assert ir.async_get(hass).async_get_issue(DOMAIN, pending_issue_id(GW_HID))
 
-    hass.config_entries.async_update_entry(
-        loaded_entry, options={CONF_ACCEPT_NEW_FEEDERS: True}
-    )
-    await hass.async_block_till_done()  # the options listener reloads the entry
+    await set_options(hass, loaded_entry, {CONF_ACCEPT_NEW_FEEDERS: True})
     assert ir.async_get(hass).async_get_issue(DOMAIN, pending_issue_id(GW_HID)) is None
     hub: PetnetHub = loaded_entry.runtime_data
     assert hub.registrations.accept_new

@@ -316,9 +316,9 @@ async def test_restart_keeps_devices_keys_and_history(
         restarted: PetnetHub = entry.runtime_data
         assert restarted is not hub
         assert restarted.state.gateways[GW_HID].api_key == api_key
-        assert [row.result.start_ms for row in restarted.state.feeders[DEV_HID].history] == [
-            1717243203000
-        ]
+        assert [
+            row.result.start_ms for row in restarted.state.feeders[DEV_HID].history
+        ] == [1717243203000]
         same = dr.async_get(second).async_get_device(identifiers={(DOMAIN, DEV_HID)})
         assert same is not None
         assert (same.id, same.name_by_user, same.sw_version) == (

@@ -20,7 +20,7 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.protocol.ids import SECRET_KEY, hid_from_uid
 
-from .conftest import LOOPBACK
+from .conftest import LOOPBACK, set_options
 
 GW_UID = "smartfeeder-795ae773737d"
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
@@ -348,10 +348,7 @@ async def test_https_site_serves_the_same_api(
 
 async def _serve_on_ha_http(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Turn the option on, as the options flow does (the entry reloads)."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, CONF_KRONOS_ON_HA_HTTP: True}
-    )
-    await hass.async_block_till_done()
+    await set_options(hass, entry, {**entry.options, CONF_KRONOS_ON_HA_HTTP: True})
 
 
 async def test_views_on_home_assistant_http_are_off_by_default(

@@ -13,6 +13,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .broker_credentials import async_register_broker_credentials
+from .compat import OPTIONS_FLOW_RELOADS
 from .const import (
     CERT_DIR_NAME,
     CERT_HOSTNAME,
@@ -178,7 +179,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
             translation_placeholders={"error": str(err)},
         ) from err
     entry.runtime_data = hub
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    if not OPTIONS_FLOW_RELOADS:
+        # Before Home Assistant 2025.8 the options flow cannot reload the entry itself.
+        entry.async_on_unload(entry.add_update_listener(_async_options_updated))
 
     async def _async_stop_on_shutdown(_event: Event) -> None:
         # Entries are not unloaded when HA stops: close the broker and save now.

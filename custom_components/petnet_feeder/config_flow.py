@@ -7,11 +7,12 @@ import socket
 import ssl
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
 import voluptuous as vol
 
+from .compat import OptionsFlowBase
 from .const import (
     CONF_ACCEPT_NEW_FEEDERS,
     CONF_AUTO_FEED_MISSED,
@@ -236,7 +237,7 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
         return PetnetFeederOptionsFlow()
 
 
-class PetnetFeederOptionsFlow(OptionsFlow):
+class PetnetFeederOptionsFlow(OptionsFlowBase):
     """Change transport, ports, certificates and the default portion; the entry reloads after.
 
     Switching the transport keeps every gateway, key, schedule and history: they live in the

@@ -19,6 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 
 from .approvals import PendingGateway, RegistrationControl
+from .compat import async_get_device
 from .confirmations import CommandConfirmations
 from .const import AVAILABILITY_CHECK_INTERVAL, DOMAIN
 from .feeder_actions import FeederActions
@@ -197,9 +198,12 @@ class PetnetHub:
 
     def firmware_changed(self, feeder: Feeder) -> None:
         """Show the new version on the device and resend the schedule in its form."""
-        registry = dr.async_get(self.hass)
-        if device := registry.async_get_device(identifiers={(DOMAIN, feeder.hid)}):
-            registry.async_update_device(device.id, sw_version=feeder.software_version)
+        if device := async_get_device(
+            self.hass, self.entry.entry_id, (DOMAIN, feeder.hid)
+        ):
+            dr.async_get(self.hass).async_update_device(
+                device.id, sw_version=feeder.software_version
+            )
         self.sync.firmware_changed(feeder)
 
     # ------------------------------------------------------------------ inbound events
