@@ -50,6 +50,7 @@ MISS_LOG_LIMIT = 200
 MISSED_ISSUE = "missed_meal"
 OFFLINE_ISSUE = "feeder_offline"
 ZONE_ISSUE = "time_zone_unknown"
+FAILED_ISSUE = "failed_dispense"
 
 
 def missed_issue_id(feeder_hid: str) -> str:
@@ -60,6 +61,11 @@ def missed_issue_id(feeder_hid: str) -> str:
 def offline_issue_id(feeder_hid: str) -> str:
     """Repair issue id of a feeder that stays offline."""
     return f"{OFFLINE_ISSUE}_{feeder_hid}"
+
+
+def failed_issue_id(feeder_hid: str) -> str:
+    """Repair issue id of a feeder whose scheduled dispense failed."""
+    return f"{FAILED_ISSUE}_{feeder_hid}"
 
 
 def zone_issue_id(feeder_hid: str) -> str:
@@ -123,6 +129,8 @@ class FeedingMonitor:
         self._listeners: dict[str, set[FeedingListener]] = {}
         self._unsub: CALLBACK_TYPE | None = None
         self._signatures: dict[str, tuple[Any, ...]] = {}
+        # The occurrence behind each feeder's open failed-dispense issue (its key).
+        self._failures: dict[str, str] = {}
 
     @callback
     def start(self) -> None:
@@ -161,6 +169,8 @@ class FeedingMonitor:
         ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder_hid))
         ir.async_delete_issue(self._hass, DOMAIN, offline_issue_id(feeder_hid))
         ir.async_delete_issue(self._hass, DOMAIN, zone_issue_id(feeder_hid))
+        ir.async_delete_issue(self._hass, DOMAIN, failed_issue_id(feeder_hid))
+        self._failures.pop(feeder_hid, None)
         self._signatures.pop(feeder_hid, None)
 
     def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
@@ -214,9 +224,18 @@ class FeedingMonitor:
             and occurrence.target.timestamp() >= miss.target
         ):
             self._resolve_miss(feeder)
+        if (
+            occurrence is not None
+            and occurrence.state is MealState.DISPENSED
+            and feeder.hid in self._failures
+        ):
+            # A later meal (or the failed one, retried by the schedule) went well.
+            self._resolve_failure(feeder.hid)
         started = dt_util.utc_from_timestamp(result.start_ms / 1000)
         if dt_util.utcnow() - started > EVENT_MAX_AGE:
             return
+        if occurrence is not None and occurrence.state is MealState.FAILED:
+            self._raise_failed_issue(feeder, occurrence, result)
         if result.fail:
             event_type = EVENT_FAILED
         elif result.source == SOURCE_SCHEDULE:
@@ -359,6 +378,56 @@ class FeedingMonitor:
             },
         )
 
+    def _raise_failed_issue(
+        self, feeder: Feeder, occurrence: MealOccurrence, result: FeedResult
+    ) -> None:
+        """A scheduled dispense failed: tell the owner, and offer to try once more."""
+        meal = occurrence.meal
+        key = miss_key(occurrence)
+        local = occurrence.target.astimezone(self._clock.zone(feeder))
+        _LOGGER.warning(
+            "Feeder %s could not dispense %s at %s: %s",
+            feeder.hid,
+            meal.name,
+            local.strftime("%H:%M"),
+            result.error or "unknown error",
+        )
+        self._failures[feeder.hid] = key
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            failed_issue_id(feeder.hid),
+            is_fixable=True,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=FAILED_ISSUE,
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "meal": meal.name,
+                "time": local.strftime("%H:%M"),
+                "error": result.error or "unknown",
+                "expected": _grams_text(result.grams_expected),
+                "measured": _grams_text(result.grams_actual),
+            },
+            data={"feeder_hid": feeder.hid, "key": key, "portion": meal.portion},
+        )
+
+    def _resolve_failure(self, feeder_hid: str) -> None:
+        self._failures.pop(feeder_hid, None)
+        ir.async_delete_issue(self._hass, DOMAIN, failed_issue_id(feeder_hid))
+
+    async def async_retry_failed(
+        self, feeder_hid: str, key: str, portion: float
+    ) -> bool:
+        """Dispense a failed meal's portion once more; False if that was done already.
+
+        Raises like :meth:`async_feed_missed`.
+        """
+        fed = await self.async_feed_missed(feeder_hid, key, portion)
+        if self._failures.get(feeder_hid) == key:
+            self._resolve_failure(feeder_hid)
+        return fed
+
     def _resolve_miss(self, feeder: Feeder) -> None:
         feeder.open_miss = None
         ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder.hid))
@@ -435,6 +504,10 @@ class FeedingMonitor:
                 "minutes": str(int(silent_for // 60)),
             },
         )
+
+
+def _grams_text(grams: float | None) -> str:
+    return "unknown" if grams is None else f"{grams:.1f} g"
 
 
 def source_name(source: int | None) -> str:

@@ -13,7 +13,7 @@ import voluptuous as vol
 from .approvals import PENDING_ISSUE, RegistrationControl
 from .const import DOMAIN
 from .errors import FeederUnreachableError, InvalidRequestError
-from .monitor import MISSED_ISSUE
+from .monitor import FAILED_ISSUE, MISSED_ISSUE
 from .translate import as_ha_error
 
 
@@ -48,6 +48,46 @@ class FeedMissedMealFlow(RepairsFlow):
             )
         except InvalidRequestError as err:
             # Not a connection problem: the feeder was deleted, or the portion is refused.
+            return self.async_abort(
+                reason="cannot_feed",
+                description_placeholders={"error": str(as_ha_error(err))},
+            )
+        except FeederUnreachableError:
+            return self.async_abort(reason="feeder_offline")
+        if not fed:
+            return self.async_abort(reason="already_fed")
+        return self.async_create_entry(data={})
+
+
+class RetryFailedDispenseFlow(RepairsFlow):
+    """Offer to dispense a failed meal's portion once more."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which failed meal this is about."""
+        self._data = data
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Start with the confirmation."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> data_entry_flow.FlowResult:
+        """Retry on confirmation; never twice for the same meal."""
+        if user_input is None:
+            return self.async_show_form(step_id="confirm", data_schema=vol.Schema({}))
+        entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            return self.async_abort(reason="not_loaded")
+        try:
+            fed = await entries[0].runtime_data.monitor.async_retry_failed(
+                self._data["feeder_hid"],
+                self._data["key"],
+                float(self._data["portion"]),
+            )
+        except InvalidRequestError as err:
             return self.async_abort(
                 reason="cannot_feed",
                 description_placeholders={"error": str(as_ha_error(err))},
@@ -97,6 +137,7 @@ type FlowFactory = Callable[[dict[str, Any]], RepairsFlow]
 # Issue-id prefix -> fix flow. One line per kind of fixable issue.
 FLOWS: dict[str, FlowFactory] = {
     MISSED_ISSUE: FeedMissedMealFlow,
+    FAILED_ISSUE: RetryFailedDispenseFlow,
     PENDING_ISSUE: ApproveGatewayFlow,
 }
 
