@@ -18,11 +18,15 @@ from homeassistant.util import dt as dt_util
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.meals import DELIVERY_SLACK
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
 from .conftest import FeederFactory, device_id, wait_for_feeder
 
+# Breakfast (07:00, a one-minute grace period in these tests) is missed once its window and the
+# delivery slack after it have passed: 40 s later than that, at 07:03:40.
+MISSED_AFTER_S = 60 + int(DELIVERY_SLACK.total_seconds()) + 40
 CHICAGO = "America/Chicago"
 BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
 BREAKFAST_TIME_S = 7 * 3600  # breakfast's event "time" on the feeder

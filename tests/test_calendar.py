@@ -839,8 +839,8 @@ async def test_days_before_a_meal_was_planned_are_not_missed(
     )
     shown = [(e["summary"], e["start"][:10], e["description"]) for e in events]
     assert shown == [
-        # A dispense matched breakfast before it was planned: what happened stays visible.
-        ("Breakfast", "2024-06-01", "1/4 cup\nDispensed at 07:00 · 30.4 g"),
+        # Breakfast did not exist on June 1st: adding it later does not rewrite that day,
+        # and the dispense of that morning is no breakfast (it stays in the history).
         ("Dinner", "2024-06-01", "1/4 cup\nMissed"),
         # Today's 07:00 had passed when breakfast was added: not missed, not shown.
         ("Dinner", "2024-06-02", "1/4 cup\nUpcoming"),

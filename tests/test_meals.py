@@ -33,6 +33,7 @@ DEV = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 W = timedelta(minutes=5)
 W_MS = 300_000
+SLACK_MS = 120_000  # DELIVERY_SLACK
 
 
 def ms(moment: datetime) -> int:
@@ -208,28 +209,32 @@ def test_custom_window(window: timedelta, offset_ms: int, matched: bool) -> None
         # Equal distance: the earlier start wins, whatever the input order.
         ([fr(T7 + 60_000), fr(T7 - 60_000)], 1),
         ([fr(T7 - 60_000), fr(T7 + 60_000)], 0),
-        # Without a schedule result, the closest of any source.
-        ([fr(T7 + 200_000, source=4), fr(T7 - 100_000, source=5)], 1),
-        ([fr(T7 + 10_000, source=4), fr(T7 - 100_000, source=5)], 0),
+        # Manual (4), button (5) and unknown sources never satisfy a meal (§9.5).
+        ([fr(T7 + 200_000, source=4), fr(T7 - 100_000, source=5)], None),
+        ([fr(T7 + 10_000, source=4), fr(T7, source=None)], None),
         # A schedule result outside the window does not count.
-        ([fr(T7 + W_MS + 1, source=6), fr(T7 + 200_000, source=4)], 1),
+        ([fr(T7 + W_MS + 1, source=6), fr(T7 + 200_000, source=4)], None),
     ],
 )
-def test_candidate_preference(results: list[FeedResult], expected: int) -> None:
+def test_candidate_preference(results: list[FeedResult], expected: int | None) -> None:
     (occ,) = evaluate_day([meal(1, 7, 0)], results, DAY, CHICAGO, LATE)
-    assert occ.result is results[expected]
+    if expected is None:
+        assert occ.result is None
+        assert occ.state is MealState.MISSED
+    else:
+        assert occ.result is results[expected]
 
 
-def test_one_result_cannot_match_two_close_meals() -> None:
+def test_one_result_goes_to_the_nearest_of_two_close_meals() -> None:
     early, later = meal(2, 7, 0), meal(1, 7, 3)
-    result = fr(T7 + 120_000)  # 07:02: closer to 07:03, but 07:00 picks first
+    result = fr(T7 + 120_000)  # 07:02: in both windows, nearer to 07:03
     now = datetime(2024, 6, 1, 7, 20, tzinfo=CHICAGO)
     occurrences = evaluate_day([later, early], [result], DAY, CHICAGO, now)
     assert [occ.meal.meal_id for occ in occurrences] == [2, 1]
-    assert occurrences[0].result is result
-    assert occurrences[0].state is MealState.DISPENSED
-    assert occurrences[1].result is None
-    assert occurrences[1].state is MealState.MISSED
+    assert occurrences[0].result is None
+    assert occurrences[0].state is MealState.MISSED
+    assert occurrences[1].result is result
+    assert occurrences[1].state is MealState.DISPENSED
 
 
 def test_close_meals_each_get_their_own_result() -> None:
@@ -243,15 +248,17 @@ def test_close_meals_each_get_their_own_result() -> None:
     assert occurrences[2].result is second
 
 
-def test_earlier_meal_takes_schedule_result_later_meal_takes_remote() -> None:
+def test_a_remote_feed_near_a_meal_never_takes_its_place() -> None:
     scheduled, remote = fr(T7 + 150_000, source=6), fr(T7 + 170_000, source=4)
     occurrences = by_id(
         evaluate_day(
             [meal(1, 7, 0), meal(2, 7, 3)], [remote, scheduled], DAY, CHICAGO, LATE
         )
     )
-    assert occurrences[1].result is scheduled
-    assert occurrences[2].result is remote
+    # 07:02:30 is nearer to 07:03; the Feed now beside it satisfies nothing.
+    assert occurrences[2].result is scheduled
+    assert occurrences[1].result is None
+    assert occurrences[1].state is MealState.MISSED
 
 
 def test_equal_targets_lower_meal_id_first() -> None:
@@ -301,12 +308,16 @@ def test_failed_result(results: list[FeedResult], state: MealState, index: int) 
         (0, W, MealState.DUE),
         (1, W, MealState.DUE),
         (W_MS, W, MealState.DUE),
-        (W_MS + 1, W, MealState.MISSED),
+        # Missed only once the delivery slack after the window has passed too.
+        (W_MS + 1, W, MealState.DUE),
+        (W_MS + SLACK_MS, W, MealState.DUE),
+        (W_MS + SLACK_MS + 1, W, MealState.MISSED),
         (86_400_000, W, MealState.MISSED),
         (540_000, timedelta(minutes=10), MealState.DUE),
-        (600_001, timedelta(minutes=10), MealState.MISSED),
+        (600_000 + SLACK_MS, timedelta(minutes=10), MealState.DUE),
+        (600_001 + SLACK_MS, timedelta(minutes=10), MealState.MISSED),
         (0, timedelta(0), MealState.DUE),
-        (1, timedelta(0), MealState.MISSED),
+        (SLACK_MS + 1, timedelta(0), MealState.MISSED),
     ],
 )
 def test_upcoming_due_missed_boundaries(
@@ -568,7 +579,7 @@ def test_matching_in_fall_back_overlap(result_utc: datetime, matched: bool) -> N
         # 02:30 on the spring-forward day is 03:30 CDT.
         ((2, 30), datetime(2024, 3, 10, 3, 29, tzinfo=CHICAGO), MealState.UPCOMING),
         ((2, 30), datetime(2024, 3, 10, 3, 32, tzinfo=CHICAGO), MealState.DUE),
-        ((2, 30), datetime(2024, 3, 10, 3, 36, tzinfo=CHICAGO), MealState.MISSED),
+        ((2, 30), datetime(2024, 3, 10, 3, 38, tzinfo=CHICAGO), MealState.MISSED),
     ],
 )
 def test_state_uses_instants_around_dst(
@@ -1049,3 +1060,49 @@ def test_meal_state_values() -> None:
         "skipped",
     ]
     assert MealState("missed") is MealState.MISSED
+
+
+# --------------------------------------------------------------------------- who gets credit (§9.5)
+
+T15 = 1717272000000  # 2024-06-01 15:00 CDT
+
+
+def test_a_feed_now_before_a_meal_never_dispenses_it_early() -> None:
+    """Feed now at 15:08, a meal at 15:11: the meal is still to come, then due, then missed."""
+    feed_now = fr(T15 + 8 * 60_000, source=4)
+    for minute, state in ((9, MealState.UPCOMING), (12, MealState.DUE)):
+        (occ,) = evaluate_day(
+            [meal(1, 15, 11)], [feed_now], DAY, CHICAGO, at_ms(T15 + minute * 60_000)
+        )
+        assert occ.state is state
+        assert occ.result is None
+    (occ,) = evaluate_day([meal(1, 15, 11)], [feed_now], DAY, CHICAGO, LATE)
+    assert occ.state is MealState.MISSED
+
+
+def test_a_button_press_at_meal_time_hides_no_missed_meal() -> None:
+    press = fr(T15, source=5)  # perhaps the pet
+    (occ,) = evaluate_day([meal(1, 15, 0)], [press], DAY, CHICAGO, LATE)
+    assert occ.state is MealState.MISSED
+    assert occ.result is None
+
+
+def test_a_meal_created_after_its_time_takes_nothing_from_the_meal_that_had_it() -> (
+    None
+):
+    """15:04 dispense of the 15:06 meal; a meal for 15:03 created at 15:12 never existed today."""
+    dispensed = fr(T15 + 4 * 60_000)
+    created = (T15 + 12 * 60_000) / 1000
+    meals = [meal(1, 15, 6), meal(2, 15, 3)]
+    occurrences = by_id(
+        evaluate_day(meals, [dispensed], DAY, CHICAGO, LATE, since={2: created})
+    )
+    assert occurrences[1].result is dispensed
+    assert 2 not in occurrences
+    # The next day the new meal exists like any other.
+    tomorrow = by_id(
+        evaluate_day(
+            meals, [], DAY + timedelta(days=1), CHICAGO, LATE, since={2: created}
+        )
+    )
+    assert set(tomorrow) == {1, 2}

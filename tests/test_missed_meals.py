@@ -22,13 +22,18 @@ from custom_components.petnet_feeder.const import (
     DOMAIN,
 )
 from custom_components.petnet_feeder.hub import PetnetHub
-from custom_components.petnet_feeder.monitor import missed_issue_id, offline_issue_id
+from custom_components.petnet_feeder.monitor import (
+    missed_issue_id,
+    offline_issue_id,
+    zone_issue_id,
+)
 
 from .conftest import FeederFactory, entity_id, wait_for_entity
 from .feeding_support import (
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
+    MISSED_AFTER_S,
     MORNING,
     add_breakfast,
     add_meal,
@@ -87,8 +92,8 @@ async def test_skipped_meal_is_missed_once_and_fixed_once(
     event = await wait_for_entity(hass, "event", dev, "feeding")
     start = len(feeder.commands)
     with issue_updates(hass) as updates:
-        # 07:01:10: breakfast's one-minute window closed without a dispense.
-        await advance(hass, freezer, 100, feeder)
+        # 07:03:40: breakfast's one-minute window and the delivery slack passed, no dispense.
+        await advance(hass, freezer, MISSED_AFTER_S, feeder)
         assert [e.event_type for e in events] == ["missed"]
         # The miss triggers one schedule sync.
         await feeder.wait_for_command("schedule_mod_end", since=start)
@@ -153,7 +158,7 @@ async def test_auto_feed_feeds_once_even_if_the_check_runs_twice(
     feeder.skip_next_meal = True
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     hub.monitor.async_check_now()
     hub.monitor.async_check_now()
     await feeder.wait_for_command("feed", since=start)
@@ -184,7 +189,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
     )
     feeder.skip_meals = {BREAKFAST_TIME_S}
     events = feeding_events(hub, feeder)
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     assert missed_issue(hass, dev) is not None
     assert hub.state.feeders[dev].open_miss is not None
 
@@ -229,11 +234,11 @@ async def test_a_later_miss_takes_over_the_issue(
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)
     with issue_updates(hass) as updates:
-        await advance(hass, freezer, 100, feeder)
+        await advance(hass, freezer, MISSED_AFTER_S, feeder)
         issue = missed_issue(hass, dev)
         assert issue is not None
         assert issue.translation_placeholders["meal"] == "Breakfast"
-        await advance(hass, freezer, 5 * 60, feeder)  # 07:06:10
+        await advance(hass, freezer, 5 * 60, feeder)  # 07:08:40
     assert [e.attributes["meal_name"] for e in events] == [
         "Breakfast",
         "Second breakfast",
@@ -270,7 +275,7 @@ async def test_missed_issue_is_raised_again_after_a_restart(
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
     feeder.skip_meals = {BREAKFAST_TIME_S}
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     before = missed_issue(hass, dev)
     assert before is not None
 
@@ -331,7 +336,7 @@ async def test_removing_the_feeder_deletes_its_issues(
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
     feeder.skip_meals = {BREAKFAST_TIME_S}
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     assert missed_issue(hass, dev) is not None
     form = await start_fix_flow(repairs_client, missed_issue_id(dev))  # left open
     await feeder.disconnect()
@@ -395,7 +400,7 @@ async def test_meal_added_after_its_time_is_not_missed_today(
     await feeder.connect()
     await heartbeat(hub, feeder)
     await hub.sync.reconciler(dev).async_wait_idle()
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     await feeder.wait_for_command("feed", since=start)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
@@ -431,3 +436,33 @@ async def test_late_added_meal_is_still_not_due_after_a_restart(
         hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today")).state
         == "0"
     )
+
+
+async def test_an_unknown_time_zone_is_a_repair_never_a_silent_utc(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feeder = await make_feeder()
+    stored = hub.state.feeders[feeder.device_hid]
+    registry = ir.async_get(hass)
+    issue_id = zone_issue_id(feeder.device_hid)
+    hub.monitor.async_check_now()
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+
+    stored.time_zone = "Mars/Olympus_Mons"  # stored before tzdata dropped it, say
+    hub.monitor.async_check_now()
+    hub.monitor.async_check_now()
+    issue = registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "time_zone_unknown"
+    assert issue.translation_placeholders == {
+        "feeder": stored.display_name,
+        "zone": "Mars/Olympus_Mons",
+    }
+    assert caplog.text.count("time zone 'Mars/Olympus_Mons' is unknown") == 1
+
+    hub.meal_editor.set_time_zone(stored, CHICAGO)
+    hub.monitor.async_check_now()
+    assert registry.async_get_issue(DOMAIN, issue_id) is None

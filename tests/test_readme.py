@@ -19,6 +19,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_state
 from .feeding_support import (
     BREAKFAST_TIME_S,
+    MISSED_AFTER_S,
     MORNING,
     advance,
     breakfast_feeder,
@@ -84,7 +85,7 @@ async def test_missed_meal_notifies_once_and_not_on_a_reload(
     feeder.skip_meals = {BREAKFAST_TIME_S}
 
     # The first event ever comes from "unknown": it notifies.
-    await advance(hass, freezer, 100, feeder)
+    await advance(hass, freezer, MISSED_AFTER_S, feeder)
     await hass.async_block_till_done()
     assert [call.data for call in notifications] == [
         {

@@ -63,7 +63,7 @@ def _due_occurrences(
     now: datetime,
     window: timedelta,
 ) -> list[MealOccurrence]:
-    # A meal added or moved after its time today was never due today.
+    # A meal added or moved after its time today was never due today (since=meal_since).
     return [
         occurrence
         for occurrence in occurrences_between(
@@ -74,9 +74,9 @@ def _due_occurrences(
             zone,
             now,
             window,
+            since=feeder.meal_since,
         )
         if occurrence.state is not MealState.DISABLED
-        and feeder.was_due(occurrence.meal.meal_id, occurrence.target)
     ]
 
 

@@ -137,15 +137,11 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
                 self.view.zone,
                 now,
                 self.view.window,
+                # Before a meal had its time it was not planned: no occurrence at all.
+                since=feeder.meal_since,
             )
             # Disabled meals are not shown; the meal actions enable them again.
             if occurrence.state is not MealState.DISABLED
-            # Before a meal had its time it was not planned: such an occurrence is shown
-            # only where a dispense matched it, never as missed.
-            and (
-                occurrence.result is not None
-                or feeder.was_due(occurrence.meal.meal_id, occurrence.target)
-            )
         ]
 
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:

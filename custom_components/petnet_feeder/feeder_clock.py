@@ -32,6 +32,15 @@ class FeederClock:
         except (ZoneInfoNotFoundError, ValueError):
             return ZoneInfo("UTC")
 
+    def unknown_zone(self, feeder: Feeder) -> str | None:
+        """The zone name that cannot be resolved (the feeder then runs on UTC), if any."""
+        name = feeder.time_zone or self._default_zone()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return name
+        return None
+
     def utc_offset(self, feeder: Feeder) -> int:
         """Seconds east of UTC in the feeder's zone right now."""
         offset = dt_util.now(self.zone(feeder)).utcoffset()

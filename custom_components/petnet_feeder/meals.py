@@ -29,6 +29,8 @@ from .protocol.messages import SOURCE_SCHEDULE, FeedResult
 
 SECONDS_PER_DAY: Final = 86400
 DEFAULT_WINDOW: Final = timedelta(minutes=5)
+# A meal is missed only this long after its window closed: a result may still be on its way.
+DELIVERY_SLACK: Final = timedelta(minutes=2)
 
 CAPACITY_CUPS: Final = 20.5
 TBSP_PER_CUP: Final = 16
@@ -39,6 +41,7 @@ PORTION_STEPS_PER_CUP: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 _ONE_DAY: Final = timedelta(days=1)
+_SLACK_MS: Final = DELIVERY_SLACK // _ONE_MS
 
 # How many earlier local days evaluate_day looks at for meals that may claim a result first.
 _LOOKBACK_DAYS: Final = 2
@@ -186,43 +189,62 @@ class _Slot:
     result: FeedResult | None = None
 
 
-def _enabled_slots(meals: Sequence[Meal], day: date, tz: ZoneInfo) -> list[_Slot]:
+def _enabled_slots(
+    meals: Sequence[Meal],
+    day: date,
+    tz: ZoneInfo,
+    since: Mapping[int, float] | None = None,
+) -> list[_Slot]:
+    """The enabled meals' occurrences on ``day``; with ``since``, only those due by then.
+
+    ``since`` maps a meal id to when (epoch seconds) the meal got its current time: an
+    earlier occurrence never existed, so it is never shown, counted or credited.
+    """
     slots = []
     for meal in meals:
         if meal.enabled:
             target = meal_target(day, meal.time_s, tz)
-            slots.append(_Slot(meal, day, target, _epoch_ms(target)))
+            target_ms = _epoch_ms(target)
+            if since is not None and target_ms < since.get(meal.meal_id, 0.0) * 1000:
+                continue
+            slots.append(_Slot(meal, day, target, target_ms))
     return slots
 
 
-def _pick(
-    target_ms: int,
-    window_ms: int,
-    results: Sequence[FeedResult],
-    claimed: set[int],
-) -> int | None:
-    """Return the index of the best unclaimed candidate for ``target_ms``, or None.
+def _credit(
+    slots: Sequence[_Slot], results: Sequence[FeedResult], window_ms: int
+) -> None:
+    """Give each slot at most one schedule result, and each result at most one slot.
 
-    Candidates: ``|start_ms - target| <= window`` (inclusive). Preference: source 6 (schedule)
-    over any other source, then the smallest ``|start_ms - target|``, then the earlier start,
-    then the earlier position in ``results``.
+    Only schedule-source results (``i|src`` 6) satisfy a meal (§9.5): a Feed now or a press of
+    the front button (perhaps by the pet) must never hide a missed meal. A result goes to the
+    slot nearest to its start; pairs are settled nearest first, ties by the earlier start, then
+    the earlier target, then the lower meal id, then the earlier position in ``results``.
     """
-    best: tuple[int, int, int, int] | None = None
-    for index, result in enumerate(results):
-        if index in claimed:
-            continue
-        delta = abs(result.start_ms - target_ms)
-        if delta > window_ms:
-            continue
-        key = (
-            0 if result.source == SOURCE_SCHEDULE else 1,
-            delta,
-            result.start_ms,
-            index,
-        )
-        if best is None or key < best:
-            best = key
-    return None if best is None else best[3]
+    pairs: list[tuple[int, int, int, int, int, int]] = []
+    for slot_index, slot in enumerate(slots):
+        for result_index, result in enumerate(results):
+            if result.source != SOURCE_SCHEDULE:
+                continue
+            delta = abs(result.start_ms - slot.target_ms)
+            if delta <= window_ms:
+                pairs.append(
+                    (
+                        delta,
+                        result.start_ms,
+                        slot.target_ms,
+                        slot.meal.meal_id,
+                        result_index,
+                        slot_index,
+                    )
+                )
+    pairs.sort()
+    taken_results: set[int] = set()
+    for *_, result_index, slot_index in pairs:
+        slot = slots[slot_index]
+        if slot.result is None and result_index not in taken_results:
+            taken_results.add(result_index)
+            slot.result = results[result_index]
 
 
 def _first_independent(slots: Sequence[_Slot], upto: int, window_ms: int) -> int:
@@ -248,7 +270,7 @@ def _state(slot: _Slot, now_ms: int, window_ms: int) -> MealState:
         return MealState.FAILED if slot.result.fail is True else MealState.DISPENSED
     if now_ms < slot.target_ms:
         return MealState.UPCOMING
-    if now_ms <= slot.target_ms + window_ms:
+    if now_ms <= slot.target_ms + window_ms + _SLACK_MS:
         return MealState.DUE
     return MealState.MISSED
 
@@ -260,28 +282,32 @@ def evaluate_day(
     tz: ZoneInfo,
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
+    since: Mapping[int, float] | None = None,
 ) -> list[MealOccurrence]:
     """Return the state of every meal on local ``day`` (§9.5), ordered by target then meal_id.
 
     ``results`` are one feeder's feed results (any order, any days). Rules:
 
     * Disabled meals are not evaluated: state DISABLED, no result, and they never take a result.
-    * A result is a candidate for a meal when ``|start_ms - target| <= window`` (inclusive).
-      Among candidates a source-6 (schedule) result is preferred; then the one closest to the
-      target; on an equal distance the earlier start; then the earlier one in ``results``.
-    * Meals take results greedily in target order (equal targets: lower meal_id first), and a
-      result taken by one meal cannot match another. So when windows overlap, the **earlier meal
-      wins** the contested result even if it is closer to the later meal.
-    * The order is global across days: meals of earlier local days take their results first
-      (a meal at 23:55 beats one at 00:05 the next day for a result at 00:00), so
+    * With ``since`` (meal id -> epoch seconds when the meal got its current time), an
+      occurrence before that never existed: it is left out, and takes no result.
+    * Only schedule-source results (``i|src`` 6) satisfy a meal; manual, button and unknown
+      sources never do (they count as food elsewhere). A schedule result is a candidate for a
+      meal when ``|start_ms - target| <= window`` (inclusive).
+    * Each result satisfies at most one meal and each meal takes at most one result: pairs are
+      settled nearest first (ties: the earlier start, then the earlier target, then the lower
+      meal_id, then the earlier one in ``results``), so a result goes to the meal nearest to it.
+    * The pairing is global across days (a result at 00:00 between a meal at 23:55 and one at
+      00:05 goes to the earlier target on a tie), so
       :func:`evaluate_day` and :func:`occurrences_between` agree. The look-back starts at the
       latest point, at most two days back, before which no meal's window reaches a later meal's
       window; that is exact unless the windows chain without a gap for over two days (a window
       of hours with many meals), in which case meals older than two days are ignored.
     * A matched result gives FAILED when its ``fail`` is True, DISPENSED otherwise (also when
       ``fail`` is unknown). Without a result: UPCOMING if ``now`` < target, DUE if target <= ``now``
-      <= target + window, MISSED if ``now`` > target + window. Results are not filtered by
-      ``now``: the caller passes the results it knows.
+      <= target + window + ``DELIVERY_SLACK``, MISSED after that (a result may still be on
+      its way when the window closes). Results are not filtered by ``now``: the caller passes
+      the results it knows.
     """
     meal_list = list(meals)
     result_list = list(results)
@@ -290,7 +316,7 @@ def evaluate_day(
 
     slots: list[_Slot] = []
     for back in range(_LOOKBACK_DAYS, -1, -1):
-        slots.extend(_enabled_slots(meal_list, day - back * _ONE_DAY, tz))
+        slots.extend(_enabled_slots(meal_list, day - back * _ONE_DAY, tz, since))
     slots.sort(key=lambda slot: (slot.target_ms, slot.meal.meal_id))
     wanted = [index for index, slot in enumerate(slots) if slot.day == day]
 
@@ -301,12 +327,7 @@ def evaluate_day(
         high = active[-1].target_ms + window_ms
         # Results outside every window can never match; keep the others (in their order).
         nearby = [r for r in result_list if low <= r.start_ms <= high]
-        claimed: set[int] = set()
-        for slot in active:
-            picked = _pick(slot.target_ms, window_ms, nearby, claimed)
-            if picked is not None:
-                claimed.add(picked)
-                slot.result = nearby[picked]
+        _credit(active, nearby, window_ms)
 
     occurrences = [
         (
@@ -341,6 +362,7 @@ def occurrences_between(
     tz: ZoneInfo,
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
+    since: Mapping[int, float] | None = None,
 ) -> list[MealOccurrence]:
     """Return every occurrence (disabled ones included) whose target is in ``[start, end)``.
 
@@ -359,7 +381,9 @@ def occurrences_between(
     found: list[tuple[int, int, MealOccurrence]] = []
     day = first_day
     while day <= last_day:
-        for occurrence in evaluate_day(meal_list, result_list, day, tz, now, window):
+        for occurrence in evaluate_day(
+            meal_list, result_list, day, tz, now, window, since
+        ):
             target_ms = _epoch_ms(occurrence.target)
             if start_ms <= target_ms < end_ms:
                 found.append((target_ms, occurrence.meal.meal_id, occurrence))

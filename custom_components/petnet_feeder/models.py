@@ -152,10 +152,6 @@ class Feeder:
         self.skip_log.append((meal_id, until))
         del self.skip_log[:-SKIP_LOG_LIMIT]
 
-    def was_due(self, meal_id: int, target: datetime) -> bool:
-        """Whether the meal already had this time when the occurrence came round."""
-        return target.timestamp() >= self.meal_since.get(meal_id, 0.0)
-
     def was_skipped(self, meal_id: int, target: datetime) -> bool:
         """Whether this occurrence of the meal was (or is to be) skipped."""
         stamp = target.timestamp()

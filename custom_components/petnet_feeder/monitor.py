@@ -49,6 +49,7 @@ MISS_LOG_LIMIT = 200
 
 MISSED_ISSUE = "missed_meal"
 OFFLINE_ISSUE = "feeder_offline"
+ZONE_ISSUE = "time_zone_unknown"
 
 
 def missed_issue_id(feeder_hid: str) -> str:
@@ -59,6 +60,11 @@ def missed_issue_id(feeder_hid: str) -> str:
 def offline_issue_id(feeder_hid: str) -> str:
     """Repair issue id of a feeder that stays offline."""
     return f"{OFFLINE_ISSUE}_{feeder_hid}"
+
+
+def zone_issue_id(feeder_hid: str) -> str:
+    """Repair issue id of a feeder whose time zone cannot be resolved."""
+    return f"{ZONE_ISSUE}_{feeder_hid}"
 
 
 def miss_key(occurrence: MealOccurrence) -> str:
@@ -128,6 +134,7 @@ class FeedingMonitor:
         for feeder in self._state.feeders.values():
             if feeder.open_miss is not None:
                 self._raise_missed_issue(feeder, feeder.open_miss)
+            self._check_zone(feeder)
         self._unsub = async_track_time_interval(
             self._hass, self._async_check, CHECK_INTERVAL, cancel_on_shutdown=True
         )
@@ -153,6 +160,7 @@ class FeedingMonitor:
         """A deleted feeder's repair issues go with it."""
         ir.async_delete_issue(self._hass, DOMAIN, missed_issue_id(feeder_hid))
         ir.async_delete_issue(self._hass, DOMAIN, offline_issue_id(feeder_hid))
+        ir.async_delete_issue(self._hass, DOMAIN, zone_issue_id(feeder_hid))
         self._signatures.pop(feeder_hid, None)
 
     def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
@@ -187,6 +195,8 @@ class FeedingMonitor:
             self._clock.zone(feeder),
             dt_util.utcnow(),
             self._clock.window,
+            # A meal added or moved after its time was never due then.
+            since=feeder.meal_since,
         )
 
     @callback
@@ -237,6 +247,7 @@ class FeedingMonitor:
     @callback
     def _async_check(self, now: datetime | None = None) -> None:
         for feeder in list(self._state.feeders.values()):
+            self._check_zone(feeder)
             self._check_missed(feeder)
             self._check_offline(feeder)
             self._refresh_if_day_changed(feeder)
@@ -266,9 +277,6 @@ class FeedingMonitor:
             if occurrence.state is not MealState.MISSED:
                 continue
             meal_id = occurrence.meal.meal_id
-            # A meal added or moved after its time today was never due today.
-            if not feeder.was_due(meal_id, occurrence.target):
-                continue
             if feeder.was_skipped(meal_id, occurrence.target):
                 continue
             key = miss_key(occurrence)
@@ -379,6 +387,29 @@ class FeedingMonitor:
         else:
             self._state.schedule_save()
         return True
+
+    def _check_zone(self, feeder: Feeder) -> None:
+        """A zone that cannot be resolved is never silently UTC: the owner is told."""
+        issue_id = zone_issue_id(feeder.hid)
+        if (zone := self._clock.unknown_zone(feeder)) is None:
+            ir.async_delete_issue(self._hass, DOMAIN, issue_id)
+            return
+        if ir.async_get(self._hass).async_get_issue(DOMAIN, issue_id) is None:
+            _LOGGER.warning(
+                "Feeder %s: time zone %r is unknown; its meal times are taken as UTC",
+                feeder.hid,
+                zone,
+            )
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ZONE_ISSUE,
+            translation_placeholders={"feeder": feeder.display_name, "zone": zone},
+        )
 
     def _check_offline(self, feeder: Feeder) -> None:
         issue_id = offline_issue_id(feeder.hid)
