@@ -137,10 +137,8 @@ class KronosClient:
 
     async def fetch_config(self, gateway_hid: str) -> dict[str, Any]:
         """GET /gateways/<gw>/config (§3.2); remembers the apiKey."""
-        answer = await self._expect_ok(
-            "GET", f"/gateways/{gateway_hid}/config", eos=True
-        )
-        answer = _require_object(answer, "key")
+        raw = await self._expect_ok("GET", f"/gateways/{gateway_hid}/config", eos=True)
+        answer = _require_object(raw, "key")
         key = answer["key"]
         if not isinstance(key, dict) or not isinstance(key.get("apiKey"), str):
             raise KronosError("GET", "config", 200, f"no key.apiKey in {answer!r}")

@@ -73,7 +73,7 @@ class InboundMessage:
     received_at: float
 
 
-class _CancellableClientHandler(ClientProtocolHandler):
+class _CancellableClientHandler(ClientProtocolHandler):  # type: ignore[misc]  # amqtt is untyped
     """amqtt's client protocol handler; a send cut short by cancellation ends cancelled."""
 
     async def _send_packet(self, packet: Any) -> None:
@@ -85,7 +85,7 @@ class _CancellableClientHandler(ClientProtocolHandler):
             raise
 
 
-class _FeederMqttClient(MQTTClient):
+class _FeederMqttClient(MQTTClient):  # type: ignore[misc]  # amqtt is untyped
     """amqtt's client with :class:`_CancellableClientHandler` as its protocol handler.
 
     amqtt builds a new handler inside ``connect()``; it is swapped here as it is assigned.
@@ -167,7 +167,9 @@ class FeederMqttConnection:
         """Subscribe; raise MqttError if any topic is refused."""
         self._require_connected()
         try:
-            codes = await self._client.subscribe([(topic, qos) for topic in topics])
+            codes: list[int] = await self._client.subscribe(
+                [(topic, qos) for topic in topics]
+            )
         except (ClientError, AMQTTError, ProtocolHandlerError) as err:
             _reraise_if_cancelled(err)
             raise MqttError(f"subscribe failed: {err!r}") from err

@@ -7,13 +7,14 @@ from pathlib import Path
 import socket
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
+import custom_components.petnet_feeder as petnet
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_DEFAULT_PORTION,
@@ -26,11 +27,13 @@ from custom_components.petnet_feeder.const import (
     CONF_SSL_KEY,
     CONF_TRANSPORT,
     DOMAIN,
+    PORT_KEYS,
     TRANSPORT_MQTT,
 )
 from custom_components.petnet_feeder.tls import ensure_certificate
 
 from .conftest import LOOPBACK, both_transports
+from .ports import free_port
 
 
 @pytest.fixture
@@ -291,3 +294,266 @@ async def test_options_busy_port(
     assert result["errors"] == {CONF_HTTP_PORT: "port_unavailable"}
     assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
     assert CONF_DEFAULT_PORTION not in loaded_entry.options
+
+
+@pytest.fixture
+def count_setups(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The settings (data, then options) of every setup of the entry from now on."""
+    setups: list[dict[str, Any]] = []
+    setup_entry = petnet.async_setup_entry
+
+    async def counting(hass: HomeAssistant, entry: Any) -> bool:
+        setups.append({**entry.data, **entry.options})
+        return await setup_entry(hass, entry)
+
+    monkeypatch.setattr(petnet, "async_setup_entry", counting)
+    return setups
+
+
+def _held(port: int) -> bool:
+    """Whether something listens on the loopback port (it cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+async def _reconfigure(
+    hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]
+) -> ConfigFlowResult:
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert result["errors"] == {}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input
+    )
+    await hass.async_block_till_done()
+    return result
+
+
+async def test_reconfigure_offers_the_entrys_settings(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
+) -> None:
+    result = await loaded_entry.start_reconfigure_flow(hass)
+    defaults = {
+        str(key): key.default()
+        for key in result["data_schema"].schema
+        if hasattr(key, "default") and callable(key.default)
+    }
+    assert defaults == {**entry_data, CONF_KRONOS_ON_HA_HTTP: False}
+
+
+async def test_reconfigure_moves_every_port_and_reloads_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    count_setups: list[dict[str, Any]],
+) -> None:
+    """The bundled broker and Kronos move to new ports; the old ones are let go."""
+    new_ports = {key: free_port() for key in PORT_KEYS}
+    result = await _reconfigure(
+        hass, loaded_entry, {**network_options(entry_data), **new_ports}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert len(count_setups) == 1
+    assert count_setups[0].items() >= new_ports.items()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.data.items() >= new_ports.items()
+    for key in PORT_KEYS:
+        assert _held(new_ports[key]), key
+        assert not _held(entry_data[key]), key
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_reconfigure_switches_transport(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    count_setups: list[dict[str, Any]],
+) -> None:
+    """Bundled broker to HA's MQTT, new Kronos port; network keys leave the options."""
+    # As if the options flow had set the network once: the options override the data.
+    hass.config_entries.async_update_entry(
+        loaded_entry,
+        options={
+            **network_options(entry_data),
+            CONF_TRANSPORT: "bundled",
+            CONF_DEFAULT_PORTION: 0.25,
+        },
+    )
+    await hass.async_block_till_done()
+    count_setups.clear()
+    new_https = free_port()
+    result = await _reconfigure(
+        hass,
+        loaded_entry,
+        {
+            **network_options(entry_data),
+            CONF_TRANSPORT: TRANSPORT_MQTT,
+            CONF_HTTPS_PORT: new_https,
+        },
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert len(count_setups) == 1
+    assert count_setups[0][CONF_TRANSPORT] == TRANSPORT_MQTT
+    assert count_setups[0][CONF_HTTPS_PORT] == new_https
+    assert loaded_entry.data[CONF_TRANSPORT] == TRANSPORT_MQTT
+    assert loaded_entry.options == {CONF_DEFAULT_PORTION: 0.25}
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    hub = loaded_entry.runtime_data
+    assert type(hub.transport).__name__ == "HaMqttTransport"
+    assert hub.settings.default_portion == 0.25
+    assert _held(new_https)
+    # The bundled broker's ports are let go.
+    assert not _held(entry_data[CONF_MQTT_PORT])
+
+
+async def test_reconfigure_unchanged_reloads_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    count_setups: list[dict[str, Any]],
+) -> None:
+    result = await _reconfigure(hass, loaded_entry, network_options(entry_data))
+    assert result["reason"] == "reconfigure_successful"
+    assert len(count_setups) == 1
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+
+async def _refused(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    user_input: dict[str, Any],
+    count_setups: list[dict[str, Any]],
+) -> ConfigFlowResult:
+    """Submit the reconfigure form; it must come back, with nothing changed or reloaded."""
+    data, options, state = dict(entry.data), dict(entry.options), entry.state
+    result = await _reconfigure(hass, entry, user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert dict(entry.data) == data
+    assert dict(entry.options) == options
+    assert count_setups == []
+    assert entry.state is state
+    return result
+
+
+@pytest.mark.parametrize("field", PORT_KEYS)
+async def test_reconfigure_refuses_a_busy_port(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    busy_port: int,
+    field: str,
+    count_setups: list[dict[str, Any]],
+) -> None:
+    result = await _refused(
+        hass,
+        loaded_entry,
+        {**network_options(entry_data), field: busy_port},
+        count_setups,
+    )
+    assert result["errors"] == {field: "port_unavailable"}
+    assert result["description_placeholders"] == {"busy_ports": str(busy_port)}
+    # The form keeps what the user typed.
+    defaults = {
+        str(key): key.default()
+        for key in result["data_schema"].schema
+        if hasattr(key, "default") and callable(key.default)
+    }
+    assert defaults[field] == busy_port
+
+
+async def test_reconfigure_refuses_an_unusable_certificate(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    tmp_path: Path,
+    count_setups: list[dict[str, Any]],
+) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("not a key")
+    result = await _refused(
+        hass,
+        loaded_entry,
+        {
+            **network_options(entry_data),
+            CONF_SSL_CERTIFICATE: str(tmp_path / "cert.pem"),
+            CONF_SSL_KEY: str(tmp_path / "key.pem"),
+        },
+        count_setups,
+    )
+    assert result["errors"] == {CONF_SSL_CERTIFICATE: "certificate_unusable"}
+
+
+async def test_reconfigure_refuses_mqtt_without_the_integration(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    count_setups: list[dict[str, Any]],
+) -> None:
+    result = await _refused(
+        hass,
+        loaded_entry,
+        {**network_options(entry_data), CONF_TRANSPORT: TRANSPORT_MQTT},
+        count_setups,
+    )
+    assert result["errors"] == {CONF_TRANSPORT: "mqtt_not_available"}
+
+
+async def test_reconfigure_takes_the_users_certificate(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    tmp_path: Path,
+    count_setups: list[dict[str, Any]],
+) -> None:
+    cert, key = await hass.async_add_executor_job(
+        ensure_certificate, tmp_path, "feeder.example"
+    )
+    result = await _reconfigure(
+        hass,
+        loaded_entry,
+        {
+            **network_options(entry_data),
+            CONF_SSL_CERTIFICATE: str(cert),
+            CONF_SSL_KEY: str(key),
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert len(count_setups) == 1
+    assert loaded_entry.data[CONF_SSL_CERTIFICATE] == str(cert)
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_sets_up_an_entry_that_could_not_start(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    busy_port: int,
+    count_setups: list[dict[str, Any]],
+) -> None:
+    """An entry whose port was taken at start holds no port: a free one gets it going."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, data={**config_entry.data, CONF_HTTPS_PORT: busy_port}
+    )
+    assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    count_setups.clear()
+    # Its own (unheld) port is checked like any other.
+    await _refused(
+        hass, config_entry, network_options(dict(config_entry.data)), count_setups
+    )
+    result = await _reconfigure(hass, config_entry, network_options(entry_data))
+    assert result["reason"] == "reconfigure_successful"
+    assert len(count_setups) == 1
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -18,14 +18,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from homeassistant.components.calendar import (
+    CalendarEntity,
+    CalendarEntityDescription,
+    CalendarEvent,
+)
+from homeassistant.components.calendar.const import (
     EVENT_DESCRIPTION,
     EVENT_RRULE,
     EVENT_START,
     EVENT_SUMMARY,
-    CalendarEntity,
-    CalendarEntityDescription,
     CalendarEntityFeature,
-    CalendarEvent,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback

@@ -7,7 +7,12 @@ import socket
 import ssl
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
 import voluptuous as vol
@@ -86,6 +91,15 @@ TRANSPORT_SELECTOR = selector.SelectSelector(
 
 MQTT_DOMAIN = "mqtt"
 HTTP_PORT_KEYS = (CONF_HTTP_PORT, CONF_HTTPS_PORT)
+NETWORK_KEYS = (
+    CONF_TRANSPORT,
+    CONF_BIND_HOST,
+    *PORT_KEYS,
+    CONF_SSL_CERTIFICATE,
+    CONF_SSL_KEY,
+    CONF_KRONOS_ON_HA_HTTP,
+)
+"""The fields of the user and reconfigure steps (the options flow has them too)."""
 
 DEFAULTS: dict[str, Any] = {
     CONF_TRANSPORT: TRANSPORT_BUNDLED,
@@ -190,6 +204,40 @@ async def async_validate_network(
     return errors
 
 
+def _entry_settings(entry: ConfigEntry) -> dict[str, Any]:
+    """The entry's settings as the integration reads them: options override data."""
+    return {**entry.data, **entry.options}
+
+
+async def async_validate_entry_network(
+    hass: HomeAssistant, entry: ConfigEntry, user_input: dict[str, Any]
+) -> dict[str, str]:
+    """Validate new network settings of an existing entry (reconfigure and options).
+
+    A cleared optional certificate path is made explicit, so that it overrides the one the
+    entry keeps. While the entry is loaded its own servers hold its ports: those count as
+    free.
+    """
+    for key in (CONF_SSL_CERTIFICATE, CONF_SSL_KEY):
+        user_input.setdefault(key, "")
+    ours: set[int] = set()
+    if entry.state is ConfigEntryState.LOADED:
+        current = _entry_settings(entry)
+        held = listened_ports(current.get(CONF_TRANSPORT, TRANSPORT_BUNDLED))
+        ours = {int(current[key]) for key in held}
+    return await async_validate_network(hass, user_input, ours)
+
+
+def _network_form(values: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """The transport and where to listen: the user and reconfigure steps' fields."""
+    return {
+        vol.Required(
+            CONF_TRANSPORT, default=values.get(CONF_TRANSPORT, TRANSPORT_BUNDLED)
+        ): TRANSPORT_SELECTOR,
+        **_network_schema(values),
+    }
+
+
 def error_placeholders(
     errors: Mapping[str, str], data: Mapping[str, Any]
 ) -> dict[str, str]:
@@ -217,18 +265,62 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_create_entry(
                     title="Petnet SmartFeeder", data=user_input
                 )
-        schema = {
-            vol.Required(
-                CONF_TRANSPORT, default=values.get(CONF_TRANSPORT, TRANSPORT_BUNDLED)
-            ): TRANSPORT_SELECTOR,
-            **_network_schema(values),
-        }
         return self.async_show_form(
             step_id="user",
-            data_schema=vol.Schema(schema),
+            data_schema=vol.Schema(_network_form(values)),
             errors=errors,
             description_placeholders=error_placeholders(errors, values),
         )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the transport, the ports and the certificates of the entry.
+
+        The new values go to the entry's data, and the same keys leave its options (where
+        the options flow may have put them, and where they would override the data). The
+        entry reloads with them once; every feeder, key, schedule and history is kept.
+        """
+        entry = self._get_reconfigure_entry()
+        values: Mapping[str, Any] = _entry_settings(entry)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await async_validate_entry_network(self.hass, entry, user_input)
+            if not errors:
+                return self._async_update_and_reload(
+                    entry,
+                    data={**entry.data, **user_input},
+                    options={
+                        key: value
+                        for key, value in entry.options.items()
+                        if key not in NETWORK_KEYS
+                    },
+                )
+            values = {**values, **user_input}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(_network_form(values)),
+            errors=errors,
+            description_placeholders=error_placeholders(errors, values),
+        )
+
+    def _async_update_and_reload(
+        self, entry: ConfigEntry, data: dict[str, Any], options: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """Store the new settings and reload the entry exactly once.
+
+        Before Home Assistant 2025.8 a loaded entry has an update listener that reloads it
+        whenever its data or options change (compat.OPTIONS_FLOW_RELOADS):
+        async_update_reload_and_abort would then reload it a second time.
+        """
+        if not entry.update_listeners:
+            return self.async_update_reload_and_abort(entry, data=data, options=options)
+        if not self.hass.config_entries.async_update_entry(
+            entry, data=data, options=options
+        ):
+            # Nothing changed, so the listener does not fire; reload as asked all the same.
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_abort(reason="reconfigure_successful")
 
     @staticmethod
     @callback
@@ -248,25 +340,17 @@ class PetnetFeederOptionsFlow(OptionsFlowBase):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Edit the options."""
-        current = {**self.config_entry.data, **self.config_entry.options}
+        current = _entry_settings(self.config_entry)
         errors: dict[str, str] = {}
         if user_input is not None:
-            # A cleared optional path must override the one kept in the entry's data.
-            for key in (CONF_SSL_CERTIFICATE, CONF_SSL_KEY):
-                user_input.setdefault(key, "")
-            # Our own listeners hold the current ports while the entry is loaded.
-            held = listened_ports(current.get(CONF_TRANSPORT, TRANSPORT_BUNDLED))
-            ours = {int(current[key]) for key in held}
-            errors = await async_validate_network(self.hass, user_input, ours)
+            errors = await async_validate_entry_network(
+                self.hass, self.config_entry, user_input
+            )
             if not errors:
                 return self.async_create_entry(data=user_input)
             current = {**current, **user_input}
         schema = {
-            vol.Required(
-                CONF_TRANSPORT,
-                default=current.get(CONF_TRANSPORT, TRANSPORT_BUNDLED),
-            ): TRANSPORT_SELECTOR,
-            **_network_schema(current),
+            **_network_form(current),
             vol.Required(
                 CONF_DEFAULT_PORTION,
                 default=current.get(CONF_DEFAULT_PORTION, DEFAULT_PORTION),

@@ -7,8 +7,8 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from homeassistant.components.http import HomeAssistantView
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.http import HomeAssistantView
 
 from .kronos import Handler, KronosApi, json_response
 

@@ -44,7 +44,7 @@ def validated_meal(
     ):
         raise invalid("invalid_meal_time", time=time_s)
     try:
-        cups = commands.validate_portion(portion)  # type: ignore[arg-type]
+        cups = commands.validate_portion(portion)
     except (TypeError, ValueError) as err:
         raise invalid("invalid_portion", portion=portion) from err
     if not isinstance(enabled, bool):

@@ -5,17 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 import re
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .meals import Meal
 from .protocol.messages import FeedResult
 
+if TYPE_CHECKING:
+    from dataclasses import Field
+
+    from _typeshed import DataclassInstance
+
 _MAC_UID = re.compile(r"^smartfeeder-([0-9a-f]{12})(?:-prod)?$", re.IGNORECASE)
 
 
-def _known_fields[T](cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
+def _known_fields(cls: type[DataclassInstance], data: dict[str, Any]) -> dict[str, Any]:
     """Keep the keys a dataclass knows, so older or newer stored data still loads."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(cls)}
     return {key: value for key, value in data.items() if key in names}
 
 
@@ -23,10 +28,13 @@ class _FlatRecord:
     """A dataclass stored as a flat dict; unknown keys (older or newer data) are ignored."""
 
     __slots__ = ()
+    if TYPE_CHECKING:
+        # Every subclass is a dataclass (what asdict and fields ask for).
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stored form."""
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -23,6 +23,7 @@ from .meals import Meal
 from .models import Feeder
 from .outbox import Outbox
 from .protocol import commands
+from .protocol.commands import OutboundCommand
 from .protocol.firmware import uses_new_schedule_api
 from .protocol.messages import ScheduleHash
 from .protocol.schedule import (
@@ -31,7 +32,7 @@ from .protocol.schedule import (
     schedule_commands,
     schedule_fingerprint,
 )
-from .reconcile import OutboundCommand, ScheduleReconciler, SyncPlan
+from .reconcile import ScheduleReconciler, SyncPlan
 from .state import FeederState, now
 from .transport.base import GatewayNotConnectedError
 

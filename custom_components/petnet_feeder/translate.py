@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 import contextlib
 import functools
-from typing import Any, Concatenate
+from typing import Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
@@ -41,14 +41,14 @@ def ha_errors() -> Iterator[None]:
         raise as_ha_error(err) from err
 
 
-def translated[S, **P, R](
-    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+def translated[**P, R](
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """Decorate an async entity method so that it raises Home Assistant's errors."""
 
     @functools.wraps(method)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with ha_errors():
-            return await method(self, *args, **kwargs)
+            return await method(*args, **kwargs)
 
     return wrapper

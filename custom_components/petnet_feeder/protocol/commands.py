@@ -109,7 +109,7 @@ def _require_int(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def validate_portion(cups: float) -> float:
+def validate_portion(cups: object) -> float:
     """Return ``cups`` as an exact multiple of 1/16 cup within [1/16, 2], or raise ValueError."""
     if (
         isinstance(cups, bool)

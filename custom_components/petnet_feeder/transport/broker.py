@@ -84,7 +84,7 @@ class ConnectRefusedError(Exception):
     """
 
 
-class PacketReader(ReaderAdapter):
+class PacketReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
     """Reader adapter that frames MQTT packets itself and serves amqtt one packet at a time.
 
     amqtt parses a packet with many small reads; when it gives up in the middle (a wildcard
@@ -181,7 +181,7 @@ class DeliveryQueue(asyncio.Queue[Any]):
         super().put_nowait(item)
 
 
-class PetnetProtocolHandler(BrokerProtocolHandler):
+class PetnetProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt is untyped
     """Broker-side protocol handler with points 4 and 11 of the module docstring."""
 
     async def _send_packet(self, packet: Any) -> None:
@@ -204,7 +204,7 @@ class PetnetProtocolHandler(BrokerProtocolHandler):
             waiter.set_result(None)
 
 
-class PetnetBroker(Broker):
+class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     """amqtt 0.12.1 broker with the fixes listed in this module's docstring."""
 
     async def _initialize_client_session(

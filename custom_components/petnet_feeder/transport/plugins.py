@@ -67,13 +67,13 @@ class BridgeConfig:
 
 
 def _bridge_of(config: Any) -> BrokerBridge:
-    bridge = getattr(config, "bridge", None)
+    bridge: BrokerBridge | None = getattr(config, "bridge", None)
     if bridge is None:
         raise TypeError("petnet_feeder broker plugins need a 'bridge' in their config")
     return bridge
 
 
-class PetnetAuthPlugin(BaseAuthPlugin):
+class PetnetAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
     """Accept only ``/pegasus:<gw>`` with the gateway's key and the client id ``<gw>``."""
 
     Config = BridgeConfig
@@ -123,7 +123,7 @@ class PetnetAuthPlugin(BaseAuthPlugin):
         return True
 
 
-class PetnetTopicPlugin(BaseTopicPlugin):
+class PetnetTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped
     """Per-gateway topic ACL (protocol §4.3), from ``protocol.topics``."""
 
     Config = BridgeConfig
@@ -161,7 +161,7 @@ class PetnetTopicPlugin(BaseTopicPlugin):
         return allowed
 
 
-class PetnetEventPlugin(BasePlugin[Any]):
+class PetnetEventPlugin(BasePlugin[Any]):  # type: ignore[misc]  # amqtt is untyped
     """Session and message events to the bridge.
 
     amqtt runs each hook as its own task, in the order the events were fired. The bodies below
