@@ -48,6 +48,8 @@ from .protocol.commands import OutboundCommand
 
 _LOGGER = logging.getLogger(__name__)
 
+DEFAULT_HASH_INTERVAL_S = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
@@ -88,7 +90,7 @@ class ScheduleReconciler:
         pacing_s: float = 0.25,
         retry_initial_s: float = 30.0,
         retry_max_s: float = 600.0,
-        hash_min_interval_s: float = 300.0,
+        hash_min_interval_s: float = DEFAULT_HASH_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -220,6 +222,17 @@ class ScheduleReconciler:
         self._last_hash_at = now
         self.request(reason)
         return True
+
+    @property
+    def hash_interval_s(self) -> float:
+        """At most one hash-triggered sync starts per this many seconds."""
+        return self._hash_min_interval_s
+
+    @hash_interval_s.setter
+    def hash_interval_s(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the hash interval must be >= 0")
+        self._hash_min_interval_s = seconds
 
     @property
     def hash_sync_deferred(self) -> bool:

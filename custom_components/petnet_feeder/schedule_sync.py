@@ -32,7 +32,7 @@ from .protocol.schedule import (
     schedule_commands,
     schedule_fingerprint,
 )
-from .reconcile import ScheduleReconciler, SyncPlan
+from .reconcile import DEFAULT_HASH_INTERVAL_S, ScheduleReconciler, SyncPlan
 from .state import FeederState, now
 from .transport.base import GatewayNotConnectedError
 
@@ -45,6 +45,12 @@ FIRMWARE_FAMILIES = (FAMILY_AUTO, FAMILY_LEGACY, FAMILY_NEW)
 # Checks for DST changes (utc_offset re-sent within a minute) and for skipped meals to restore.
 TICK_INTERVAL = timedelta(minutes=1)
 TOO_LONG_ISSUE = "schedule_too_long_"
+NOT_STICKING_ISSUE = "schedule_not_sticking"
+# An empty schedule reported this soon after a completed delivery: the delivery did not stick.
+STICK_WINDOW_S = 600
+# After this many such deliveries in a row, the owner is told and deliveries back off.
+NOT_STICKING_AFTER = 3
+MAX_HASH_INTERVAL_S = 6 * 3600
 
 type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
 
@@ -52,6 +58,11 @@ type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
 def too_long_issue_id(feeder_hid: str) -> str:
     """Repair issue of a feeder whose firmware cannot take its whole schedule."""
     return f"{TOO_LONG_ISSUE}{feeder_hid}"
+
+
+def not_sticking_issue_id(feeder_hid: str) -> str:
+    """Repair issue of a feeder that keeps losing the schedule it is sent."""
+    return f"{NOT_STICKING_ISSUE}_{feeder_hid}"
 
 
 def uses_new_api(feeder: Feeder) -> bool:
@@ -139,6 +150,8 @@ class ScheduleSync:
         self._planned: dict[str, tuple[int, bool]] = {}
         self._unsub_tick: CALLBACK_TYPE | None = None
         self.reconciler_options: dict[str, Any] = {}
+        # Deliveries in a row that the feeder lost again within STICK_WINDOW_S, per feeder.
+        self._not_sticking: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +190,8 @@ class ScheduleSync:
         """Stop the reconciler of a feeder that was deleted."""
         if (reconciler := self._reconcilers.pop(feeder_hid, None)) is not None:
             self._spawn(reconciler.async_stop(), "stop reconciler")
+        self._not_sticking.pop(feeder_hid, None)
+        ir.async_delete_issue(self._hass, DOMAIN, not_sticking_issue_id(feeder_hid))
 
     def reconciler(self, feeder_hid: str) -> ScheduleReconciler:
         """The reconciler of a feeder."""
@@ -237,6 +252,7 @@ class ScheduleSync:
             return
         if message.is_empty:
             if feeder.meals:
+                self._note_lost_delivery(feeder, reconciler)
                 self._resync_from_hash(
                     feeder,
                     reconciler,
@@ -256,6 +272,80 @@ class ScheduleSync:
                 "Feeder %s reports a schedule that differs from the last one; resyncing",
             )
 
+    def _note_lost_delivery(
+        self, feeder: Feeder, reconciler: ScheduleReconciler
+    ) -> None:
+        """Count a delivery the feeder lost at once; back off and tell the owner if it repeats.
+
+        A feeder whose empty schedule keeps coming back (it reboots, or drops what it was
+        sent) would otherwise get a full delivery every hash interval, forever. From the
+        NOT_STICKING_AFTER-th in a row the interval doubles each time (capped), and a repair
+        suggests the schedule-commands override; both end once a delivery sticks.
+        """
+        hid = feeder.hid
+        delivered = feeder.last_synced_at
+        if delivered is None or now() - delivered >= STICK_WINDOW_S:
+            self._not_sticking[hid] = 0
+            return
+        count = self._not_sticking.get(hid, 0) + 1
+        self._not_sticking[hid] = count
+        if count < NOT_STICKING_AFTER:
+            return
+        base = self._base_hash_interval()
+        reconciler.hash_interval_s = min(
+            base * 2 ** (count - NOT_STICKING_AFTER + 1), MAX_HASH_INTERVAL_S
+        )
+        issue_id = not_sticking_issue_id(hid)
+        if ir.async_get(self._hass).async_get_issue(DOMAIN, issue_id) is None:
+            _LOGGER.warning(
+                "Feeder %s lost its schedule right after %d deliveries in a row; "
+                "deliveries back off (next in at most %.0f s)",
+                hid,
+                count,
+                reconciler.hash_interval_s,
+            )
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=NOT_STICKING_ISSUE,
+            translation_placeholders={
+                "feeder": feeder.display_name,
+                "count": str(count),
+                "family": "new" if uses_new_api(feeder) else "legacy",
+                "firmware": feeder.software_version or "unknown",
+            },
+        )
+
+    def _base_hash_interval(self) -> float:
+        base = self.reconciler_options.get(
+            "hash_min_interval_s", DEFAULT_HASH_INTERVAL_S
+        )
+        return float(base)
+
+    def _delivery_stuck(self, feeder: Feeder, at: float) -> None:
+        """A delivery that was not lost within STICK_WINDOW_S: the back-off ends."""
+        hid = feeder.hid
+        if not self._not_sticking.get(hid):
+            return
+        delivered = feeder.last_synced_at
+        lost_since = (
+            feeder.last_hash == ""
+            and feeder.last_hash_at is not None
+            and delivered is not None
+            and feeder.last_hash_at >= delivered
+        )
+        if delivered is None or lost_since or at - delivered < STICK_WINDOW_S:
+            return
+        self._not_sticking[hid] = 0
+        if (reconciler := self._reconcilers.get(hid)) is not None:
+            reconciler.hash_interval_s = self._base_hash_interval()
+        ir.async_delete_issue(self._hass, DOMAIN, not_sticking_issue_id(hid))
+        _LOGGER.info("Feeder %s keeps its schedule again", hid)
+
     def _resync_from_hash(
         self,
         feeder: Feeder,
@@ -274,6 +364,7 @@ class ScheduleSync:
     def _tick(self, now_utc: datetime) -> None:
         """Resend utc_offset after a DST change; restore skipped meals whose time has passed."""
         for feeder in list(self._state.feeders.values()):
+            self._delivery_stuck(feeder, now_utc.timestamp())
             expired = [
                 k for k, until in feeder.skipped.items() if until <= now_utc.timestamp()
             ]
