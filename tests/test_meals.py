@@ -1058,6 +1058,7 @@ def test_meal_state_values() -> None:
         "missed",
         "disabled",
         "skipped",
+        "unconfirmed",
     ]
     assert MealState("missed") is MealState.MISSED
 
@@ -1106,3 +1107,23 @@ def test_a_meal_created_after_its_time_takes_nothing_from_the_meal_that_had_it()
         )
     )
     assert set(tomorrow) == {1, 2}
+
+
+def test_a_meal_due_while_home_assistant_was_stopped_is_unconfirmed() -> None:
+    breakfast = meal(1, 7, 0)
+    stopped = ((T7 - 3_600_000) / 1000, (T7 + 600_000) / 1000)  # 06:00 to 07:10
+    (occ,) = evaluate_day([breakfast], [], DAY, CHICAGO, LATE, unheard=[stopped])
+    assert occ.state is MealState.UNCONFIRMED
+    # A stop that ended before the meal, or began after its due span, changes nothing.
+    for period in (
+        ((T7 - 7_200_000) / 1000, (T7 - W_MS - 1000) / 1000),
+        ((T7 + W_MS + SLACK_MS + 1000) / 1000, (T7 + 7_200_000) / 1000),
+    ):
+        (occ,) = evaluate_day([breakfast], [], DAY, CHICAGO, LATE, unheard=[period])
+        assert occ.state is MealState.MISSED
+    # The result the feeder replays once it is heard again settles it.
+    replayed = fr(T7 + 2000)
+    (occ,) = evaluate_day(
+        [breakfast], [replayed], DAY, CHICAGO, LATE, unheard=[stopped]
+    )
+    assert occ.state is MealState.DISPENSED

@@ -75,6 +75,7 @@ def _due_occurrences(
             now,
             window,
             since=feeder.meal_since,
+            unheard=feeder.unheard,
         )
         if occurrence.state is not MealState.DISABLED
     ]

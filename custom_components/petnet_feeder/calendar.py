@@ -139,6 +139,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
                 self.view.window,
                 # Before a meal had its time it was not planned: no occurrence at all.
                 since=feeder.meal_since,
+                unheard=feeder.unheard,
             )
             # Disabled meals are not shown; the meal actions enable them again.
             if occurrence.state is not MealState.DISABLED

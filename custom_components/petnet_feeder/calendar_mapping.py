@@ -27,6 +27,7 @@ STATUS_TEXT = {
     MealState.UPCOMING: "Upcoming",
     MealState.DUE: "Due",
     MealState.MISSED: "Missed",
+    MealState.UNCONFIRMED: "Unconfirmed (Home Assistant was not running)",
 }
 
 

@@ -123,6 +123,9 @@ class MealState(StrEnum):
     DISABLED = "disabled"
     # Skipped by the user (skip next meal): known where skips are, not from results alone.
     SKIPPED = "skipped"
+    # Home Assistant could not hear the feeder while the meal was due (it was stopped): it may
+    # have been dispensed. A late or replayed result makes it dispensed.
+    UNCONFIRMED = "unconfirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,13 +268,24 @@ def _first_independent(slots: Sequence[_Slot], upto: int, window_ms: int) -> int
     return 0
 
 
-def _state(slot: _Slot, now_ms: int, window_ms: int) -> MealState:
+def _state(
+    slot: _Slot,
+    now_ms: int,
+    window_ms: int,
+    unheard: Sequence[tuple[float, float]] = (),
+) -> MealState:
     if slot.result is not None:
         return MealState.FAILED if slot.result.fail is True else MealState.DISPENSED
     if now_ms < slot.target_ms:
         return MealState.UPCOMING
-    if now_ms <= slot.target_ms + window_ms + _SLACK_MS:
+    due_until_ms = slot.target_ms + window_ms + _SLACK_MS
+    if now_ms <= due_until_ms:
         return MealState.DUE
+    if any(
+        since * 1000 <= due_until_ms and slot.target_ms - window_ms <= until * 1000
+        for since, until in unheard
+    ):
+        return MealState.UNCONFIRMED
     return MealState.MISSED
 
 
@@ -283,6 +297,7 @@ def evaluate_day(
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
     since: Mapping[int, float] | None = None,
+    unheard: Sequence[tuple[float, float]] = (),
 ) -> list[MealOccurrence]:
     """Return the state of every meal on local ``day`` (§9.5), ordered by target then meal_id.
 
@@ -306,8 +321,9 @@ def evaluate_day(
     * A matched result gives FAILED when its ``fail`` is True, DISPENSED otherwise (also when
       ``fail`` is unknown). Without a result: UPCOMING if ``now`` < target, DUE if target <= ``now``
       <= target + window + ``DELIVERY_SLACK``, MISSED after that (a result may still be on
-      its way when the window closes). Results are not filtered by ``now``: the caller passes
-      the results it knows.
+      its way when the window closes), or UNCONFIRMED when that span overlaps one of the
+      ``unheard`` periods (epoch seconds) in which no result could arrive. Results are not
+      filtered by ``now``: the caller passes the results it knows.
     """
     meal_list = list(meals)
     result_list = list(results)
@@ -334,7 +350,10 @@ def evaluate_day(
             slot.target_ms,
             slot.meal.meal_id,
             MealOccurrence(
-                slot.meal, slot.target, _state(slot, now_ms, window_ms), slot.result
+                slot.meal,
+                slot.target,
+                _state(slot, now_ms, window_ms, unheard),
+                slot.result,
             ),
         )
         for slot in slots
@@ -363,6 +382,7 @@ def occurrences_between(
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
     since: Mapping[int, float] | None = None,
+    unheard: Sequence[tuple[float, float]] = (),
 ) -> list[MealOccurrence]:
     """Return every occurrence (disabled ones included) whose target is in ``[start, end)``.
 
@@ -382,7 +402,7 @@ def occurrences_between(
     day = first_day
     while day <= last_day:
         for occurrence in evaluate_day(
-            meal_list, result_list, day, tz, now, window, since
+            meal_list, result_list, day, tz, now, window, since, unheard
         ):
             target_ms = _epoch_ms(occurrence.target)
             if start_ms <= target_ms < end_ms:

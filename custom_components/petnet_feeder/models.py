@@ -100,6 +100,7 @@ class StoredFeedResult:
 
 
 SKIP_LOG_LIMIT = 50
+UNHEARD_LIMIT = 20
 
 
 @dataclass(slots=True)
@@ -146,6 +147,15 @@ class Feeder:
     misses: dict[str, str] = field(default_factory=dict)
     # The latest missed meal while it is unresolved: its repair issue is raised again at start.
     open_miss: MissedMeal | None = None
+    # Up to when Home Assistant could hear the feeder, and the periods it could not (it was
+    # stopped): a meal due then is unconfirmed, not missed. Epoch seconds.
+    heard_until: float | None = None
+    unheard: list[tuple[float, float]] = field(default_factory=list)
+
+    def note_unheard(self, since: float, until: float) -> None:
+        """Remember a period in which nothing the feeder sent could arrive."""
+        self.unheard.append((since, until))
+        del self.unheard[:-UNHEARD_LIMIT]
 
     def log_skip(self, meal_id: int, until: float) -> None:
         """Remember a skip that is no longer current, so it still shows as skipped."""

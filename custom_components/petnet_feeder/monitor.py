@@ -46,6 +46,8 @@ EVENT_MAX_AGE = timedelta(hours=6)
 # Meals whose window closed longer ago than this are not reported as missed any more.
 MISS_LOOKBACK = timedelta(hours=6)
 MISS_LOG_LIMIT = 200
+# A gap in listening shorter than this (a reload) is not worth remembering.
+UNHEARD_MIN_S = 5.0
 
 MISSED_ISSUE = "missed_meal"
 OFFLINE_ISSUE = "feeder_offline"
@@ -139,7 +141,16 @@ class FeedingMonitor:
         The issues are not persistent: HA keeps only whether one was ignored across a
         restart, so each one still unresolved is raised again from the stored feeder.
         """
+        at = dt_util.utcnow().timestamp()
         for feeder in self._state.feeders.values():
+            # Home Assistant was stopped (or the entry unloaded): nothing sent meanwhile
+            # could arrive, so meals due then are unconfirmed, not missed.
+            if (
+                feeder.heard_until is not None
+                and at - feeder.heard_until > UNHEARD_MIN_S
+            ):
+                feeder.note_unheard(feeder.heard_until, at)
+            feeder.heard_until = at
             if feeder.open_miss is not None:
                 self._raise_missed_issue(feeder, feeder.open_miss)
             self._check_zone(feeder)
@@ -149,10 +160,13 @@ class FeedingMonitor:
 
     @callback
     def stop(self) -> None:
-        """Stop the minute checks."""
+        """Stop the minute checks; what arrives from now on is not heard (until start)."""
         if self._unsub is not None:
             self._unsub()
             self._unsub = None
+        at = dt_util.utcnow().timestamp()
+        for feeder in self._state.feeders.values():
+            feeder.heard_until = at
 
     @callback
     def async_subscribe(
@@ -207,6 +221,7 @@ class FeedingMonitor:
             self._clock.window,
             # A meal added or moved after its time was never due then.
             since=feeder.meal_since,
+            unheard=feeder.unheard,
         )
 
     @callback
@@ -265,11 +280,15 @@ class FeedingMonitor:
 
     @callback
     def _async_check(self, now: datetime | None = None) -> None:
+        at = dt_util.utcnow().timestamp()
         for feeder in list(self._state.feeders.values()):
+            feeder.heard_until = at  # written with the next (lazy) save
             self._check_zone(feeder)
             self._check_missed(feeder)
             self._check_offline(feeder)
             self._refresh_if_day_changed(feeder)
+        if self._state.feeders:
+            self._state.schedule_save(lazy=True)
 
     def _refresh_if_day_changed(self, feeder: Feeder) -> None:
         """Entities derived from the clock (today's totals, meal status) refresh when it moves."""

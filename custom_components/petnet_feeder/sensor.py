@@ -50,6 +50,7 @@ LAST_MEAL_STATES = (
     MealState.FAILED,
     MealState.DUE,
     MealState.MISSED,
+    MealState.UNCONFIRMED,
     MealState.SKIPPED,
     MealState.UPCOMING,
 )
@@ -116,6 +117,8 @@ FEED_PLAN_STATUS = {
     MealState.UPCOMING: FEED_PLAN_PENDING,
     MealState.DUE: FEED_PLAN_PENDING,
     MealState.MISSED: FEED_PLAN_SKIPPED,
+    # Not known to be missed: shown like a meal whose result is still to come.
+    MealState.UNCONFIRMED: FEED_PLAN_PENDING,
     MealState.SKIPPED: FEED_PLAN_SKIPPED,
     MealState.DISABLED: FEED_PLAN_DISABLED,
 }
