@@ -6,13 +6,16 @@ Sensors, the calendar, monitoring and accounting read the time of a feeder only 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from homeassistant.util import dt as dt_util
 
 from .meals import Meal, next_occurrence
 from .models import Feeder
+
+_PROBE = timedelta(minutes=15)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 class FeederClock:
@@ -45,6 +48,40 @@ class FeederClock:
         """Seconds east of UTC in the feeder's zone right now."""
         offset = dt_util.now(self.zone(feeder)).utcoffset()
         return int(offset.total_seconds()) if offset is not None else 0
+
+    def last_change(
+        self, feeder: Feeder, before: datetime, within: timedelta
+    ) -> tuple[datetime, int] | None:
+        """The latest change of the feeder's UTC offset in ``(before - within, before]``.
+
+        Returns the first instant of the new offset and the change in seconds (negative when
+        the clocks went back), or None. Zones change their offset at most a few times a year:
+        probing every 15 minutes finds any change, and halving pins it to the second.
+        """
+        zone = self.zone(feeder)
+
+        def offset(moment: datetime) -> int:
+            utc_offset = moment.astimezone(zone).utcoffset()
+            return int(utc_offset.total_seconds()) if utc_offset is not None else 0
+
+        high = before.astimezone(UTC)
+        floor = high - within
+        now_offset = offset(high)
+        low = high
+        while low > floor:
+            low = max(low - _PROBE, floor)
+            if offset(low) != now_offset:
+                break
+        else:
+            return None
+        # offset(low) differs from offset(high): the change lies in (low, high].
+        while high - low > _ONE_SECOND:
+            middle = low + (high - low) / 2
+            if offset(middle) == now_offset:
+                high = middle
+            else:
+                low = middle
+        return high, now_offset - offset(low)
 
     def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
         """The next enabled meal and when it is due; a skipped occurrence does not count."""

@@ -187,11 +187,9 @@ class MealEditor:
             for m in meals
         }
         feeder.meals = sorted(meals, key=lambda m: (m.time_s, m.meal_id))
-        feeder.skipped = {
-            k: v
-            for k, v in feeder.skipped.items()
-            if any(m.meal_id == k for m in meals)
-        }
+        kept = {m.meal_id for m in meals}
+        feeder.skipped = {k: v for k, v in feeder.skipped.items() if k in kept}
+        feeder.clock_holds = {k: v for k, v in feeder.clock_holds.items() if k in kept}
         self._sync.request_sync(feeder, reason, debounce=True)
 
     @staticmethod

@@ -127,6 +127,9 @@ class Feeder:
     time_zone: str | None = None
     firmware_family: str = "auto"
     skipped: dict[int, float] = field(default_factory=dict)
+    # Meals held back after the clocks went back, until the repeated hour is over (so that
+    # their time, which comes twice, dispenses once): meal id -> epoch seconds.
+    clock_holds: dict[int, float] = field(default_factory=dict)
     skip_log: list[tuple[int, float]] = field(default_factory=list)
     # When each meal got its current time: earlier occurrences were never due.
     meal_since: dict[int, float] = field(default_factory=dict)
@@ -189,6 +192,7 @@ class Feeder:
                 "history",
                 "meals",
                 "skipped",
+                "clock_holds",
                 "meal_since",
                 "open_miss",
             )
@@ -202,6 +206,9 @@ class Feeder:
         }
         data["meal_since"] = {
             str(meal_id): since for meal_id, since in self.meal_since.items()
+        }
+        data["clock_holds"] = {
+            str(meal_id): until for meal_id, until in self.clock_holds.items()
         }
         return data
 
@@ -219,5 +226,8 @@ class Feeder:
         }
         known["meal_since"] = {
             int(k): float(v) for k, v in (data.get("meal_since") or {}).items()
+        }
+        known["clock_holds"] = {
+            int(k): float(v) for k, v in (data.get("clock_holds") or {}).items()
         }
         return cls(**known)

@@ -9,7 +9,7 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
 
@@ -51,6 +51,8 @@ STICK_WINDOW_S = 600
 # After this many such deliveries in a row, the owner is told and deliveries back off.
 NOT_STICKING_AFTER = 3
 MAX_HASH_INTERVAL_S = 6 * 3600
+# A meal held over a repeated hour is restored this long after that hour ends.
+HOLD_MARGIN = timedelta(minutes=1)
 
 type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
 
@@ -98,7 +100,9 @@ def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
             meal_id=meal.meal_id,
             time_s=meal.time_s,
             portion=meal.portion,
-            active=meal.enabled and meal.meal_id not in feeder.skipped,
+            active=meal.enabled
+            and meal.meal_id not in feeder.skipped
+            and meal.meal_id not in feeder.clock_holds,
         )
         for meal in feeder.meals
     ]
@@ -370,8 +374,15 @@ class ScheduleSync:
             ]
             for meal_id in expired:
                 feeder.log_skip(meal_id, feeder.skipped.pop(meal_id))
-            if expired:
-                self.request_sync(feeder, "skipped meal restored")
+            released = [
+                k
+                for k, until in feeder.clock_holds.items()
+                if until <= now_utc.timestamp()
+            ]
+            for meal_id in released:
+                del feeder.clock_holds[meal_id]
+            if expired or released:
+                self.request_sync(feeder, "skipped or held meal restored")
             elif (
                 # An owed sync sends the current offset anyway (and an offline feeder
                 # would otherwise be marked again every minute).
@@ -392,6 +403,7 @@ class ScheduleSync:
         """What a sync of the feeder sends now."""
         feeder = self._state.feeders[feeder_hid]
         offset = self._clock.utc_offset(feeder)
+        self._hold_repeated_meals(feeder, offset)
         planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
         entries = schedule_entries(feeder)
         fingerprint = schedule_fingerprint(feeder.hid, entries)
@@ -421,6 +433,39 @@ class ScheduleSync:
             )
         self._planned[feeder_hid] = (offset, carries_schedule)
         return SyncPlan(commands=planned, fingerprint=fingerprint)
+
+    def _hold_repeated_meals(self, feeder: Feeder, offset: int) -> None:
+        """The clocks went back: meals in the hour that comes again must not run again.
+
+        The feeder knows only UTC plus the offset it was sent; with the new, smaller offset
+        its wall clock repeats the hour (or half hour) just passed, and every meal in it
+        would be dispensed a second time. Those meals go out inactive until the repeated
+        span is over; the minute check then restores them.
+        """
+        sent = feeder.sent_utc_offset
+        if sent is None or offset >= sent:
+            return
+        now_utc = datetime.now(UTC)
+        change = self._clock.last_change(feeder, now_utc, timedelta(hours=25))
+        if change is None or change[1] >= 0:
+            return
+        start, delta = change
+        repeat = -delta
+        end = start + timedelta(seconds=repeat)
+        if now_utc >= end:
+            return
+        local_start = (int(start.timestamp()) + offset) % 86400
+        until = (end + HOLD_MARGIN).timestamp()
+        for meal in feeder.meals:
+            if (meal.time_s - local_start) % 86400 < repeat:
+                if meal.meal_id not in feeder.clock_holds:
+                    _LOGGER.info(
+                        "Feeder %s: %s held until the repeated hour is over (clocks went "
+                        "back)",
+                        feeder.hid,
+                        meal.name,
+                    )
+                feeder.clock_holds.setdefault(meal.meal_id, until)
 
     def _report_too_long(self, feeder: Feeder) -> None:
         _LOGGER.warning(

@@ -1,0 +1,157 @@
+"""Daylight saving: every meal is dispensed once per local day on the days the clocks change.
+
+The simulated feeder runs its schedule on its own clock (UTC plus the offset it was sent), as
+the firmware does; the clock moves in half-minute steps, and the minute checks run as their
+timers would.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.petnet_feeder.const import TRANSPORT_BUNDLED
+from custom_components.petnet_feeder.feeder_clock import FeederClock
+from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.models import Feeder
+from feeder_sim import SimulatedFeeder
+
+from .conftest import FeederFactory
+from .feeding_support import add_meal, heartbeat
+
+
+async def live_through(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    freezer: FrozenDateTimeFactory,
+    feeder: SimulatedFeeder,
+    seconds: int,
+) -> list[int]:
+    """Let time pass; return the feeder's dispense start times (epoch s) meanwhile."""
+    dispensed: list[int] = []
+    while seconds > 0:
+        step = min(seconds, 30)
+        seconds -= step
+        freezer.tick(step)
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
+        dispensed.extend(
+            int(result["i|stime"])
+            for result in await feeder.run_due_meals(dt_util.utcnow())
+        )
+        await heartbeat(hub, feeder)
+    return dispensed
+
+
+# Zone, a start before the meal's first time (UTC), when the clocks go back (UTC), a meal
+# time inside the span that comes twice, the offsets before and after.
+FALL_BACK = [
+    (
+        "America/Chicago",
+        "2024-11-03T06:05:00+00:00",
+        "2024-11-03T07:00:00+00:00",
+        "01:30",
+        -5 * 3600,
+        -6 * 3600,
+    ),
+    (
+        "Europe/Berlin",
+        "2024-10-27T00:05:00+00:00",
+        "2024-10-27T01:00:00+00:00",
+        "02:30",
+        2 * 3600,
+        1 * 3600,
+    ),
+    (
+        "Australia/Sydney",
+        "2024-04-06T15:05:00+00:00",
+        "2024-04-06T16:00:00+00:00",
+        "02:30",
+        11 * 3600,
+        10 * 3600,
+    ),
+    # Lord Howe Island goes back by half an hour: 01:30 to 02:00 comes twice.
+    (
+        "Australia/Lord_Howe",
+        "2024-04-06T14:35:00+00:00",
+        "2024-04-06T15:00:00+00:00",
+        "01:45",
+        11 * 3600,
+        10 * 3600 + 1800,
+    ),
+]
+FALL_BACK_IDS = [row[0] for row in FALL_BACK]
+
+
+@pytest.fixture
+def started(freezer: FrozenDateTimeFactory, request: pytest.FixtureRequest) -> str:
+    """The wall clock at the start of the test, set before Home Assistant's timers start."""
+    freezer.move_to(request.param)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("transport", [TRANSPORT_BUNDLED], indirect=True)
+@pytest.mark.parametrize(
+    ("zone", "started", "change", "meal_time", "before", "after"),
+    FALL_BACK,
+    ids=FALL_BACK_IDS,
+    indirect=["started"],
+)
+async def test_a_meal_in_the_repeated_span_is_dispensed_once(
+    started: str,
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    zone: str,
+    change: str,
+    meal_time: str,
+    before: int,
+    after: int,
+) -> None:
+    await hass.config.async_set_time_zone(zone)
+    feeder = await make_feeder()
+    await add_meal(hass, hub, feeder, name="Night", time=meal_time, portion=0.125)
+    stored = hub.state.feeders[feeder.device_hid]
+    assert feeder.utc_offset == before
+
+    # The meal's first time, the clocks going back, its second time, the end of the span.
+    dispensed = await live_through(hass, hub, freezer, feeder, 120 * 60)
+    assert len(dispensed) == 1
+    assert feeder.utc_offset == after  # the new offset reached the feeder
+    # After the repeated span the meal is back for tomorrow.
+    assert stored.clock_holds == {}
+    hours, minutes = meal_time.split(":")
+    assert [e["time"] for e in feeder.schedule if e.get("active", True)] == [
+        int(hours) * 3600 + int(minutes) * 60
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "change", "meal_time", "before", "after"),
+    FALL_BACK,
+    ids=FALL_BACK_IDS,
+)
+def test_the_clock_finds_when_the_offset_changed(
+    zone: str, start: str, change: str, meal_time: str, before: int, after: int
+) -> None:
+    clock = FeederClock(lambda: zone, 5)
+    feeder = Feeder(hid="1" * 40, gateway_hid="2" * 40)
+    changed = datetime.fromisoformat(change)
+    assert (
+        clock.last_change(feeder, datetime.fromisoformat(start), timedelta(hours=25))
+        is None
+    )
+    found = clock.last_change(
+        feeder, changed + timedelta(minutes=3), timedelta(hours=25)
+    )
+    assert found is not None
+    moment, delta = found
+    assert abs((moment - changed).total_seconds()) <= 1
+    assert delta == after - before
