@@ -617,10 +617,28 @@ logger:
 """
 
 
+def lean_bootstrap() -> None:
+    """Start Home Assistant without its default integrations, the frontend first of all.
+
+    Home Assistant sets up a list of default integrations (frontend, backup, analytics, person,
+    automation, ...) whatever configuration.yaml says, and falls back to recovery mode, where
+    custom integrations are not loaded, when ``frontend`` fails. ``frontend`` needs the
+    ``home-assistant-frontend`` package, which only scripts/develop installs. A benchmark has no
+    use for the UI or for those integrations; leaving them out keeps the bench on the test
+    toolchain alone (no 50 MB UI package to install) and its process free of work nothing
+    measures. The integration's own dependencies (``http``, entity platforms) load as usual.
+    """
+    from homeassistant import bootstrap
+
+    bootstrap.DEFAULT_INTEGRATIONS = set()
+    bootstrap.CRITICAL_INTEGRATIONS = set()
+
+
 async def start_home_assistant(config_dir: Path) -> Any:
     """A real Home Assistant from a fresh config directory (the integration from this repo)."""
     from homeassistant import bootstrap, runner
 
+    lean_bootstrap()
     (config_dir / "configuration.yaml").write_text(
         CONFIGURATION_YAML.format(http_port=free_port())
     )
