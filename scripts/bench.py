@@ -732,9 +732,11 @@ def shares(total: int, parts: int) -> list[tuple[int, int]]:
 class Profiler:
     """py-spy recordings of this process (Home Assistant's), one file per phase.
 
-    ``py-spy record --format raw --function``: collapsed stacks (one line per distinct stack
-    and its sample count; frames as ``function (file:first line)``), which flamegraph tools
-    read, and which :func:`top_frames` sums up. py-spy samples 100 times a second and pauses
+    ``py-spy record --format raw --function --threads``: collapsed stacks (one line per
+    distinct stack and its sample count; frames as ``function (file:first line)``, under a
+    ``thread (<id>): <name>`` root), which flamegraph tools read, and which :func:`top_frames` sums
+    up for the event loop's thread (Home Assistant's work; the executor and logging threads
+    mostly wait, and py-spy cannot always tell their waiting from running). py-spy samples 100 times a second and pauses
     the process for each sample, so a profiled run's figures are a little worse than an
     unprofiled one's; compare figures from runs without ``--profile``.
     """
@@ -767,6 +769,7 @@ class Profiler:
                 f"--pid={os.getpid()}",
                 "--format=raw",
                 "--function",
+                "--threads",
                 "--rate=100",
                 f"--output={self.directory / f'{phase}.txt'}",
                 stdout=log,
@@ -798,25 +801,52 @@ class Profiler:
         say(f"profile of the {self.phase} ({path}):\n{summary}")
 
 
-def top_frames(collapsed: str, limit: int = 15) -> str:
-    """The frames with the most samples, from py-spy's collapsed stacks.
+# Frames on (nearly) every stack of the event loop: left out of the total-time ranking.
+TRAMPOLINES = (
+    "<module> (bench.py",
+    "main (bench.py",
+    "run_sizes (bench.py",
+    "run (asyncio/runners.py",
+    "Runner.run (asyncio/runners.py",
+    "BaseEventLoop.run_until_complete ",
+    "BaseEventLoop.run_forever ",
+    "BaseEventLoop._run_once ",
+    "Handle._run ",
+)
 
-    Self time: the frame was running (the innermost one); total time: it was on the stack.
+
+def top_frames(collapsed: str, limit: int = 15) -> str:
+    """The frames with the most samples in the main thread, from py-spy's collapsed stacks.
+
+    Home Assistant's event loop runs in this process's main thread.
+    Self time: the frame was running (the innermost one); total time: it was on the stack
+    (event-loop trampolines left out). Samples of other threads are only counted.
     """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = others = 0
     for line in collapsed.splitlines():
         stack, _, number = line.rpartition(" ")
         if not stack or not number.isdigit():
             continue
         count = int(number)
         frames = stack.split(";")
+        if frames[0].startswith("thread ("):
+            if not frames[0].endswith(": MainThread"):
+                others += count
+                continue
+            frames = frames[1:]
+        if not frames:
+            continue
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
-            total[frame] += count
-    lines = [f"{samples} samples"]
+            if not frame.startswith(TRAMPOLINES):
+                total[frame] += count
+    lines = [
+        f"{samples} samples of the event loop's thread "
+        f"(and {others} of other threads, not ranked)"
+    ]
     for title, counter in (("self", own), ("total", total)):
         lines.append(f"top {limit} by {title} time:")
         lines.extend(
