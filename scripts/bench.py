@@ -61,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,6 +184,11 @@ class CommandClock:
 
 
 COMMAND_TOPIC_PREFIX = sim_ids.command_topic("")
+# What a publish of a simulated feeder can raise when its connection goes away meanwhile (the
+# storm drops sessions while heartbeats are in flight): MqttError, or, from amqtt 0.12.1, an
+# AttributeError when the session is detached while a QoS 1 publish waits for its PUBACK
+# (``self.session.inflight_out`` on None), which the simulator does not wrap.
+PUBLISH_ERRORS = (MqttError, AttributeError)
 CLOCK = CommandClock()
 
 
@@ -297,7 +303,7 @@ class LoadGenerator:
         due = time.monotonic()
         while not stop.is_set():
             if feeder.connected:
-                with contextlib.suppress(MqttError):
+                with contextlib.suppress(*PUBLISH_ERRORS):
                     await feeder.send_raw(
                         topic, _heartbeat(feeder.device_hid, stamped=True)
                     )
@@ -349,7 +355,13 @@ class LoadGenerator:
                 started = time.monotonic()
                 await feeder.send_hash("")
                 break
-            except (KronosError, MqttError, OSError, aiohttp.ClientError, TimeoutError):
+            except (
+                KronosError,
+                *PUBLISH_ERRORS,
+                OSError,
+                aiohttp.ClientError,
+                TimeoutError,
+            ):
                 if time.monotonic() > deadline:
                     return None
                 with contextlib.suppress(MqttError):
@@ -458,7 +470,7 @@ class LoadGenerator:
             due = time.monotonic()
             for index in range(rounds):
                 started = time.monotonic()
-                with contextlib.suppress(MqttError, TimeoutError):
+                with contextlib.suppress(*PUBLISH_ERRORS, TimeoutError):
                     await feeder.api_request(
                         f"/api/v1/core/events/{hids[-1 - index % len(hids)]}/succeeded",
                         "PUT",
@@ -490,7 +502,7 @@ class LoadGenerator:
             while time.monotonic() < until:
                 try:
                     await feeder.send_raw(topic, payload)
-                except MqttError:
+                except PUBLISH_ERRORS:
                     break
                 sent += 1
             return sent
@@ -523,7 +535,12 @@ async def run_load_generator() -> None:
         try:
             result = {"ok": True, **await generator.handle(command)}
         except Exception as err:  # noqa: BLE001 - reported to the main process
-            result = {"ok": False, "error": repr(err)}
+            where = traceback.extract_tb(err.__traceback__)[-3:]
+            result = {
+                "ok": False,
+                "error": f"{err!r} at "
+                + " <- ".join(f"{f.filename}:{f.lineno}" for f in reversed(where)),
+            }
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
         if name == "stop":
