@@ -1412,14 +1412,15 @@ def missing_keys(report: dict[str, Any]) -> list[str]:
     return missing
 
 
-def run_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_sizes(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[int]]:
     """One size in this process; several sizes each in a fresh process, one after the other.
 
-    A process per size: Home Assistant and the instrumentation patch process-wide state.
+    A process per size: Home Assistant and the instrumentation patch process-wide state. A
+    size whose run fails is reported and skipped; returns the reports and the failed sizes.
     """
     if len(args.feeders) == 1:
-        return [asyncio.run(run(args, args.feeders[0]))]
-    reports = []
+        return [asyncio.run(run(args, args.feeders[0]))], []
+    reports, failed = [], []
     for count in args.feeders:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             command = [
@@ -1437,10 +1438,17 @@ def run_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
             if args.profile is not None:
                 command.append(f"--profile={args.profile / str(count)}")
             say(f"===== {count} feeders")
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+            status = subprocess.run(command, check=False, stdout=subprocess.DEVNULL)  # noqa: S603
+            if status.returncode != 0:
+                say(
+                    f"{count} feeders: the run failed (exit {status.returncode}; see above)"
+                )
+                failed.append(count)
+                continue
             reports.append(json.loads(Path(out.name).read_text()))
-    say("how the figures grow with the fleet:\n" + growth_table(reports))
-    return reports
+    if len(reports) > 1:
+        say("how the figures grow with the fleet:\n" + growth_table(reports))
+    return reports, failed
 
 
 def growth_table(reports: list[dict[str, Any]]) -> str:
@@ -1489,25 +1497,27 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
     try:
-        reports = run_sizes(args)
+        reports, failed = run_sizes(args)
     finally:
         # Not shutil.rmtree: Home Assistant's blocking-call guard still wraps os.scandir.
         for work in WORK_DIRS:
             subprocess.run(["rm", "-rf", str(work)], check=False)  # noqa: S603, S607
-    result: Any = reports[0] if len(reports) == 1 else reports
+    result: Any = reports[0] if len(args.feeders) == 1 else reports
     text = json.dumps(result, indent=2)
     print(text)
     if args.json is not None:
         write_file(args.json, text + "\n")
     if args.check_keys:
-        failed = False
         for report in reports:
             if missing := missing_keys(report):
                 say(f"{report.get('feeders')} feeders: missing or null: {missing}")
-                failed = True
-        if failed:
-            sys.exit(1)
-        say(f"every figure present ({len(REPORT_KEYS)} keys x {len(reports)} reports)")
+                failed.append(report.get("feeders"))
+        if not failed:
+            say(
+                f"every figure present ({len(REPORT_KEYS)} keys x {len(reports)} reports)"
+            )
+    if failed:
+        sys.exit(1)
 
 
 def read_file(path: Path) -> str:
