@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import logging
+import threading
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
-from custom_components.petnet_feeder.const import DOMAIN, STORAGE_VERSION
+from custom_components.petnet_feeder.const import DOMAIN, SAVE_DELAY_S, STORAGE_VERSION
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.models import Feeder, Gateway, StoredFeedResult
 from custom_components.petnet_feeder.protocol.messages import FeedResult
@@ -169,3 +176,42 @@ async def test_a_store_without_a_source_writes_nothing(
     await store.async_save_now()
     await hass.async_block_till_done()
     assert DOMAIN not in hass_storage
+
+
+async def test_a_delayed_write_builds_its_data_on_the_event_loop(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    config_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The feeders change on the loop: reading them from a worker thread races.
+
+    (1000 feeders booting raised "dictionary changed size during iteration" and lost the
+    write.)
+    """
+    # Home Assistant runs the data function of a delayed save in a worker thread (the test
+    # harness's storage mock calls it on the loop, which hides that): none may be handed over.
+    delayed: list[str] = []
+    monkeypatch.setattr(
+        Store, "async_delay_save", lambda self, *_args: delayed.append(self.key)
+    )
+    hub = await set_up(hass, config_entry)
+    store = hub.state._store
+    build = store._data_func
+    assert build is not None
+    threads: list[threading.Thread] = []
+
+    def recording() -> dict[str, Any]:
+        threads.append(threading.current_thread())
+        return build()
+
+    store._data_func = recording
+    hub.state.schedule_save()
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=SAVE_DELAY_S + 1)
+    )
+    await hass.async_block_till_done()
+    assert threads == [threading.current_thread()]
+    assert DOMAIN not in delayed
+    assert DOMAIN in hass_storage
+    await hass.config_entries.async_unload(config_entry.entry_id)

@@ -197,6 +197,10 @@ class Feeder:
                 "open_miss",
             )
         }
+        # Copies: the data is written out in a worker thread while the loop goes on.
+        data["misses"] = dict(self.misses)
+        data["skip_log"] = [list(entry) for entry in self.skip_log]
+        data["unheard"] = [list(entry) for entry in self.unheard]
         data["telemetry"] = self.telemetry.to_dict()
         data["open_miss"] = self.open_miss.to_dict() if self.open_miss else None
         data["meals"] = [meal.to_dict() for meal in self.meals]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 import logging
 from typing import Any
@@ -25,9 +26,11 @@ class PetnetStore:
         self._store: Store[StoredData] = Store(
             hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
         )
+        self._hass = hass
         self._data_func: Callable[[], StoredData] | None = None
-        # Loop time of the write already scheduled, if any.
+        # Loop time of the write already scheduled, if any, and its timer.
         self._write_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def async_load(self) -> tuple[dict[str, Gateway], dict[str, Feeder]]:
         """Read everything stored; entries that cannot be read are logged and skipped."""
@@ -70,25 +73,43 @@ class PetnetStore:
         traffic (a heartbeat every few seconds from any feeder) would postpone it until Home
         Assistant stops, and a crash would lose every feed result and new key since the start.
         A shorter delay brings a scheduled write forward, a longer one never pushes it back.
+
+        The data is built on the event loop when the write is due, never in the executor:
+        ``async_delay_save`` calls its data function in a worker thread while the loop goes on
+        changing the feeders (a fleet booting raised "dictionary changed size during
+        iteration" and lost the write).
         """
         if self._data_func is None:
             return
-        when = self._store.hass.loop.time() + delay
+        loop = self._hass.loop
+        when = loop.time() + delay
         if self._write_at is not None and self._write_at <= when:
             return
+        if self._timer is not None:
+            self._timer.cancel()
         self._write_at = when
-        self._store.async_delay_save(self._collect, delay)
+        self._timer = loop.call_at(when, self._write_due)
 
-    def _collect(self) -> StoredData:
-        """Produce the data at write time; changes after this need a new write."""
+    def _write_due(self) -> None:
+        self._timer = None
         self._write_at = None
-        assert self._data_func is not None
-        return self._data_func()
+        self._hass.async_create_background_task(
+            self._async_save_logged(), f"{STORAGE_KEY} save", eager_start=True
+        )
+
+    async def _async_save_logged(self) -> None:
+        try:
+            await self.async_save_now()
+        except Exception:
+            _LOGGER.exception("Could not write the feeders' state")
 
     async def async_save_now(self) -> None:
         """Write immediately (on unload, and for data that must not wait)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._write_at = None
         if self._data_func is not None:
-            self._write_at = None
             await self._store.async_save(self._data_func())
 
     async def async_remove(self) -> None:
