@@ -59,6 +59,22 @@ def validated_meal(
     )
 
 
+def _check_minute_free(feeder: Feeder, meal: Meal) -> None:
+    """Refuse a meal at the minute of another of the feeder's meals (its own is fine).
+
+    Two meals at one minute would be one dispense time on the feeder, and a dispense could
+    not tell which of them it was.
+    """
+    for other in feeder.meals:
+        if other.meal_id != meal.meal_id and other.time_s == meal.time_s:
+            raise invalid(
+                "meal_time_taken",
+                name=feeder.display_name,
+                meal=other.name,
+                time=f"{meal.time_s // 3600:02d}:{meal.time_s // 60 % 60:02d}",
+            )
+
+
 class MealEditor:
     """Adds, changes, removes and skips meals; sets a feeder's zone and command family."""
 
@@ -78,6 +94,7 @@ class MealEditor:
     ) -> Meal:
         """Add a daily meal; ids are never reused."""
         meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled)
+        _check_minute_free(feeder, meal)
         self._commit(feeder, [*feeder.meals, meal], "meal added")
         feeder.next_meal_id += 1
         return meal
@@ -99,6 +116,7 @@ class MealEditor:
             values["portion"],
             values["enabled"],
         )
+        _check_minute_free(feeder, meal)
         self._commit(
             feeder,
             [meal if m.meal_id == meal_id else m for m in feeder.meals],
