@@ -295,7 +295,7 @@ async def silent_feeder(hass: HomeAssistant, hub: PetnetHub) -> tuple[Feeder, st
     return feeder, sensor
 
 
-async def test_an_edit_for_an_offline_feeder_is_a_problem_at_once(
+async def test_an_edit_for_a_feeder_without_a_session_is_a_problem_at_once(
     hass: HomeAssistant, hub: PetnetHub
 ) -> None:
     feeder, sensor = await silent_feeder(hass, hub)
@@ -306,11 +306,15 @@ async def test_an_edit_for_an_offline_feeder_is_a_problem_at_once(
 
 @pytest.mark.freeze_time("2024-06-01T12:00:00+00:00")
 async def test_a_delivery_late_by_a_minute_is_a_problem(
-    hass: HomeAssistant, hub: PetnetHub, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     feeder, sensor = await silent_feeder(hass, hub)
-    # Heard from just now (online), but without a session: the delivery cannot go out.
-    hub.state.heard_from(feeder, at=feeder.discovered_at or 0, liveness_only=False)
+    # The feeder counts as connected, but the delivery never goes out (the transport has
+    # no session for it): owed, and not late for a minute.
+    monkeypatch.setattr(hub.state, "is_connected", lambda _gateway_hid: True)
     hub.meal_editor.add_meal(feeder, name="Breakfast", time_s=25200, portion=0.25)
     await hass.async_block_till_done()
     assert hass.states.get(sensor).state == STATE_OFF  # type: ignore[union-attr]

@@ -64,13 +64,14 @@ class FeederView:
     def schedule_problem(self) -> bool:
         """The feeder may not hold HA's schedule, and no delivery is on its way in time.
 
-        A delivery that is owed is a problem only once it is late, or while the feeder is
-        offline (it cannot get it); one that is running normally is not.
+        A delivery that is owed is a problem only once it is late, or while the feeder has
+        no MQTT session (it cannot get it: a check-in over HTTP alone does not do); one that
+        is running normally is not.
         """
         if self.in_sync:
             return False
         late_at = self.delivery_late_at
-        return late_at is None or not self.online or self.now >= late_at
+        return late_at is None or not self.connected or self.now >= late_at
 
     @property
     def uses_new_api(self) -> bool:
