@@ -330,3 +330,22 @@ async def test_a_delivery_late_by_a_minute_is_a_problem(
     await hass.async_block_till_done()
     assert hass.states.get(sensor).state == STATE_ON  # type: ignore[union-attr]
     assert entity_id(hass, "binary_sensor", SILENT_HID, "schedule_sync") == sensor
+
+
+def test_a_new_schedule_with_two_meals_at_one_minute_is_refused() -> None:
+    editor = MealEditor(clock=None, sync=NoSync())  # type: ignore[arg-type]
+    feeder = Feeder(hid=SILENT_HID, gateway_hid=SILENT_GW)
+    editor.add_meal(feeder, name="Old", time_s=9 * 3600, portion=0.25)
+    with pytest.raises(InvalidRequestError) as caught:
+        editor.set_schedule(
+            feeder,
+            [
+                {"name": "Breakfast", "time_s": 7 * 3600, "portion": 0.25},
+                {"name": "Second", "time_s": 7 * 3600, "portion": 0.25},
+            ],
+        )
+    assert caught.value.placeholders["meal"] == "Breakfast"
+    assert [m.name for m in feeder.meals] == ["Old"]
+    # The meals it replaces do not count: the new schedule may use their minutes.
+    editor.set_schedule(feeder, [{"name": "New", "time_s": 9 * 3600, "portion": 0.5}])
+    assert [m.name for m in feeder.meals] == ["New"]

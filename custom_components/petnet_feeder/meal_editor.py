@@ -59,13 +59,15 @@ def validated_meal(
     )
 
 
-def _check_minute_free(feeder: Feeder, meal: Meal) -> None:
-    """Refuse a meal at the minute of another of the feeder's meals (its own is fine).
+def _check_minute_free(
+    feeder: Feeder, meal: Meal, others: Iterable[Meal] | None = None
+) -> None:
+    """Refuse a meal at the minute of another meal (the feeder's, or ``others``).
 
     Two meals at one minute would be one dispense time on the feeder, and a dispense could
-    not tell which of them it was.
+    not tell which of them it was. A meal may keep its own minute.
     """
-    for other in feeder.meals:
+    for other in feeder.meals if others is None else others:
         if other.meal_id != meal.meal_id and other.time_s == meal.time_s:
             raise invalid(
                 "meal_time_taken",
@@ -146,6 +148,8 @@ class MealEditor:
             )
             for i, m in enumerate(meals)
         ]
+        for i, meal in enumerate(built):
+            _check_minute_free(feeder, meal, built[:i])
         self._commit(feeder, built, "schedule replaced")
         feeder.next_meal_id = first + len(built)
         return built
