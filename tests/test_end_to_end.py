@@ -153,9 +153,12 @@ async def test_feed_button_sends_exactly_one_feed(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
+    portion = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
     await hass.services.async_call(
-        "number", "set_value", {"entity_id": portion, "value": 0.125}, blocking=True
+        "select",
+        "select_option",
+        {"entity_id": portion, "option": "1/8 cup"},
+        blocking=True,
     )
     button = entity_id(hass, "button", DEV_HID, "feed_now")
     await wait_for_state(hass, button, lambda s: s.state != STATE_UNAVAILABLE)
@@ -207,9 +210,12 @@ async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
+    portion = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
     await hass.services.async_call(
-        "number", "set_value", {"entity_id": portion, "value": 0.1875}, blocking=True
+        "select",
+        "select_option",
+        {"entity_id": portion, "option": "3/16 cup"},
+        blocking=True,
     )
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None

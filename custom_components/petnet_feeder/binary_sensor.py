@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -11,8 +12,9 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_point_in_utc_time
 
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .feeder_view import FeederView
@@ -29,6 +31,8 @@ class PetnetBinarySensorEntityDescription(
     """A feeder binary sensor and how to read it."""
 
     is_on_fn: Callable[[FeederView], bool | None]
+    # When the state may change with time alone (no feeder update): it is written then.
+    changes_at_fn: Callable[[FeederView], datetime | None] = lambda _view: None
 
 
 BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
@@ -53,12 +57,14 @@ BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         is_on_fn=lambda view: view.feeder.telemetry.usb,
     ),
-    # A problem sensor: on while the feeder may not hold the schedule HA has.
+    # A problem sensor: on while the feeder may not hold the schedule HA has and the
+    # delivery is late (or cannot happen: the feeder is offline); not during a normal one.
     PetnetBinarySensorEntityDescription(
         key="schedule_sync",
         translation_key="schedule_sync",
         device_class=BinarySensorDeviceClass.PROBLEM,
-        is_on_fn=lambda view: not view.in_sync,
+        is_on_fn=lambda view: view.schedule_problem,
+        changes_at_fn=lambda view: view.delivery_late_at,
         available_while_offline=True,
     ),
 )
@@ -89,3 +95,37 @@ class PetnetBinarySensor(PetnetEntity, BinarySensorEntity):
     def is_on(self) -> bool | None:
         """Read the state from the feeder's view."""
         return self.entity_description.is_on_fn(self.view)
+
+    _unsub_recheck: CALLBACK_TYPE | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the feeder, and the clock where the state depends on it."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._cancel_recheck)
+        self._schedule_recheck()
+
+    @callback
+    def _handle_feeder_update(self) -> None:
+        super()._handle_feeder_update()
+        self._schedule_recheck()
+
+    @callback
+    def _schedule_recheck(self) -> None:
+        """Write the state again when time alone may change it."""
+        self._cancel_recheck()
+        at = self.entity_description.changes_at_fn(self.view)
+        if at is not None and at > self.view.now:
+            self._unsub_recheck = async_track_point_in_utc_time(
+                self.hass, self._recheck, at
+            )
+
+    @callback
+    def _recheck(self, _now: datetime) -> None:
+        self._unsub_recheck = None
+        self._handle_feeder_update()
+
+    @callback
+    def _cancel_recheck(self) -> None:
+        if self._unsub_recheck is not None:
+            self._unsub_recheck()
+            self._unsub_recheck = None

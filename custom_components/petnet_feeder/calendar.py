@@ -40,6 +40,7 @@ from .calendar_mapping import (
     STATUS_TEXT,
     aware,
     check_daily,
+    event_description,
     event_span,
     meal_id_from_uid,
     meal_time,
@@ -152,7 +153,9 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             start=start,
             end=end,
             summary=meal.name,
-            description=f"{format_portion(meal.portion)}\n{self._status(occurrence)}",
+            description=event_description(
+                format_portion(meal.portion), self._status(occurrence)
+            ),
             uid=str(meal.meal_id),
             recurrence_id=occurrence.target.date().isoformat(),
             rrule=DAILY,
@@ -186,12 +189,24 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         if description is None and current_portion is not None:
             portion = current_portion
         else:
-            portion = portion_from(description, self.hub.settings.default_portion)
+            portion = portion_from(
+                description, self.hub.settings.default_portion, self._cups_for_grams
+            )
         return {
             "name": event.get(EVENT_SUMMARY),
             "time_s": time_s,
             "portion": portion,
         }
+
+    def _cups_for_grams(self, grams: float) -> float:
+        """Grams as cups with the feeder's food density, as the actions convert them."""
+        if not self.feeder.g_per_tbsp:
+            raise invalid(
+                "grams_need_density",
+                text=f"{grams:g} g",
+                name=self.feeder.display_name,
+            )
+        return self.hub.actions.cups_for_grams(self.feeder.hid, grams)
 
     @translated
     async def async_create_event(self, **kwargs: Any) -> None:

@@ -1,13 +1,15 @@
 """How meals map onto calendar events and back (pure: no Home Assistant import).
 
 Every enabled meal is a daily recurring event of one minute at its time of day in the feeder's
-zone. The description's first line is the portion (``1/4 cup``) and the second the status of
-that day's meal (§9.5). Reading an event back accepts only what a feeder can hold: a daily
-repeat, a time of day, a portion in words.
+zone. The description is the portion (``1/4 cup``), a blank line, then the status of that
+day's meal (§9.5). Reading an event back accepts only what a feeder can hold: a daily repeat,
+a time of day, and a portion on the description's first line (in cups, tablespoons or grams);
+the rest of the description, the status shown with it included, is never read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 import math
 import re
@@ -21,6 +23,11 @@ DAILY = "FREQ=DAILY"
 # How much of the user's text an error message repeats.
 QUOTE_LENGTH = 60
 _MEAL_ID = re.compile(r"[0-9]{1,9}")
+# An amount in grams: "20 g", "20g", "12.5 grams".
+_GRAMS = re.compile(
+    r"\s*(?:portion\s*[:=]?\s*)?([0-9]{1,4}(?:\.[0-9]{1,3})?)\s*(?:g|grams?)\.?\s*",
+    re.IGNORECASE,
+)
 
 STATUS_TEXT = {
     MealState.SKIPPED: "Skipped",
@@ -74,13 +81,44 @@ def meal_time(start: date | datetime, zone: tzinfo, local_zone: tzinfo) -> int:
     return local.hour * 3600 + local.minute * 60
 
 
-def portion_from(description: str | None, default: float) -> float:
-    """The portion written in a description, the default one when it is empty."""
-    if description is None or not description.strip():
+def portion_line(description: str | None) -> str | None:
+    """The description's first line that is not blank: where the portion is written."""
+    if description is None:
+        return None
+    return next(
+        (line.strip() for line in description.splitlines() if line.strip()), None
+    )
+
+
+def grams_in(line: str) -> float | None:
+    """The grams a portion line gives (``20 g``), None if it is not in grams."""
+    match = _GRAMS.fullmatch(line)
+    return float(match.group(1)) if match else None
+
+
+def portion_from(
+    description: str | None,
+    default: float,
+    cups_for_grams: Callable[[float], float],
+) -> float:
+    """The portion on a description's first line, the default one when there is none.
+
+    Only that line is read: what follows (the status the calendar shows under the portion,
+    or the owner's notes) never becomes part of the meal. Grams go through
+    ``cups_for_grams``, which raises when the feeder cannot convert them.
+    """
+    if (line := portion_line(description)) is None:
         return default
-    if (portion := parse_portion(description)) is None:
-        raise invalid("invalid_portion_text", text=quote(description))
+    if (grams := grams_in(line)) is not None:
+        return cups_for_grams(grams)
+    if (portion := parse_portion(line)) is None:
+        raise invalid("invalid_portion_text", text=quote(description or line))
     return portion
+
+
+def event_description(portion: str, status: str) -> str:
+    """What an event says: the portion, then (a paragraph of its own) that day's status."""
+    return f"{portion}\n\n{status}"
 
 
 def meal_id_from_uid(uid: str, meal_ids: set[int]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from homeassistant.util import dt as dt_util
@@ -13,6 +13,10 @@ from .meals import Meal
 from .models import Feeder
 from .schedule_sync import ScheduleSync, uses_new_api
 from .state import FeederState
+
+# How long a delivery may take before the schedule counts as a problem: a normal one (the
+# edit's debounce, then a few commands) is done in seconds.
+DELIVERY_GRACE = timedelta(minutes=1)
 
 
 class FeederView:
@@ -47,6 +51,27 @@ class FeederView:
     def in_sync(self) -> bool:
         """It holds what HA has, and no sync is owed."""
         return self._sync.in_sync(self.feeder)
+
+    @property
+    def delivery_late_at(self) -> datetime | None:
+        """When the owed delivery is late; None when none is owed since a known time."""
+        feeder = self.feeder
+        if self.in_sync or not feeder.sync_pending or feeder.sync_owed_since is None:
+            return None
+        return datetime.fromtimestamp(feeder.sync_owed_since, UTC) + DELIVERY_GRACE
+
+    @property
+    def schedule_problem(self) -> bool:
+        """The feeder may not hold HA's schedule, and no delivery is on its way in time.
+
+        A delivery that is owed is a problem only once it is late, or while the feeder has
+        no MQTT session (it cannot get it: a check-in over HTTP alone does not do); one that
+        is running normally is not.
+        """
+        if self.in_sync:
+            return False
+        late_at = self.delivery_late_at
+        return late_at is None or not self.connected or self.now >= late_at
 
     @property
     def uses_new_api(self) -> bool:

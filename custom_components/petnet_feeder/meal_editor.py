@@ -59,6 +59,24 @@ def validated_meal(
     )
 
 
+def _check_minute_free(
+    feeder: Feeder, meal: Meal, others: Iterable[Meal] | None = None
+) -> None:
+    """Refuse a meal at the minute of another meal (the feeder's, or ``others``).
+
+    Two meals at one minute would be one dispense time on the feeder, and a dispense could
+    not tell which of them it was. A meal may keep its own minute.
+    """
+    for other in feeder.meals if others is None else others:
+        if other.meal_id != meal.meal_id and other.time_s == meal.time_s:
+            raise invalid(
+                "meal_time_taken",
+                name=feeder.display_name,
+                meal=other.name,
+                time=f"{meal.time_s // 3600:02d}:{meal.time_s // 60 % 60:02d}",
+            )
+
+
 class MealEditor:
     """Adds, changes, removes and skips meals; sets a feeder's zone and command family."""
 
@@ -78,6 +96,7 @@ class MealEditor:
     ) -> Meal:
         """Add a daily meal; ids are never reused."""
         meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled)
+        _check_minute_free(feeder, meal)
         self._commit(feeder, [*feeder.meals, meal], "meal added")
         feeder.next_meal_id += 1
         return meal
@@ -99,6 +118,7 @@ class MealEditor:
             values["portion"],
             values["enabled"],
         )
+        _check_minute_free(feeder, meal)
         self._commit(
             feeder,
             [meal if m.meal_id == meal_id else m for m in feeder.meals],
@@ -128,6 +148,8 @@ class MealEditor:
             )
             for i, m in enumerate(meals)
         ]
+        for i, meal in enumerate(built):
+            _check_minute_free(feeder, meal, built[:i])
         self._commit(feeder, built, "schedule replaced")
         feeder.next_meal_id = first + len(built)
         return built

@@ -134,6 +134,8 @@ class Feeder:
     # When each meal got its current time: earlier occurrences were never due.
     meal_since: dict[int, float] = field(default_factory=dict)
     sync_pending: bool = False
+    # When the owed sync became owed (None while none is): how late a delivery is.
+    sync_owed_since: float | None = None
     # HA delivered a schedule once: from then on the feeder holds HA's, even an empty one.
     schedule_owned: bool = False
     last_synced_at: float | None = None

@@ -1,4 +1,8 @@
-"""Numbers of a feeder: the feed-now portion and the recipe (food density, button portion)."""
+"""Numbers of a feeder: the recipe (food density, button portion).
+
+The Feed now portion is a select (``select.py``), in cups fractions; a number entity of it
+left by an earlier version is removed from the entity registry here.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,23 @@ from homeassistant.components.number import (
     NumberEntityDescription,
     NumberMode,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import DOMAIN
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .feeder_actions import FeederActions
 from .feeder_view import FeederView
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
-from .protocol.commands import MAX_PORTION, MIN_PORTION, PORTION_STEP
 from .translate import translated
 
 PARALLEL_UPDATES = 0
 
-UNIT_CUPS = "cups"
+# The key of the number the Feed now portion was before it became a select.
+REPLACED_NUMBER_KEYS = ("manual_portion",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,20 +47,6 @@ class PetnetNumberEntityDescription(NumberEntityDescription, PetnetEntityDescrip
 
 
 NUMBERS: tuple[PetnetNumberEntityDescription, ...] = (
-    PetnetNumberEntityDescription(
-        key="manual_portion",
-        translation_key="manual_portion",
-        entity_category=EntityCategory.CONFIG,
-        native_min_value=MIN_PORTION,
-        native_max_value=MAX_PORTION,
-        native_step=PORTION_STEP,
-        native_unit_of_measurement=UNIT_CUPS,
-        mode=NumberMode.BOX,
-        value_fn=lambda view: view.manual_portion,
-        set_fn=lambda actions, feeder, value: actions.set_manual_portion(
-            feeder.hid, value
-        ),
-    ),
     PetnetNumberEntityDescription(
         key="grams_per_tablespoon",
         translation_key="grams_per_tablespoon",
@@ -91,9 +83,15 @@ async def async_setup_entry(
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the portion number of every feeder."""
+    """Add the recipe numbers of every feeder."""
+    registry = er.async_get(hass)
 
     def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetNumber]:
+        for key in REPLACED_NUMBER_KEYS:
+            if old := registry.async_get_entity_id(
+                Platform.NUMBER, DOMAIN, f"{feeder.hid}_{key}"
+            ):
+                registry.async_remove(old)
         return [PetnetNumber(hub, feeder, description) for description in NUMBERS]
 
     async_add_feeder_entities(entry, async_add_entities, build)

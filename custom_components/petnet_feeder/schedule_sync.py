@@ -165,6 +165,7 @@ class ScheduleSync:
         for feeder in self._state.feeders.values():
             self.feeder_added(feeder)
             if feeder.sync_pending:
+                feeder.sync_owed_since = feeder.sync_owed_since or now()
                 self._reconcilers[feeder.hid].request("restart")
         self._unsub_tick = async_track_time_interval(
             self._hass, self._tick, TICK_INTERVAL, cancel_on_shutdown=True
@@ -221,6 +222,7 @@ class ScheduleSync:
     ) -> None:
         """A sync is owed: now, or (``debounce``, for edits) after a short pause."""
         feeder.sync_pending = True
+        feeder.sync_owed_since = feeder.sync_owed_since or now()
         self._state.changed(feeder)
         if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
             reconciler.request(reason, debounce=debounce)
@@ -521,5 +523,8 @@ class ScheduleSync:
         reconciler = self._reconcilers.get(feeder_hid)
         feeder.sync_pending = (
             reconciler.pending if reconciler is not None else feeder.sync_pending
+        )
+        feeder.sync_owed_since = (
+            (feeder.sync_owed_since or now()) if feeder.sync_pending else None
         )
         self._state.changed(feeder)

@@ -1,4 +1,4 @@
-"""Select of a feeder: which schedule commands it gets (firmware family override, §8)."""
+"""Selects of a feeder: the Feed now portion, and which schedule commands it gets (§8)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .errors import invalid
 from .hub import PetnetConfigEntry, PetnetHub
+from .meals import format_portion
 from .models import Feeder
+from .protocol.commands import MAX_PORTION, MIN_PORTION, PORTION_STEP
 from .schedule_sync import FIRMWARE_FAMILIES
 from .translate import translated
 
@@ -34,15 +37,36 @@ FIRMWARE_FAMILY = PetnetSelectEntityDescription(
 )
 
 
+# Every portion the feeder takes, as the owner reads it: "1/16 cup" ... "2 cups".
+PORTION_OPTIONS: dict[str, float] = {
+    format_portion(step * PORTION_STEP): step * PORTION_STEP
+    for step in range(
+        round(MIN_PORTION / PORTION_STEP), round(MAX_PORTION / PORTION_STEP) + 1
+    )
+}
+
+MANUAL_PORTION = PetnetSelectEntityDescription(
+    key="manual_portion",
+    translation_key="manual_portion",
+    entity_category=EntityCategory.CONFIG,
+    options=list(PORTION_OPTIONS),
+    # A setting kept by HA: editable while the feeder is offline.
+    available_while_offline=True,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the schedule command family select of every feeder."""
+    """Add the Feed now portion and the schedule command family select of every feeder."""
 
-    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetFirmwareFamilySelect]:
-        return [PetnetFirmwareFamilySelect(hub, feeder, FIRMWARE_FAMILY)]
+    def build(hub: PetnetHub, feeder: Feeder) -> list[SelectEntity]:
+        return [
+            PetnetManualPortionSelect(hub, feeder, MANUAL_PORTION),
+            PetnetFirmwareFamilySelect(hub, feeder, FIRMWARE_FAMILY),
+        ]
 
     async_add_feeder_entities(entry, async_add_entities, build)
 
@@ -61,3 +85,21 @@ class PetnetFirmwareFamilySelect(PetnetEntity, SelectEntity):
     async def async_select_option(self, option: str) -> None:
         """Choose a family; the schedule is resent in that form."""
         self.hub.meal_editor.set_firmware_family(self.feeder, option)
+
+
+class PetnetManualPortionSelect(PetnetEntity, SelectEntity):
+    """The portion Feed now dispenses, in 1/16-cup steps named as cups ("1/4 cup")."""
+
+    entity_description: PetnetSelectEntityDescription
+
+    @property
+    def current_option(self) -> str:
+        """The portion as its option."""
+        return format_portion(self.view.manual_portion)
+
+    @translated
+    async def async_select_option(self, option: str) -> None:
+        """Store the portion of an option."""
+        if (portion := PORTION_OPTIONS.get(option)) is None:
+            raise invalid("invalid_portion", portion=option)
+        self.hub.actions.set_manual_portion(self.feeder.hid, portion)

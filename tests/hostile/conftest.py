@@ -108,6 +108,7 @@ class Arena:
         """
         return {
             self.feeder_path(self.attacker, "sync_pending"),
+            self.feeder_path(self.attacker, "sync_owed_since"),
             self.feeder_path(self.attacker, "sent_utc_offset"),
         }
 

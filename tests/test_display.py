@@ -1,0 +1,351 @@
+"""What a new owner sees in the first hour.
+
+Portions as cups, whole percentages, the front button, the calendar's text, refusals that say
+why, and a Schedule problem only when a delivery is late.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN, Platform
+from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_state_change_event
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.petnet_feeder.calendar_mapping import (
+    event_description,
+    portion_from,
+)
+from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.errors import InvalidRequestError, invalid
+from custom_components.petnet_feeder.feeder_view import DELIVERY_GRACE
+from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.meal_editor import MealEditor
+from custom_components.petnet_feeder.models import Feeder
+from custom_components.petnet_feeder.select import PORTION_OPTIONS
+
+from .conftest import (
+    FeederFactory,
+    entity_id,
+    wait_for_entity,
+    wait_for_feeder,
+    wait_for_state,
+)
+
+DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
+# A feeder HA knows but that never connects (no simulator behind it).
+SILENT_HID = "0123456789abcdef0123456789abcdef01234567"
+SILENT_GW = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def no_grams(grams: float) -> float:
+    raise AssertionError(f"no grams expected, got {grams}")
+
+
+# ---------------------------------------------------------------------- pure
+
+
+def test_portion_options_are_cups_fractions() -> None:
+    labels = list(PORTION_OPTIONS)
+    assert labels[:5] == ["1/16 cup", "1/8 cup", "3/16 cup", "1/4 cup", "5/16 cup"]
+    assert labels[15:17] == ["1 cup", "1 1/16 cups"]
+    assert labels[-1] == "2 cups"
+    assert len(labels) == 32
+    assert PORTION_OPTIONS["3/16 cup"] == 0.1875
+
+
+def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
+    assert event_description("1/16 cup", "Dispensed at 15:04 · 7.6 g") == (
+        "1/16 cup\n\nDispensed at 15:04 · 7.6 g"
+    )
+
+
+@pytest.mark.parametrize(
+    ("description", "portion"),
+    [
+        # What the calendar shows, sent back unchanged: only the portion is read.
+        ("1/4 cup\n\nDispensed at 07:00 · 30.4 g", 0.25),
+        ("1/4 cup\n\nMissed", 0.25),
+        # A later line never overrides the first, even one that reads as a portion.
+        ("1/4 cup\n\nportion: 2 cups", 0.25),
+        ("\n  1/8 cup  \nnotes", 0.125),
+        ("", 0.0625),
+        ("  \n ", 0.0625),
+    ],
+)
+def test_only_the_first_line_is_the_portion(description: str, portion: float) -> None:
+    assert portion_from(description, 0.0625, no_grams) == portion
+
+
+@pytest.mark.parametrize("text", ["20 g", "20g", "20 grams", "portion: 20 G"])
+def test_grams_go_through_the_converter(text: str) -> None:
+    assert portion_from(f"{text}\n\nUpcoming", 0.0625, lambda g: g / 160) == 0.125
+
+
+def test_grams_refusal_comes_from_the_converter() -> None:
+    def refuse(grams: float) -> float:
+        raise invalid("grams_need_density", text=f"{grams:g} g", name="Kibble")
+
+    with pytest.raises(InvalidRequestError) as caught:
+        portion_from("20 g", 0.0625, refuse)
+    assert caught.value.translation_key == "grams_need_density"
+
+
+class NoSync:
+    def request_sync(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+
+def test_a_second_meal_at_the_same_minute_is_refused() -> None:
+    editor = MealEditor(clock=None, sync=NoSync())  # type: ignore[arg-type]
+    feeder = Feeder(hid=SILENT_HID, gateway_hid=SILENT_GW, name="Kibble")
+    breakfast = editor.add_meal(feeder, name="Breakfast", time_s=7 * 3600, portion=0.25)
+    dinner = editor.add_meal(feeder, name="Dinner", time_s=18 * 3600, portion=0.25)
+
+    with pytest.raises(InvalidRequestError) as caught:
+        # Seconds are dropped: 07:00:30 is the minute of breakfast.
+        editor.add_meal(feeder, name="Second", time_s=7 * 3600 + 30, portion=0.125)
+    assert caught.value.translation_key == "meal_time_taken"
+    assert caught.value.placeholders == {
+        "name": feeder.display_name,
+        "meal": "Breakfast",
+        "time": "07:00",
+    }
+    with pytest.raises(InvalidRequestError) as caught:
+        editor.update_meal(feeder, dinner.meal_id, time_s=7 * 3600)
+    assert caught.value.placeholders["meal"] == "Breakfast"
+    assert [m.name for m in feeder.meals] == ["Breakfast", "Dinner"]
+
+    # A meal keeps its own minute when something else changes.
+    editor.update_meal(feeder, breakfast.meal_id, portion=0.5)
+    assert feeder.meals[0].portion == 0.5
+
+
+# ---------------------------------------------------------------------- entities
+
+
+@pytest.fixture
+async def hub(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> PetnetHub:
+    """The loaded hub, with a fast debounce for feeders created from now on."""
+    hub: PetnetHub = loaded_entry.runtime_data
+    hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    return hub
+
+
+async def test_feed_now_portion_is_a_select_of_cups(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    registry = er.async_get(hass)
+    # The number an earlier version made is removed when the feeder's entities are built.
+    old = registry.async_get_or_create(
+        Platform.NUMBER, DOMAIN, f"{DEV_HID}_manual_portion"
+    )
+    await make_feeder()
+    select = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
+    state = hass.states.get(select)
+    assert state is not None
+    assert state.state == "1/16 cup"  # the default portion
+    assert state.attributes["options"][:4] == [
+        "1/16 cup",
+        "1/8 cup",
+        "3/16 cup",
+        "1/4 cup",
+    ]
+    assert registry.async_get(old.entity_id) is None
+
+    await hass.services.async_call(
+        "select",
+        "select_option",
+        {"entity_id": select, "option": "1 1/4 cups"},
+        blocking=True,
+    )
+    assert hub.state.feeders[DEV_HID].manual_portion == 1.25
+    assert hass.states.get(select).state == "1 1/4 cups"  # type: ignore[union-attr]
+
+
+async def test_percentages_are_whole_numbers(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    await make_feeder()
+    registry = er.async_get(hass)
+    for key in ("hopper_level", "battery_level", "wifi_signal"):
+        found = await wait_for_entity(hass, "sensor", DEV_HID, key)
+        entry = registry.async_get(found)
+        assert entry is not None
+        assert entry.options["sensor"]["suggested_display_precision"] == 0, key
+
+
+async def test_front_button_is_unknown_until_set_and_not_assumed(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
+    state = await wait_for_state(hass, switch, lambda s: s.state == STATE_UNKNOWN)
+    # HA's frontend shows on/off buttons for a switch whose state is unknown, and a single
+    # toggle once it is known; the state is never claimed as assumed.
+    assert "assumed_state" not in state.attributes
+
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": switch}, blocking=True
+    )
+    await feeder.wait_for_command("button_enable_remote")
+    after = hass.states.get(switch)
+    assert after is not None
+    assert after.state == STATE_ON
+    assert "assumed_state" not in after.attributes
+
+
+async def create_meal(
+    hass: HomeAssistant, calendar: str, description: str, start: str = "07:00"
+) -> None:
+    await hass.services.async_call(
+        "calendar",
+        "create_event",
+        {
+            "entity_id": calendar,
+            "summary": "Breakfast",
+            "description": description,
+            "start_date_time": f"2030-01-01 {start}:00",
+            "end_date_time": f"2030-01-01 {start[:3]}01:00",
+        },
+        blocking=True,
+    )
+
+
+async def test_calendar_takes_grams_with_a_food_density(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    await make_feeder()
+    calendar = await wait_for_entity(hass, "calendar", DEV_HID, "meals")
+    stored = hub.state.feeders[DEV_HID]
+
+    with pytest.raises(ServiceValidationError) as caught:
+        await create_meal(hass, calendar, "20 g")
+    assert caught.value.translation_key == "grams_need_density"
+    assert caught.value.translation_placeholders == {
+        "text": "20 g",
+        "name": stored.display_name,
+    }
+    assert stored.meals == []
+
+    hub.actions.set_recipe(DEV_HID, g_per_tbsp=10)
+    await create_meal(hass, calendar, "20 g")
+    assert [m.portion for m in stored.meals] == [0.125]  # 2 tbsp
+
+
+async def test_calendar_refuses_a_second_meal_at_a_taken_minute(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    await make_feeder()
+    calendar = await wait_for_entity(hass, "calendar", DEV_HID, "meals")
+    await create_meal(hass, calendar, "1/4 cup")
+    with pytest.raises(ServiceValidationError) as caught:
+        await create_meal(hass, calendar, "1/8 cup")
+    assert caught.value.translation_key == "meal_time_taken"
+    assert caught.value.translation_placeholders is not None
+    assert caught.value.translation_placeholders["meal"] == "Breakfast"
+    assert len(hub.state.feeders[DEV_HID].meals) == 1
+
+
+async def test_an_edit_delivered_in_time_is_no_problem(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    sensor = await wait_for_entity(hass, "binary_sensor", DEV_HID, "schedule_sync")
+    await wait_for_feeder(hub, DEV_HID, lambda f: not f.sync_pending)
+    await wait_for_state(hass, sensor, lambda s: s.state == STATE_OFF)
+    seen: list[str] = []
+
+    @callback
+    def changed(event: Any) -> None:
+        new: State | None = event.data["new_state"]
+        if new is not None:
+            seen.append(new.state)
+
+    unsub = async_track_state_change_event(hass, [sensor], changed)
+    try:
+        since = len(feeder.commands)
+        stored = hub.state.feeders[DEV_HID]
+        hub.meal_editor.add_meal(stored, name="Breakfast", time_s=25200, portion=0.25)
+        assert stored.sync_pending
+        assert stored.sync_owed_since is not None
+        await feeder.wait_for_command("schedule_mod_end", since=since)
+        await wait_for_feeder(hub, DEV_HID, lambda f: not f.sync_pending)
+        await hass.async_block_till_done()
+    finally:
+        unsub()
+    assert STATE_ON not in seen
+    assert hass.states.get(sensor).state == STATE_OFF  # type: ignore[union-attr]
+    assert hub.state.feeders[DEV_HID].sync_owed_since is None
+
+
+async def silent_feeder(hass: HomeAssistant, hub: PetnetHub) -> tuple[Feeder, str]:
+    """A feeder HA knows whose gateway never connects, and its Schedule sensor."""
+    feeder = hub.state.add_feeder(SILENT_HID, SILENT_GW)
+    sensor = await wait_for_entity(hass, "binary_sensor", SILENT_HID, "schedule_sync")
+    await hass.async_block_till_done()
+    return feeder, sensor
+
+
+async def test_an_edit_for_a_feeder_without_a_session_is_a_problem_at_once(
+    hass: HomeAssistant, hub: PetnetHub
+) -> None:
+    feeder, sensor = await silent_feeder(hass, hub)
+    hub.meal_editor.add_meal(feeder, name="Breakfast", time_s=25200, portion=0.25)
+    await hass.async_block_till_done()
+    assert hass.states.get(sensor).state == STATE_ON  # type: ignore[union-attr]
+
+
+@pytest.mark.freeze_time("2024-06-01T12:00:00+00:00")
+async def test_a_delivery_late_by_a_minute_is_a_problem(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feeder, sensor = await silent_feeder(hass, hub)
+    # The feeder counts as connected, but the delivery never goes out (the transport has
+    # no session for it): owed, and not late for a minute.
+    monkeypatch.setattr(hub.state, "is_connected", lambda _gateway_hid: True)
+    hub.meal_editor.add_meal(feeder, name="Breakfast", time_s=25200, portion=0.25)
+    await hass.async_block_till_done()
+    assert hass.states.get(sensor).state == STATE_OFF  # type: ignore[union-attr]
+
+    freezer.tick(DELIVERY_GRACE.total_seconds() - 1)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(sensor).state == STATE_OFF  # type: ignore[union-attr]
+
+    # The minute passes: nothing about the feeder changed, the sensor turns on by itself.
+    freezer.tick(1)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(sensor).state == STATE_ON  # type: ignore[union-attr]
+    assert entity_id(hass, "binary_sensor", SILENT_HID, "schedule_sync") == sensor
+
+
+def test_a_new_schedule_with_two_meals_at_one_minute_is_refused() -> None:
+    editor = MealEditor(clock=None, sync=NoSync())  # type: ignore[arg-type]
+    feeder = Feeder(hid=SILENT_HID, gateway_hid=SILENT_GW)
+    editor.add_meal(feeder, name="Old", time_s=9 * 3600, portion=0.25)
+    with pytest.raises(InvalidRequestError) as caught:
+        editor.set_schedule(
+            feeder,
+            [
+                {"name": "Breakfast", "time_s": 7 * 3600, "portion": 0.25},
+                {"name": "Second", "time_s": 7 * 3600, "portion": 0.25},
+            ],
+        )
+    assert caught.value.placeholders["meal"] == "Breakfast"
+    assert [m.name for m in feeder.meals] == ["Old"]
+    # The meals it replaces do not count: the new schedule may use their minutes.
+    editor.set_schedule(feeder, [{"name": "New", "time_s": 9 * 3600, "portion": 0.5}])
+    assert [m.name for m in feeder.meals] == ["New"]
