@@ -155,3 +155,84 @@ def test_the_clock_finds_when_the_offset_changed(
     moment, delta = found
     assert abs((moment - changed).total_seconds()) <= 1
     assert delta == after - before
+
+
+# Zone, a start before the change (UTC), when the clocks go forward (UTC), a meal time the
+# clocks jump over, the offsets before and after.
+SPRING_FORWARD = [
+    (
+        "America/Chicago",
+        "2024-03-10T07:35:00+00:00",
+        "2024-03-10T08:00:00+00:00",
+        "02:30",
+        -6 * 3600,
+        -5 * 3600,
+    ),
+    (
+        "Europe/Berlin",
+        "2024-03-31T00:35:00+00:00",
+        "2024-03-31T01:00:00+00:00",
+        "02:30",
+        1 * 3600,
+        2 * 3600,
+    ),
+    (
+        "Australia/Sydney",
+        "2024-10-05T15:35:00+00:00",
+        "2024-10-05T16:00:00+00:00",
+        "02:30",
+        10 * 3600,
+        11 * 3600,
+    ),
+    # Lord Howe Island moves forward by half an hour: 02:00 to 02:30 never comes.
+    (
+        "Australia/Lord_Howe",
+        "2024-10-05T15:05:00+00:00",
+        "2024-10-05T15:30:00+00:00",
+        "02:10",
+        10 * 3600 + 1800,
+        11 * 3600,
+    ),
+]
+SPRING_FORWARD_IDS = [row[0] for row in SPRING_FORWARD]
+
+
+@pytest.mark.parametrize("transport", [TRANSPORT_BUNDLED], indirect=True)
+@pytest.mark.parametrize(
+    ("zone", "started", "change", "meal_time", "before", "after"),
+    SPRING_FORWARD,
+    ids=SPRING_FORWARD_IDS,
+    indirect=["started"],
+)
+async def test_a_meal_the_clocks_jump_over_is_dispensed_once_after_the_jump(
+    started: str,
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    zone: str,
+    change: str,
+    meal_time: str,
+    before: int,
+    after: int,
+) -> None:
+    await hass.config.async_set_time_zone(zone)
+    feeder = await make_feeder()
+    await add_meal(hass, hub, feeder, name="Night", time=meal_time, portion=0.125)
+    stored = hub.state.feeders[feeder.device_hid]
+    assert feeder.utc_offset == before
+
+    dispensed = await live_through(hass, hub, freezer, feeder, 40 * 60)
+    changed = datetime.fromisoformat(change)
+    # Once, in the first minute the feeder's clock shows after the jump.
+    assert len(dispensed) == 1
+    assert 0 <= dispensed[0] - changed.timestamp() < 60
+    assert feeder.utc_offset == after
+    # HA counts it as that day's meal, and the meal has its own time again for tomorrow.
+    (row,) = stored.history
+    assert hub.monitor.occurrence_of(stored, row.result) is not None
+    assert stored.clock_moves == {}
+    hours, minutes = meal_time.split(":")
+    assert [e["time"] for e in feeder.schedule] == [
+        int(hours) * 3600 + int(minutes) * 60
+    ]

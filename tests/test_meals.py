@@ -460,7 +460,8 @@ def test_result_at_midnight_goes_to_the_earlier_meal(tz: ZoneInfo) -> None:
         (date(2024, 3, 10), (0, 0), utc(2024, 3, 10, 6, 0), (0, 0), -6),
         (date(2024, 3, 10), (1, 30), utc(2024, 3, 10, 7, 30), (1, 30), -6),
         (date(2024, 3, 10), (2, 0), utc(2024, 3, 10, 8, 0), (3, 0), -5),
-        (date(2024, 3, 10), (2, 30), utc(2024, 3, 10, 8, 30), (3, 30), -5),
+        # Inside the gap: the first minute after it (the feeder is sent that time then).
+        (date(2024, 3, 10), (2, 30), utc(2024, 3, 10, 8, 0), (3, 0), -5),
         (date(2024, 3, 10), (3, 0), utc(2024, 3, 10, 8, 0), (3, 0), -5),
         (date(2024, 3, 10), (7, 0), utc(2024, 3, 10, 12, 0), (7, 0), -5),
         (date(2024, 3, 9), (7, 0), utc(2024, 3, 9, 13, 0), (7, 0), -6),
@@ -497,7 +498,7 @@ def test_meal_target_on_dst_days(
         (ZoneInfo("UTC"), date(2024, 6, 1), 86399, utc(2024, 6, 1, 23, 59, 59)),
         (KOLKATA, date(2024, 6, 1), 0, utc(2024, 5, 31, 18, 30)),
         (KOLKATA, date(2024, 6, 1), 86399, utc(2024, 6, 1, 18, 29, 59)),
-        (BERLIN, date(2024, 3, 31), 9000, utc(2024, 3, 31, 1, 30)),  # 02:30 in the gap
+        (BERLIN, date(2024, 3, 31), 9000, utc(2024, 3, 31, 1, 0)),  # 02:30: gap's end
         (BERLIN, date(2024, 10, 27), 9000, utc(2024, 10, 27, 0, 30)),  # first 02:30
     ],
 )
@@ -535,11 +536,11 @@ def test_matching_on_dst_days(day: date, result_utc: datetime, matched: bool) ->
 
 
 def test_matching_in_spring_forward_gap() -> None:
-    result = fr(ms(utc(2024, 3, 10, 8, 31)))  # 03:31 CDT
+    result = fr(ms(utc(2024, 3, 10, 8, 0, 20)))  # 03:00:20 CDT, the first minute after
     now = utc(2024, 3, 10, 9)
     (occ,) = evaluate_day([meal(1, 2, 30)], [result], date(2024, 3, 10), CHICAGO, now)
     assert occ.result is result
-    assert (occ.target.hour, occ.target.minute) == (3, 30)
+    assert (occ.target.hour, occ.target.minute) == (3, 0)
 
 
 @pytest.mark.parametrize(
@@ -576,10 +577,10 @@ def test_matching_in_fall_back_overlap(result_utc: datetime, matched: bool) -> N
             datetime(2024, 11, 3, 1, 31, tzinfo=CHICAGO, fold=1),
             MealState.MISSED,
         ),
-        # 02:30 on the spring-forward day is 03:30 CDT.
-        ((2, 30), datetime(2024, 3, 10, 3, 29, tzinfo=CHICAGO), MealState.UPCOMING),
-        ((2, 30), datetime(2024, 3, 10, 3, 32, tzinfo=CHICAGO), MealState.DUE),
-        ((2, 30), datetime(2024, 3, 10, 3, 38, tzinfo=CHICAGO), MealState.MISSED),
+        # 02:30 on the spring-forward day is 03:00 CDT, the first minute after the gap.
+        ((2, 30), datetime(2024, 3, 10, 1, 59, tzinfo=CHICAGO), MealState.UPCOMING),
+        ((2, 30), datetime(2024, 3, 10, 3, 2, tzinfo=CHICAGO), MealState.DUE),
+        ((2, 30), datetime(2024, 3, 10, 3, 8, tzinfo=CHICAGO), MealState.MISSED),
     ],
 )
 def test_state_uses_instants_around_dst(
@@ -653,7 +654,7 @@ def test_occurrences_between_berlin_spring_forward_on_month_end() -> None:
     assert [occ.target.astimezone(UTC) for occ in occurrences] == [
         utc(2024, 3, 29, 1, 30),
         utc(2024, 3, 30, 1, 30),
-        utc(2024, 3, 31, 1, 30),  # 02:30 does not exist: 03:30 CEST
+        utc(2024, 3, 31, 1, 0),  # 02:30 does not exist: 03:00 CEST, the gap's end
         utc(2024, 4, 1, 0, 30),
         utc(2024, 4, 2, 0, 30),
     ]
@@ -763,8 +764,8 @@ def test_next_occurrence_across_spring_forward() -> None:
     after = datetime(2024, 3, 9, 23, 0, tzinfo=CHICAGO)
     found = next_occurrence([meal(1, 2, 30)], after, CHICAGO)
     assert found is not None
-    assert ms(found[1]) == ms(utc(2024, 3, 10, 8, 30))
-    assert (found[1].hour, found[1].minute) == (3, 30)
+    assert ms(found[1]) == ms(utc(2024, 3, 10, 8, 0))
+    assert (found[1].hour, found[1].minute) == (3, 0)
 
 
 def test_next_occurrence_in_fall_back_overlap() -> None:

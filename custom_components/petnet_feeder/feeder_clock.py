@@ -83,6 +83,26 @@ class FeederClock:
                 low = middle
         return high, now_offset - offset(low)
 
+    def change_within(
+        self, feeder: Feeder, after: datetime, within: timedelta
+    ) -> datetime | None:
+        """The first instant of a new UTC offset in ``(after, after + within]``, if any."""
+        zone = self.zone(feeder)
+        low = after.astimezone(UTC)
+        high = low + within
+        before = low.astimezone(zone).utcoffset()
+        if high.astimezone(zone).utcoffset() == before:
+            return None
+        while high - low > _ONE_SECOND:
+            middle = low + (high - low) / 2
+            if middle.astimezone(zone).utcoffset() == before:
+                low = middle
+            else:
+                high = middle
+        return high.replace(microsecond=0) + (
+            _ONE_SECOND if high.microsecond else timedelta(0)
+        )
+
     def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
         """The next enabled meal and when it is due; a skipped occurrence does not count."""
         now = dt_util.utcnow()

@@ -212,6 +212,7 @@ class MealEditor:
         kept = {m.meal_id for m in meals}
         feeder.skipped = {k: v for k, v in feeder.skipped.items() if k in kept}
         feeder.clock_holds = {k: v for k, v in feeder.clock_holds.items() if k in kept}
+        feeder.clock_moves = {k: v for k, v in feeder.clock_moves.items() if k in kept}
         self._sync.request_sync(feeder, reason, debounce=True)
 
     @staticmethod

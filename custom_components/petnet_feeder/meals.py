@@ -41,6 +41,7 @@ PORTION_STEPS_PER_CUP: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 _ONE_DAY: Final = timedelta(days=1)
+_ONE_SECOND: Final = timedelta(seconds=1)
 _SLACK_MS: Final = DELIVERY_SLACK // _ONE_MS
 
 # How many earlier local days evaluate_day looks at for meals that may claim a result first.
@@ -160,9 +161,9 @@ def meal_target(day: date, time_s: int, tz: ZoneInfo) -> datetime:
     The addition is wall-clock arithmetic (so 07:00 is 07:00 on DST days too) and the wall time
     is resolved with ``fold=0``:
 
-    * a time inside the **spring-forward gap** does not exist; it resolves with the offset in
-      force before the gap, i.e. it lands as much later as the gap is long. America/Chicago on
-      2024-03-10: 02:30 → 03:30 CDT (08:30 UTC).
+    * a time inside the **spring-forward gap** does not exist; it resolves to the first instant
+      after the gap, so the meal is due at the first minute the clock shows again.
+      America/Chicago on 2024-03-10: 02:30 → 03:00 CDT (08:00 UTC).
     * a time inside the **fall-back overlap** happens twice; it resolves to the first (earlier,
       daylight-time) instant. America/Chicago on 2024-11-03: 01:30 → 01:30 CDT (06:30 UTC),
       not 01:30 CST.
@@ -175,7 +176,21 @@ def meal_target(day: date, time_s: int, tz: ZoneInfo) -> datetime:
     if not 0 <= time_s < SECONDS_PER_DAY:
         raise ValueError(f"time_s must be in 0..86399, got {time_s}")
     wall = datetime.combine(day, time()) + timedelta(seconds=time_s)
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
+    instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != wall:
+        # The wall time does not exist (the clocks jumped over it): the first instant after
+        # the gap, where the later offset starts. fold=1 reads it with that later offset,
+        # which lands before the gap; the change lies between the two readings.
+        low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+        later = instant.astimezone(tz).utcoffset()
+        while instant - low > _ONE_SECOND:
+            middle = low + (instant - low) / 2
+            if middle.astimezone(tz).utcoffset() == later:
+                instant = middle
+            else:
+                low = middle
+        instant = instant.replace(microsecond=0)
+    return instant.astimezone(tz)
 
 
 # --------------------------------------------------------------------------- meal status (§9.5)

@@ -130,6 +130,9 @@ class Feeder:
     # Meals held back after the clocks went back, until the repeated hour is over (so that
     # their time, which comes twice, dispenses once): meal id -> epoch seconds.
     clock_holds: dict[int, float] = field(default_factory=dict)
+    # Meals whose time the clocks jumped over, sent at the first minute after the jump until
+    # it is past: meal id -> (time of day sent, epoch seconds until).
+    clock_moves: dict[int, tuple[int, float]] = field(default_factory=dict)
     skip_log: list[tuple[int, float]] = field(default_factory=list)
     # When each meal got its current time: earlier occurrences were never due.
     meal_since: dict[int, float] = field(default_factory=dict)
@@ -195,6 +198,7 @@ class Feeder:
                 "meals",
                 "skipped",
                 "clock_holds",
+                "clock_moves",
                 "meal_since",
                 "open_miss",
             )
@@ -216,6 +220,10 @@ class Feeder:
         data["clock_holds"] = {
             str(meal_id): until for meal_id, until in self.clock_holds.items()
         }
+        data["clock_moves"] = {
+            str(meal_id): [time_s, until]
+            for meal_id, (time_s, until) in self.clock_moves.items()
+        }
         return data
 
     @classmethod
@@ -235,5 +243,9 @@ class Feeder:
         }
         known["clock_holds"] = {
             int(k): float(v) for k, v in (data.get("clock_holds") or {}).items()
+        }
+        known["clock_moves"] = {
+            int(k): (int(v[0]), float(v[1]))
+            for k, v in (data.get("clock_moves") or {}).items()
         }
         return cls(**known)
