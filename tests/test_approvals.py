@@ -26,8 +26,10 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim.kronos_client import KronosError
 
-from .conftest import NOT_SERVER_LOGGERS, FeederFactory, wait_for_entity
-from .transport.test_bundled_broker import RawClient
+from .helpers.entities import wait_for_entity
+from .helpers.feeders import FeederFactory
+from .helpers.logs import NOT_SERVER_LOGGERS
+from .helpers.raw_mqtt import RawClient
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 REFUSED = 5

@@ -13,7 +13,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
@@ -23,26 +22,18 @@ from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import (
-    FeederFactory,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-)
+from .helpers.calendar import get_events
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import CHICAGO
 
-CHICAGO = "America/Chicago"
 NEW_API_SYNC = ["utc_offset", "schedule_clear", "schedule_mod_start"]
 
 
-@pytest.fixture
-async def hub(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> PetnetHub:
-    """The loaded hub, with a fast debounce for feeders created from now on."""
-    hub: PetnetHub = loaded_entry.runtime_data
-    # Reconcilers are created when a feeder appears, so this reaches every feeder of a test.
-    hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+@pytest.fixture(autouse=True)
+async def chicago(hass: HomeAssistant) -> None:
+    """HA's zone is America/Chicago (the ``hub`` fixture syncs fast)."""
     await hass.config.async_set_time_zone(CHICAGO)
-    return hub
 
 
 async def start_feeder(
@@ -108,21 +99,6 @@ async def sync_after(
     """The names of the commands received since ``since``, once ``last`` arrived."""
     await feeder.wait_for_command(last, since=since)
     return [command.command for command in feeder.commands[since:]]
-
-
-async def get_events(
-    hass: HomeAssistant, calendar: str, start: str, end: str
-) -> list[dict[str, Any]]:
-    response = await hass.services.async_call(
-        "calendar",
-        "get_events",
-        {"entity_id": calendar, "start_date_time": start, "end_date_time": end},
-        blocking=True,
-        return_response=True,
-    )
-    assert response is not None
-    events: list[dict[str, Any]] = response[calendar]["events"]  # type: ignore[index,assignment]
-    return events
 
 
 def meals(

@@ -30,7 +30,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.tls import ensure_certificate
 
-from .conftest import LOOPBACK, both_transports
+from .helpers.ports import LOOPBACK
+from .helpers.transports import both_transports
 
 
 @pytest.fixture

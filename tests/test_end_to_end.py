@@ -34,18 +34,16 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import (
-    LOOPBACK,
-    NOT_SERVER_LOGGERS,
-    FeederFactory,
-    both_transports,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-    wait_until_received,
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.logs import NOT_SERVER_LOGGERS
+from .helpers.ports import LOOPBACK
+from .helpers.restart import (
+    async_restarted_hass,
+    async_setup_entries,
+    async_write_core_storage,
 )
-from .restart import async_restarted_hass, async_setup_entries, async_write_core_storage
+from .helpers.transports import both_transports, wait_until_received
 
 pytestmark = both_transports
 

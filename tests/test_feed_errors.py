@@ -16,8 +16,8 @@ from custom_components.petnet_feeder.const import CONF_MQTT_PORT, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.transport.bundled import PUBLISH_TIMEOUT
 
-from .conftest import FeederFactory
-from .transport.test_bundled_broker import RawClient
+from .helpers.feeders import FeederFactory
+from .helpers.raw_mqtt import RawClient
 
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 

@@ -13,7 +13,7 @@ import pytest
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.sensor import MAX_STATE_LENGTH, _feed_plan
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 README = Path(__file__).parent.parent / "README.md"
 CHICAGO = "America/Chicago"

@@ -29,19 +29,19 @@ from custom_components.petnet_feeder.diagnostics import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import EVENT_MAX_AGE, offline_issue_id
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_feeder
-from .feeding_support import (
+from .helpers.entities import entity_id, wait_for_entity
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.feeding import (
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
     MORNING,
     advance,
     breakfast_feeder,
-    device_id,
     feeding_events,
     heartbeat,
-    restart,
 )
+from .helpers.restart import restart
 
 
 @pytest.fixture

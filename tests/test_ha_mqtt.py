@@ -42,7 +42,7 @@ from custom_components.petnet_feeder.transport.ha_mqtt import (
 )
 from feeder_sim.kronos_client import KronosClient
 
-from .ports import LOOPBACK, free_port
+from .helpers.ports import LOOPBACK, free_port
 
 GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 UID = "smartfeeder-795ae773737d"  # its gateway hid is GW

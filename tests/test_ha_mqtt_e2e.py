@@ -35,16 +35,15 @@ from feeder_sim import MqttConnectRefusedError, ids as sim_ids
 from feeder_sim.envelope import parse_command
 from feeder_sim.mqtt_client import FeederMqttConnection
 
-from .conftest import (
-    LOOPBACK,
+from .helpers.feeders import (
     FeederFactory,
     boot_via_broker,
-    both_transports,
     provision_broker,
     wait_for_feeder,
-    wait_until_received,
 )
-from .mosquitto import HA_CLIENT_ID, Mosquitto
+from .helpers.mosquitto import HA_CLIENT_ID, Mosquitto
+from .helpers.ports import LOOPBACK
+from .helpers.transports import both_transports, wait_until_received
 
 GW_A = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 UID_B = "smartfeeder-4b09fa082bbd"

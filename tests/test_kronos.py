@@ -20,7 +20,7 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.protocol.ids import SECRET_KEY, hid_from_uid
 
-from .conftest import LOOPBACK
+from .helpers.ports import LOOPBACK
 
 GW_UID = "smartfeeder-795ae773737d"
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"

@@ -17,8 +17,8 @@ from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
-from .schedule_support import device_id, settle
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.schedules import settle
 
 
 async def feeder_with_meals(

@@ -24,8 +24,9 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import missed_issue_id, offline_issue_id
 
-from .conftest import FeederFactory, entity_id, wait_for_entity
-from .feeding_support import (
+from .helpers.entities import entity_id, wait_for_entity
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import (
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
@@ -35,14 +36,13 @@ from .feeding_support import (
     advance,
     breakfast_feeder,
     commands_named,
-    device_id,
     feeding_events,
     heartbeat,
     issue_updates,
-    restart,
     start_fix_flow,
     submit_fix_flow,
 )
+from .helpers.restart import restart
 
 LATE_MORNING = BREAKFAST + dt.timedelta(hours=3)  # 10:00 CDT
 

@@ -19,7 +19,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 STIME = 1717243203
 

@@ -16,13 +16,13 @@ from pytest_homeassistant_custom_component.common import async_mock_service
 from custom_components.petnet_feeder.const import CONF_GRACE_MINUTES, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_state
-from .feeding_support import (
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import (
     BREAKFAST_TIME_S,
     MORNING,
     advance,
     breakfast_feeder,
-    device_id,
     heartbeat,
 )
 

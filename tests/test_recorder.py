@@ -17,8 +17,9 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_state
-from .feeding_support import CHICAGO, device_id
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import CHICAGO
 
 
 # The recorder's database must be prepared before hass exists: the autouse fixtures (which

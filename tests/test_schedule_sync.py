@@ -21,23 +21,16 @@ import voluptuous as vol
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import (
-    FeederFactory,
-    both_transports,
-    bundled_only,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-)
-from .schedule_support import (
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.schedules import (
     FIRMWARES,
     add_two_meals,
-    device_id,
     hold_command,
     names_since,
     settle,
 )
+from .helpers.transports import both_transports, bundled_only
 
 pytestmark = both_transports
 

@@ -23,28 +23,21 @@ from custom_components.petnet_feeder.kronos import KronosServer
 from custom_components.petnet_feeder.schedules import too_long_issue_id
 from feeder_sim import SimulatedFeeder
 
-from .conftest import (
-    FeederFactory,
-    boot_via_broker,
-    both_transports,
-    bundled_only,
-    entity_id,
-    wait_for_feeder,
-    wait_for_state,
-)
-from .mosquitto import Mosquitto
-from .schedule_support import (
+from .helpers.calendar import get_events
+from .helpers.entities import entity_id, wait_for_state
+from .helpers.feeders import FeederFactory, boot_via_broker, device_id, wait_for_feeder
+from .helpers.mosquitto import Mosquitto
+from .helpers.schedules import (
     FIRMWARES,
     LEGACY_SEQUENCE,
     NEW_SEQUENCE,
     add_two_meals,
-    device_id,
     hold_command,
     names_since,
     settle,
     with_meals,
 )
-from .test_calendar import get_events
+from .helpers.transports import both_transports, bundled_only
 
 pytestmark = both_transports
 

@@ -29,7 +29,8 @@ from custom_components.petnet_feeder.const import (
     STORAGE_KEY,
 )
 
-from .conftest import LOOPBACK, FeederFactory
+from .helpers.feeders import FeederFactory
+from .helpers.ports import LOOPBACK
 
 
 async def test_certificate_lives_beside_the_store_not_in_its_place(

@@ -20,7 +20,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.petnet_feeder.const import DOMAIN
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 pytestmark = pytest.mark.freeze_time("2024-06-01T11:30:00+00:00")
 

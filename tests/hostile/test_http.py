@@ -20,8 +20,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.protocol.ids import hid_from_uid
 
-from ..conftest import LOOPBACK
-from .conftest import ATTACKER_UID, GOOD_UID, Arena
+from ..helpers.arena import ATTACKER_UID, GOOD_UID, Arena
+from ..helpers.ports import LOOPBACK
 
 # Short enough to keep the slow-loris tests quick, long enough for the feeders' own requests.
 TIMEOUT = 1.0

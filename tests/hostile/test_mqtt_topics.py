@@ -6,7 +6,7 @@ import pytest
 
 from feeder_sim import ids as sim_ids, telemetry
 
-from .conftest import FEED_STIME, Arena
+from ..helpers.arena import FEED_STIME, Arena
 
 SUBACK_FAILURE = 0x80
 PINGREQ = b"\xc0\x00"

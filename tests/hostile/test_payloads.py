@@ -12,7 +12,7 @@ import pytest
 from custom_components.petnet_feeder.const import MAX_FEEDERS_PER_GATEWAY
 from feeder_sim import SimulatedFeeder, ids as sim_ids, telemetry
 
-from .conftest import FEED_STIME, Arena
+from ..helpers.arena import FEED_STIME, Arena
 
 type Build = Callable[[SimulatedFeeder], bytes]
 

@@ -12,7 +12,8 @@ from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, device_id, wait_for_feeder, wait_until_received
+from .feeders import FeederFactory, device_id, wait_for_feeder
+from .transports import wait_until_received
 
 NEW_SEQUENCE = [
     "utc_offset",

@@ -1,7 +1,7 @@
 """What the feeding tests share.
 
 A 07:00 breakfast in Chicago, a frozen wall clock, a feeder that runs its own schedule,
-restarts, and repairs driven as the frontend drives them.
+and repairs driven as the frontend drives them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, device_id, wait_for_feeder
+from .feeders import FeederFactory, device_id, wait_for_feeder
 
 CHICAGO = "America/Chicago"
 BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
@@ -30,8 +30,8 @@ BREAKFAST_TIME_S = 7 * 3600  # breakfast's event "time" on the feeder
 MORNING = BREAKFAST - dt.timedelta(seconds=30)
 
 
-def loaded_hub(hass: HomeAssistant) -> PetnetHub:
-    """The hub of the loaded entry (a new one after each restart)."""
+def current_hub(hass: HomeAssistant) -> PetnetHub:
+    """The hub of the loaded entry now (a new one after each ``restart``; see the ``hub`` fixture)."""
     hub: PetnetHub = hass.config_entries.async_loaded_entries(DOMAIN)[0].runtime_data
     return hub
 
@@ -54,7 +54,7 @@ async def advance(
         step = min(seconds, 30)
         seconds -= step
         freezer.tick(step)
-        hub = loaded_hub(hass)
+        hub = current_hub(hass)
         if feeder is not None and feeder.connected:
             await feeder.run_due_meals(dt_util.utcnow())
             await heartbeat(hub, feeder)
@@ -78,19 +78,6 @@ async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
         feeder.device_hid,
         lambda f: f.last_heartbeat is not None and f.last_heartbeat >= now,
     )
-
-
-async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
-    """Unload the entry and set it up again on the same storage, as after an HA restart."""
-    entry = hub.entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    restarted: PetnetHub = entry.runtime_data
-    assert restarted is not hub
-    restarted.schedules.reconciler_options = hub.schedules.reconciler_options
-    return restarted
 
 
 async def add_meal(
