@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
@@ -35,6 +39,7 @@ from .helpers.mosquitto import (
     Mosquitto,
     MosquittoUnavailableError,
 )
+from .helpers.platforms import EntitiesSnapshot, all_entities_enabled
 from .helpers.ports import LOOPBACK, free_port
 from .helpers.transports import SENT_COMMANDS
 
@@ -288,3 +293,37 @@ def hub(loaded_entry: MockConfigEntry) -> Any:
     hub = loaded_entry.runtime_data
     hub.schedules.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     return hub
+
+
+@pytest.fixture
+def morning(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
+    """The frozen wall clock, half a minute before breakfast (with helpers.feeding.AT_MORNING)."""
+    return freezer
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's serializer: registry ids and timestamps become stable placeholders."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Every entity created enabled, as in HA core's tests of the same name."""
+    with all_entities_enabled():
+        yield
+
+
+@pytest.fixture
+def entities_snapshot(
+    hass: HomeAssistant,
+    entry_data: dict[str, Any],
+    make_feeder: FeederFactory,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    freezer: FrozenDateTimeFactory,
+) -> EntitiesSnapshot:
+    """Snapshot one platform's entities of a feeder (test_<platform>.py; freeze SNAPSHOT_TIME)."""
+    return EntitiesSnapshot(
+        hass, entry_data, make_feeder, entity_registry, snapshot, freezer
+    )

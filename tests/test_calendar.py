@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from homeassistant.components.calendar import DATA_COMPONENT
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
@@ -26,6 +26,7 @@ from .helpers.calendar import get_events
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, wait_for_feeder
 from .helpers.feeding import CHICAGO
+from .helpers.platforms import SNAPSHOT_TIME, EntitiesSnapshot
 
 NEW_API_SYNC = ["utc_offset", "schedule_clear", "schedule_mod_start"]
 
@@ -129,6 +130,12 @@ def chicago_offset() -> int:
     offset = dt_util.now(ZoneInfo(CHICAGO)).utcoffset()
     assert offset is not None
     return int(offset.total_seconds())
+
+
+@pytest.mark.freeze_time(SNAPSHOT_TIME)
+async def test_entities(entities_snapshot: EntitiesSnapshot) -> None:
+    """The meal calendar of a feeder that holds a 07:00 breakfast."""
+    await entities_snapshot(Platform.CALENDAR)
 
 
 async def test_create_reaches_new_firmware(

@@ -9,12 +9,7 @@ import socket
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import (
-    EVENT_HOMEASSISTANT_STOP,
-    STATE_OFF,
-    STATE_ON,
-    STATE_UNAVAILABLE,
-)
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -34,8 +29,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .helpers.entities import entity_id, wait_for_entity, wait_for_state
-from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.entities import entity_id, set_number, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder, wait_for_history
 from .helpers.logs import NOT_SERVER_LOGGERS
 from .helpers.ports import LOOPBACK
 from .helpers.restart import (
@@ -49,11 +44,6 @@ pytestmark = both_transports
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
-
-
-async def wait_for_history(hub: PetnetHub, device_hid: str, count: int = 1) -> None:
-    """Wait until the hub stored count feed results for the device."""
-    await wait_for_feeder(hub, device_hid, lambda feeder: len(feeder.history) >= count)
 
 
 async def test_feeder_comes_alive(
@@ -98,36 +88,6 @@ async def test_feeder_comes_alive(
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
 
 
-async def test_last_seen_is_disabled_by_default_and_follows_messages_when_enabled(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    """Every heartbeat changes it (logbook, recorder): off unless the user wants it."""
-    feeder = await make_feeder()
-    last_seen = entity_id(hass, "sensor", DEV_HID, "last_seen")
-    registry = er.async_get(hass)
-    assert (
-        registry.async_get(last_seen).disabled_by
-        is er.RegistryEntryDisabler.INTEGRATION
-    )
-    assert hass.states.get(last_seen) is None
-
-    registry.async_update_entity(last_seen, disabled_by=None)
-    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-    await feeder.connect()  # the reload closed the broker and its sessions
-    await feeder.send_heartbeat()
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
-    state = await wait_for_state(
-        hass, last_seen, lambda s: s.state not in ("unknown", STATE_UNAVAILABLE)
-    )
-    assert state.attributes["device_class"] == "timestamp"
-    # A timestamp sensor's state is in whole seconds.
-    assert dt_util.parse_datetime(state.state) == dt_util.utc_from_timestamp(
-        hub.feeders[DEV_HID].last_seen
-    ).replace(microsecond=0)
-
-
 async def test_entities_disabled_by_default(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
@@ -143,32 +103,6 @@ async def test_entities_disabled_by_default(
         for entry in entries
         if entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     ) == ["feed_plan", "firmware_family", "last_seen"]
-
-
-async def test_feed_button_sends_exactly_one_feed(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
-    await hass.services.async_call(
-        "number", "set_value", {"entity_id": portion, "value": 0.125}, blocking=True
-    )
-    button = entity_id(hass, "button", DEV_HID, "feed_now")
-    await wait_for_state(hass, button, lambda s: s.state != STATE_UNAVAILABLE)
-    await hass.services.async_call(
-        "button", "press", {"entity_id": button}, blocking=True
-    )
-
-    received = await feeder.wait_for_command("feed")
-    assert len(received) == 1
-    assert received[0].payload == {"portion": 0.125}
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_history(hub, DEV_HID)
-    stored = hub.feeders[DEV_HID].history[0].result
-    assert stored.source == 4
-    assert stored.grams_expected == pytest.approx(0.125 * 16 * 8)
-    assert [c.command for c in feeder.commands].count("feed") == 1
-    assert feeder.protocol_errors == []
 
 
 async def test_feed_action(
@@ -203,10 +137,7 @@ async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "number", DEV_HID, "manual_portion")
-    await hass.services.async_call(
-        "number", "set_value", {"entity_id": portion, "value": 0.1875}, blocking=True
-    )
+    await set_number(hass, DEV_HID, "manual_portion", 0.1875)
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None
     await hass.services.async_call(
@@ -244,30 +175,6 @@ async def test_offline_feeder_gets_no_queued_feed(
     await hub.async_feed(DEV_HID, 0.25)
     received = await feeder.wait_for_command("feed")
     assert [c.payload for c in received] == [{"portion": 0.25}]
-
-
-async def test_front_button_and_reboot(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    feeder = await make_feeder()
-    switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
-    assert hass.states.get(switch).state == "unknown"
-    await hass.services.async_call(
-        "switch", "turn_off", {"entity_id": switch}, blocking=True
-    )
-    received = await feeder.wait_for_command("button_enable_remote")
-    assert received[0].payload == {"enable": False}
-    assert hass.states.get(switch).state == STATE_OFF
-    assert feeder.button_enabled is False
-
-    await hass.services.async_call(
-        "button",
-        "press",
-        {"entity_id": entity_id(hass, "button", DEV_HID, "reboot")},
-        blocking=True,
-    )
-    received = await feeder.wait_for_command("reboot")
-    assert received[0].payload == {}
 
 
 async def test_restart_keeps_devices_keys_and_history(

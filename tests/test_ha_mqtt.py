@@ -28,11 +28,9 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
-    CONF_HTTPS_PORT,
-    CONF_MQTT_PORT,
-    CONF_MQTTS_PORT,
     CONF_TRANSPORT,
     DOMAIN,
+    PORT_KEYS,
     TRANSPORT_MQTT,
 )
 from custom_components.petnet_feeder.transport.base import GatewayNotConnectedError
@@ -511,10 +509,7 @@ async def test_entry_subscribes_each_gateway_and_unload_unsubscribes_all(
     mqtt_client_mock: MagicMock,
 ) -> None:
     """The whole entry on transport mqtt: registration and check-in subscribe, unload undoes."""
-    ports = {
-        key: free_port()
-        for key in (CONF_HTTP_PORT, CONF_HTTPS_PORT, CONF_MQTT_PORT, CONF_MQTTS_PORT)
-    }
+    ports = {key: free_port() for key in PORT_KEYS}
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={CONF_TRANSPORT: TRANSPORT_MQTT, CONF_BIND_HOST: LOOPBACK, **ports},

@@ -27,6 +27,7 @@ from custom_components.petnet_feeder.monitor import missed_issue_id, offline_iss
 from .helpers.entities import entity_id, wait_for_entity
 from .helpers.feeders import FeederFactory, device_id
 from .helpers.feeding import (
+    AT_MORNING,
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
@@ -53,8 +54,7 @@ def entry_options() -> dict[str, Any]:
     return {CONF_GRACE_MINUTES: 1}
 
 
-# The wall clock is frozen, the event loop's clock is not: sessions keep their keep-alive.
-pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+pytestmark = AT_MORNING
 
 
 @pytest.fixture

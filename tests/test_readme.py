@@ -19,8 +19,8 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, device_id
 from .helpers.feeding import (
+    AT_MORNING,
     BREAKFAST_TIME_S,
-    MORNING,
     advance,
     breakfast_feeder,
     heartbeat,
@@ -28,7 +28,7 @@ from .helpers.feeding import (
 
 README = Path(__file__).parent.parent / "README.md"
 
-pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+pytestmark = AT_MORNING
 
 
 @pytest.fixture

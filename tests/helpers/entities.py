@@ -69,3 +69,13 @@ async def wait_for_entity(
         return await asyncio.wait_for(done, timeout)
     finally:
         unsub()
+
+
+async def set_number(
+    hass: HomeAssistant, feeder_hid: str, key: str, value: float
+) -> None:
+    """Set a feeder's number entity with HA's number.set_value action (once it exists)."""
+    number = await wait_for_entity(hass, "number", feeder_hid, key)
+    await hass.services.async_call(
+        "number", "set_value", {"entity_id": number, "value": value}, blocking=True
+    )

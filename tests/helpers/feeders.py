@@ -81,3 +81,8 @@ async def wait_for_feeder(
         await asyncio.wait_for(done.wait(), timeout)
     finally:
         unsub()
+
+
+async def wait_for_history(hub: Any, device_hid: str, count: int = 1) -> None:
+    """Wait until the hub stored count feed results for the device."""
+    await wait_for_feeder(hub, device_hid, lambda feeder: len(feeder.history) >= count)

@@ -15,6 +15,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+import pytest
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
@@ -28,6 +29,9 @@ BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
 BREAKFAST_TIME_S = 7 * 3600  # breakfast's event "time" on the feeder
 # Half a minute before breakfast.
 MORNING = BREAKFAST - dt.timedelta(seconds=30)
+AT_MORNING = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+"""Freeze the wall clock at MORNING (the ``morning`` fixture moves it); the event loop's
+clock is not frozen, so sessions keep their keep-alive."""
 
 
 def current_hub(hass: HomeAssistant) -> PetnetHub:

@@ -8,7 +8,8 @@ are in tests/sim/conftest.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 import hashlib
 import json
@@ -114,9 +115,11 @@ class FakeKronos:
         return web.json_response({})
 
 
-async def start_kronos(
+@asynccontextmanager
+async def running_kronos(
     ssl_context: ssl.SSLContext | None,
-) -> tuple[FakeKronos, web.AppRunner]:
+) -> AsyncIterator[FakeKronos]:
+    """A FakeKronos on a free loopback port, HTTPS with ``ssl_context``; stopped at exit."""
     kronos = FakeKronos()
     app = web.Application(middlewares=[kronos.record])
     base = "/api/v1/kronos"
@@ -130,7 +133,10 @@ async def start_kronos(
     await site.start()
     port = runner.addresses[0][1]
     kronos.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    return kronos, runner
+    try:
+        yield kronos
+    finally:
+        await runner.cleanup()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ..helpers.sim_peers import (
     CertFiles,
     FakeKronos,
     FakeServer,
-    start_kronos,
+    running_kronos,
 )
 
 
@@ -57,21 +57,8 @@ def cert_files(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
 @pytest.fixture
 async def kronos(socket_enabled: None) -> AsyncGenerator[FakeKronos]:
     """Plain-HTTP Kronos."""
-    server, runner = await start_kronos(None)
-    yield server
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def kronos_tls(
-    socket_enabled: None, cert_files: CertFiles
-) -> AsyncGenerator[FakeKronos]:
-    """HTTPS Kronos with the self-signed certificate."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_files.cert, cert_files.key)
-    server, runner = await start_kronos(context)
-    yield server
-    await runner.cleanup()
+    async with running_kronos(None) as server:
+        yield server
 
 
 @pytest.fixture
@@ -138,3 +125,14 @@ async def make_sim_feeder(
     yield make
     for feeder in feeders:
         await feeder.stop()
+
+
+@pytest.fixture
+async def kronos_tls(
+    socket_enabled: None, cert_files: CertFiles
+) -> AsyncGenerator[FakeKronos]:
+    """HTTPS Kronos with the self-signed certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_files.cert, cert_files.key)
+    async with running_kronos(context) as server:
+        yield server

@@ -1,0 +1,88 @@
+"""Diagnostics of the integration and of one feeder: everything the hub knows, secrets removed."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.json import JSONEncoder
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
+
+from custom_components.petnet_feeder.const import DOMAIN, PORT_KEYS
+from custom_components.petnet_feeder.diagnostics import (
+    async_get_config_entry_diagnostics,
+    async_get_device_diagnostics,
+)
+from custom_components.petnet_feeder.hub import PetnetHub
+
+from .helpers.feeders import FeederFactory, wait_for_feeder
+
+
+# Four seconds after the 07:00 CDT breakfast the feeder reports; the loop's clock stands
+# still too, so the sync the new meal asks for stays owed (a stable snapshot).
+@pytest.mark.freeze_time("2024-06-01T12:00:04+00:00")
+async def test_entry_diagnostics(
+    hass: HomeAssistant,
+    snapshot: SnapshotAssertion,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """What the download holds for a feeder with a reading, a meal and a feed result."""
+    await hass.config.async_set_time_zone("America/Chicago")
+    feeder = await make_feeder()
+    dev = feeder.device_hid
+    await feeder.send_sensor(voltage_mv=3950, usb=1, chg=0, ir=0, rssi=80)
+    await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
+    hub.schedules.add_meal(
+        hub.feeders[dev], name="Breakfast", time_s=7 * 3600, portion=0.25
+    )
+    await hass.async_block_till_done()
+
+    # As the download serialises it (the download's HTTP view adds HA's system info).
+    data = json.loads(
+        json.dumps(
+            await async_get_config_entry_diagnostics(hass, hub.entry),
+            cls=JSONEncoder,
+        )
+    )
+
+    assert data == snapshot(exclude=props(*PORT_KEYS))
+    assert data["entry"].keys() >= set(PORT_KEYS)
+    text = json.dumps(data)
+    assert feeder.api_key
+    assert feeder.api_key not in text
+    assert hub.gateways[feeder.gateway_hid].api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
+
+
+async def test_diagnostics_redact_keys_and_uids(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    feeder = await make_feeder()
+    data = await async_get_config_entry_diagnostics(hass, loaded_entry)
+    text = repr(data)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert data["gateways"][feeder.gateway_hid]["api_key"] == "**REDACTED**"
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None
+    one = await async_get_device_diagnostics(hass, loaded_entry, device)
+    assert one["feeder"]["hid"] == feeder.device_hid
+    assert one["feeder"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["api_key"] == "**REDACTED**"
+    text = repr(one)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
