@@ -27,6 +27,7 @@ from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, wait_for_feeder
 from .helpers.feeding import CHICAGO
 from .helpers.platforms import SNAPSHOT_TIME, EntitiesSnapshot
+from .helpers.schedules import add_meals
 
 NEW_API_SYNC = ["utc_offset", "schedule_clear", "schedule_mod_start"]
 
@@ -470,23 +471,19 @@ async def test_meal_status(
     # Frozen at 12:00:00 CDT.
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
     stored = hub.feeders[feeder.device_hid]
-    for name, hhmm, portion, enabled in (
-        ("Breakfast", "07:00", 0.25, True),
-        ("Snack", "09:00", 0.125, True),
-        ("Elevenses", "10:00", 0.125, True),
-        ("Brunch", "11:00", 0.125, True),
-        ("Lunch", "12:00", 0.125, True),
-        ("Dinner", "18:30", 0.25, True),
-        ("Supper", "20:00", 0.25, False),
-    ):
-        hours, minutes = map(int, hhmm.split(":"))
-        hub.schedules.add_meal(
-            stored,
-            name=name,
-            time_s=hours * 3600 + minutes * 60,
-            portion=portion,
-            enabled=enabled,
-        )
+    add_meals(
+        hub,
+        stored,
+        (
+            ("Breakfast", "07:00", 0.25),
+            ("Snack", "09:00", 0.125),
+            ("Elevenses", "10:00", 0.125),
+            ("Brunch", "11:00", 0.125),
+            ("Lunch", "12:00", 0.125),
+            ("Dinner", "18:30", 0.25),
+            ("Supper", "20:00", 0.25, False),
+        ),
+    )
     planned_long_ago(hub, feeder)
 
     def at(hhmm_ss: str) -> int:

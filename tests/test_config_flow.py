@@ -12,7 +12,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
@@ -67,9 +66,11 @@ async def _start(hass: HomeAssistant) -> str:
     return result["flow_id"]
 
 
+@pytest.mark.usefixtures("transport_ready")
 @both_transports
 async def test_user_step_creates_a_working_entry(
-    hass: HomeAssistant, entry_data: dict[str, Any], transport_ready: None
+    hass: HomeAssistant,
+    entry_data: dict[str, Any],
 ) -> None:
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
@@ -109,10 +110,10 @@ async def test_mqtt_transport_needs_the_mqtt_integration(
     assert result["errors"] == {CONF_TRANSPORT: "mqtt_not_available"}
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 @pytest.mark.parametrize("expected_lingering_timers", [True])
 async def test_mqtt_transport_binds_no_mqtt_port(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     entry_data: dict[str, Any],
     busy_port: int,
 ) -> None:

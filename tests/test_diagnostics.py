@@ -17,29 +17,26 @@ from custom_components.petnet_feeder.diagnostics import (
     async_get_config_entry_diagnostics,
     async_get_device_diagnostics,
 )
-from custom_components.petnet_feeder.hub import PetnetHub
 
 from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import chicago_feeder, current_hub
 
 
 # Four seconds after the 07:00 CDT breakfast the feeder reports; the loop's clock stands
 # still too, so the sync the new meal asks for stays owed (a stable snapshot).
 @pytest.mark.freeze_time("2024-06-01T12:00:04+00:00")
+@pytest.mark.usefixtures("loaded_entry")
 async def test_entry_diagnostics(
-    hass: HomeAssistant,
-    snapshot: SnapshotAssertion,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
+    hass: HomeAssistant, snapshot: SnapshotAssertion, make_feeder: FeederFactory
 ) -> None:
     """What the download holds for a feeder with a reading, a meal and a feed result."""
-    await hass.config.async_set_time_zone("America/Chicago")
-    feeder = await make_feeder()
-    dev = feeder.device_hid
+    feeder = await chicago_feeder(hass, make_feeder)
+    hub = current_hub(hass)
     await feeder.send_sensor(voltage_mv=3950, usb=1, chg=0, ir=0, rssi=80)
     await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
-    await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
     hub.schedules.add_meal(
-        hub.feeders[dev], name="Breakfast", time_s=7 * 3600, portion=0.25
+        hub.feeders[feeder.device_hid], name="Breakfast", time_s=7 * 3600, portion=0.25
     )
     await hass.async_block_till_done()
 
@@ -61,9 +58,9 @@ async def test_entry_diagnostics(
     assert feeder.device_uid not in text
 
 
+@pytest.mark.usefixtures("hub")
 async def test_diagnostics_redact_keys_and_uids(
     hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
     loaded_entry: MockConfigEntry,
 ) -> None:

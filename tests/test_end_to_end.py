@@ -30,7 +30,13 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 
 from .helpers.entities import entity_id, set_number, wait_for_entity, wait_for_state
-from .helpers.feeders import FeederFactory, wait_for_feeder, wait_for_history
+from .helpers.feeders import (
+    FeederFactory,
+    received_payloads,
+    wait_for_feeder,
+    wait_for_history,
+)
+from .helpers.feeding import current_hub
 from .helpers.logs import NOT_SERVER_LOGGERS
 from .helpers.ports import LOOPBACK
 from .helpers.restart import (
@@ -38,6 +44,7 @@ from .helpers.restart import (
     async_setup_entries,
     async_write_core_storage,
 )
+from .helpers.schedules import ONE_MEAL_SEQUENCE, names_since, settle
 from .helpers.transports import both_transports, wait_until_received
 
 pytestmark = both_transports
@@ -115,8 +122,7 @@ async def test_feed_action(
     await hass.services.async_call(
         DOMAIN, "feed", {"device_id": device.id, "portion": 0.0625}, blocking=True
     )
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.0625}]
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.0625}]
     await wait_for_history(loaded_entry.runtime_data, DEV_HID)
 
     with pytest.raises(HomeAssistantError):
@@ -133,8 +139,9 @@ async def test_feed_action(
     assert [c.command for c in feeder.commands].count("feed") == 1
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+    hass: HomeAssistant, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
     await set_number(hass, DEV_HID, "manual_portion", 0.1875)
@@ -143,8 +150,7 @@ async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
     await hass.services.async_call(
         DOMAIN, "feed", {"device_id": device.id}, blocking=True
     )
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.1875}]
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.1875}]
 
 
 async def test_offline_feeder_gets_no_queued_feed(
@@ -173,8 +179,7 @@ async def test_offline_feeder_gets_no_queued_feed(
     await feeder.send_heartbeat()  # HA's MQTT sees a gateway only through its messages
     await wait_for_feeder(hub, DEV_HID, lambda _: hub.is_connected(GW_HID))
     await hub.async_feed(DEV_HID, 0.25)
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.25}]
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.25}]
 
 
 async def test_restart_keeps_devices_keys_and_history(
@@ -262,9 +267,9 @@ async def test_duplicate_feed_results_are_stored_once(
     ]
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_bad_message_does_not_disturb_others(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -308,7 +313,7 @@ async def test_api_request_is_acknowledged(
 
 
 async def test_checkin_over_mqtt_keeps_the_gateway_connected(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     """An API-request check-in (§5.7) comes from a live session: no restart, a sync at once.
 
@@ -330,15 +335,8 @@ async def test_checkin_over_mqtt_keeps_the_gateway_connected(
     assert reply["parameters"] == {"status": "OK"}
     # The check-in's sync goes out without waiting for another message from the feeder.
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.schedules.reconciler(DEV_HID).async_wait_idle()
-    await wait_until_received(feeder)
-    assert [c.command for c in feeder.commands[start:]] == [
-        "utc_offset",
-        "schedule_clear",
-        "schedule_mod_start",
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    await settle(hub, feeder)
+    assert names_since(feeder, start) == ONE_MEAL_SEQUENCE
     assert hub.is_connected(GW_HID)
     assert not hub.feeders[DEV_HID].sync_pending
     start = len(feeder.commands)
@@ -403,15 +401,13 @@ async def test_api_keys_never_logged(
     assert not any(key in message for message in server_side)
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_debug_log_names_each_request_and_message(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    make_feeder: FeederFactory,
-    caplog: pytest.LogCaptureFixture,
+    hass: HomeAssistant, make_feeder: FeederFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
     feeder = await make_feeder()
-    hub: PetnetHub = loaded_entry.runtime_data
+    hub = current_hub(hass)
     await feeder.send_heartbeat()
     await feeder.send_sensor(voltage_mv=3900)
     await wait_for_feeder(hub, DEV_HID, lambda f: f.telemetry.voltage_v == 3.9)

@@ -34,6 +34,8 @@ from .helpers.feeding import (
     MORNING,
     advance,
     breakfast_feeder,
+    chicago_feeder,
+    feed_history,
     feeding_events,
     heartbeat,
 )
@@ -90,14 +92,7 @@ async def test_scheduled_dispense(
     # Nothing was missed: the window closed with the meal dispensed.
     assert [key for key in ir.async_get(hass).issues if key[0] == DOMAIN] == []
 
-    history = await hass.services.async_call(
-        DOMAIN,
-        "get_feed_history",
-        {"device_id": device_id(hass, feeder)},
-        blocking=True,
-        return_response=True,
-    )
-    assert history is not None
+    history = await feed_history(hass, feeder)
     assert [
         (row["start"], row["meal"], row["status"], row["source"])
         for row in history["results"]
@@ -318,8 +313,7 @@ async def test_results_older_than_six_hours_fire_nothing_but_count(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     events = feeding_events(hub, feeder)
     now = dt_util.utcnow()
@@ -343,9 +337,9 @@ async def test_results_older_than_six_hours_fire_nothing_but_count(
     assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(60.8)
 
 
+@pytest.mark.usefixtures("morning")
 async def test_meals_and_feeds_in_grams(
     hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:

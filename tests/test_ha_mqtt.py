@@ -167,7 +167,6 @@ async def test_gateway_added_subscribes_exact_topics_once(
 
 
 async def test_no_wildcard_and_no_unsafe_ids(
-    hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
@@ -183,9 +182,9 @@ async def test_no_wildcard_and_no_unsafe_ids(
     assert "Not subscribing for unusable gateway id" in caplog.text
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_stop_unsubscribes_everything(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
@@ -205,9 +204,9 @@ async def test_stop_unsubscribes_everything(
     await transport.async_stop()
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, recorder = started
@@ -225,9 +224,9 @@ async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
     assert not transport.is_connected(OTHER)
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_retained_messages_are_ignored(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, recorder = started
@@ -238,9 +237,9 @@ async def test_retained_messages_are_ignored(
     assert not transport.is_connected(GW)
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_window_lapses_and_a_new_message_reconnects(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, recorder = started
@@ -268,9 +267,9 @@ async def test_window_lapses_and_a_new_message_reconnects(
     ]
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_boot_signal_ends_the_window(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     """A known gateway registering or checking in (HTTP, before MQTT) is restarting."""
@@ -283,9 +282,9 @@ async def test_boot_signal_ends_the_window(
     assert recorder.events[-1] == ("disconnected", GW)
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_broker_connection_lost_disconnects_every_gateway(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, recorder = started
@@ -304,9 +303,9 @@ async def test_broker_connection_lost_disconnects_every_gateway(
     assert ("disconnected", OTHER) in recorder.events
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_publish(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
@@ -324,9 +323,9 @@ async def test_publish(
         await transport.async_publish(GW, TEL, b"cmd")
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_api_reply_counts_as_a_round_trip(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, _ = started
@@ -341,10 +340,10 @@ async def test_api_reply_counts_as_a_round_trip(
     assert gateway.deadline > hass.loop.time() + CONNECTED_WINDOW - 5  # the reply: yes
 
 
+@pytest.mark.usefixtures("mqtt_client_mock")
 async def test_publish_refused_while_the_broker_is_gone(
     hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
-    mqtt_client_mock: MagicMock,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, _ = started
@@ -364,9 +363,9 @@ async def test_publish_refused_while_the_broker_is_gone(
         await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_handler_errors_are_logged_not_raised(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -396,9 +395,9 @@ async def test_start_without_mqtt(hass: HomeAssistant) -> None:
     await transport.async_stop()
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_start_twice(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
 ) -> None:
     transport, _ = started
@@ -415,9 +414,9 @@ def mqtt_disabled() -> Any:
     )
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 async def test_failed_subscription_is_retried_on_the_next_gateway_added(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
     started: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
@@ -502,9 +501,9 @@ async def test_failed_subscription_is_retried_when_the_broker_is_back(
     assert len(our_subscriptions(mqtt_mock)) == before + 2
 
 
+@pytest.mark.usefixtures("socket_enabled")
 async def test_entry_subscribes_each_gateway_and_unload_unsubscribes_all(
     hass: HomeAssistant,
-    socket_enabled: None,
     mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
 ) -> None:

@@ -104,7 +104,6 @@ async def raw_gateway(
 
 
 async def test_unknown_kind_is_logged_once_per_kind_and_gateway(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     deliveries: Deliveries,
@@ -132,9 +131,8 @@ async def test_unknown_kind_is_logged_once_per_kind_and_gateway(
     assert hub.feeders[second.device_hid].last_seen is not None
 
 
+@pytest.mark.usefixtures("hub")
 async def test_malformed_message_names_its_type(
-    hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
     deliveries: Deliveries,
     caplog: pytest.LogCaptureFixture,

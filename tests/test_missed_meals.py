@@ -30,12 +30,12 @@ from .helpers.feeding import (
     AT_MORNING,
     BREAKFAST,
     BREAKFAST_TIME_S,
-    CHICAGO,
     MORNING,
     add_breakfast,
     add_meal,
     advance,
     breakfast_feeder,
+    chicago_feeder,
     commands_named,
     feeding_events,
     heartbeat,
@@ -370,8 +370,7 @@ async def test_meal_added_after_its_time_is_not_missed_today(
     make_feeder: FeederFactory,
 ) -> None:
     """At 10:00 a meal for 07:00 is added: today's 07:00 was never due, tomorrow's is."""
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)
@@ -412,8 +411,7 @@ async def test_late_added_meal_is_still_not_due_after_a_restart(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     await add_breakfast(hass, hub, feeder)
     since = hub.feeders[dev].meal_since

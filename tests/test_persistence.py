@@ -111,7 +111,6 @@ def test_meal_times_and_skips_survive_the_json_round_trip() -> None:
 
 
 async def test_a_new_key_is_on_disk_before_anything_else_happens(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],

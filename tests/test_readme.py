@@ -59,8 +59,9 @@ async def notifications(hass: HomeAssistant) -> list[ServiceCall]:
     return calls
 
 
+@pytest.mark.usefixtures("notifications")
 async def test_readme_automations_are_valid(
-    hass: HomeAssistant, notifications: list[ServiceCall]
+    hass: HomeAssistant,
 ) -> None:
     names = [
         state.attributes.get("friendly_name")
@@ -118,9 +119,9 @@ async def test_missed_meal_notifies_once_and_not_on_a_reload(
     assert len(notifications) == 1
 
 
+@pytest.mark.usefixtures("hub")
 async def test_low_hopper_notifies(
     hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
     notifications: list[ServiceCall],
 ) -> None:

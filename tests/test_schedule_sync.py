@@ -23,12 +23,14 @@ from custom_components.petnet_feeder.hub import PetnetHub
 
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.feeding import chicago_feeder
 from .helpers.schedules import (
     FIRMWARES,
     add_two_meals,
     hold_command,
     names_since,
     settle,
+    with_meals,
 )
 from .helpers.transports import both_transports, bundled_only
 
@@ -226,8 +228,7 @@ async def test_dst_change_resends_utc_offset(
     make_feeder: FeederFactory,
 ) -> None:
     freezer = before_dst_change
-    await hass.config.async_set_time_zone("America/Chicago")
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     await settle(hub, feeder)
     assert feeder.utc_offset == -18000
     start = len(feeder.commands)
@@ -254,7 +255,7 @@ async def test_dst_change_resends_utc_offset(
 
 
 async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
     await settle(hub, feeder)
@@ -292,8 +293,7 @@ async def test_bad_schedule_input_changes_nothing(
     service: str,
     data: dict[str, Any],
 ) -> None:
-    feeder = await make_feeder()
-    await add_two_meals(hass, feeder)
+    feeder = await with_meals(hass, hub, make_feeder)
     before = list(hub.feeders[feeder.device_hid].meals)
     # Refused by the action's schema (vol.Invalid) or, with a translated message saying
     # what is accepted, by the schedule (ServiceValidationError).

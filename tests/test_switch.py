@@ -5,7 +5,6 @@ from __future__ import annotations
 from homeassistant.const import STATE_OFF, Platform
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .helpers.entities import entity_id, wait_for_entity
 from .helpers.feeders import FeederFactory
@@ -15,9 +14,10 @@ from .helpers.transports import both_transports
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 
 
+@pytest.mark.usefixtures("loaded_entry")
 @both_transports
 async def test_front_button_and_reboot(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+    hass: HomeAssistant, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
     switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")

@@ -37,6 +37,24 @@ VOLATILE = frozenset(
 FEED_STIME = 1717243203
 
 
+def manual_feed_result(
+    device_hid: str, *, after_s: int, actual_g: float, hopper_end: float, **extra: Any
+) -> dict[str, Any]:
+    """A manual feed's result (32 g asked, 4 s long) ``after_s`` after the arena's feed."""
+    return telemetry.feed_result(
+        device_hid,
+        stime=FEED_STIME + after_s,
+        etime=FEED_STIME + after_s + 4,
+        expected_g=32,
+        actual_g=actual_g,
+        hopper_start=hopper_end + 1,
+        hopper_end=hopper_end,
+        src=4,
+        rid="E0000001",
+        **extra,
+    )
+
+
 def stored_view(hub: PetnetHub) -> dict[str, Any]:
     """What the hub would store, without the volatile fields."""
 

@@ -86,3 +86,8 @@ async def wait_for_feeder(
 async def wait_for_history(hub: Any, device_hid: str, count: int = 1) -> None:
     """Wait until the hub stored count feed results for the device."""
     await wait_for_feeder(hub, device_hid, lambda feeder: len(feeder.history) >= count)
+
+
+async def received_payloads(feeder: SimulatedFeeder, command: str) -> list[Any]:
+    """The payloads of every ``command`` the feeder received, once there is one."""
+    return [c.payload for c in await feeder.wait_for_command(command)]

@@ -123,8 +123,7 @@ async def breakfast_feeder(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> SimulatedFeeder:
     """HA in Chicago, and a feeder that holds a 07:00 breakfast."""
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     await add_breakfast(hass, hub, feeder)
     return feeder
 
@@ -174,3 +173,24 @@ async def submit_fix_flow(client: Any, flow_id: str) -> dict[str, Any]:
     assert response.status == 200, await response.text()
     result: dict[str, Any] = await response.json()
     return result
+
+
+async def feed_history(hass: HomeAssistant, feeder: SimulatedFeeder) -> dict[str, Any]:
+    """The feeder's feed history as the get_feed_history action returns it."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "get_feed_history",
+        {"device_id": device_id(hass, feeder)},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    return dict(response)
+
+
+async def chicago_feeder(
+    hass: HomeAssistant, make_feeder: FeederFactory
+) -> SimulatedFeeder:
+    """HA in Chicago, and a feeder booted there."""
+    await hass.config.async_set_time_zone(CHICAGO)
+    return await make_feeder()

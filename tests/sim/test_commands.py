@@ -6,10 +6,14 @@ from collections.abc import Callable
 import json
 import time
 
+import pytest
+
 from feeder_sim import SimulatedFeeder
 from feeder_sim.schedule import schedule_md5
 
 from ..helpers.sim_peers import FakeServer, envelope
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 FEED_RESULT_KEYS = [
     "_|deviceHid", "s|msg_type", "i|stime", "i|etime", "i|pour", "i|full", "f|e_g", "f|a_g",
@@ -42,7 +46,6 @@ async def booted(
 
 
 async def test_heartbeat_and_sensor_payloads(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -70,7 +73,6 @@ async def test_heartbeat_and_sensor_payloads(
 
 
 async def test_background_heartbeats_and_sensors(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -85,7 +87,6 @@ async def test_background_heartbeats_and_sensors(
 
 
 async def test_feed_command_reports_feed_result(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -134,7 +135,6 @@ async def test_feed_command_reports_feed_result(
 
 
 async def test_button_and_utc_offset_commands(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -157,7 +157,6 @@ async def test_button_and_utc_offset_commands(
 
 
 async def test_legacy_schedule_command(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -197,14 +196,21 @@ SPEC_SYNC = [
 ]
 
 
-async def test_new_api_schedule_sync_from_the_spec(
-    socket_enabled: None,
-    make_sim_feeder: Callable[..., SimulatedFeeder],
-    server: FakeServer,
-) -> None:
+async def synced_from_the_spec(
+    make_sim_feeder: Callable[..., SimulatedFeeder], server: FakeServer
+) -> SimulatedFeeder:
+    """A booted feeder sent the spec's schedule sync (its commands may still be arriving)."""
     feeder = await booted(make_sim_feeder, uid="smartfeeder-795ae773737d")
     for raw in SPEC_SYNC:
         await server.send_raw(feeder, raw)
+    return feeder
+
+
+async def test_new_api_schedule_sync_from_the_spec(
+    make_sim_feeder: Callable[..., SimulatedFeeder],
+    server: FakeServer,
+) -> None:
+    feeder = await synced_from_the_spec(make_sim_feeder, server)
     commands = await feeder.wait_for_command(count=6)
     assert [c.command for c in commands] == [
         "utc_offset", "schedule_clear", "schedule_mod_start", "schedule_add", "schedule_add", "schedule_mod_end",
@@ -218,7 +224,6 @@ async def test_new_api_schedule_sync_from_the_spec(
 
 
 async def test_incomplete_new_api_sequence_keeps_what_was_added(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -245,7 +250,6 @@ async def test_incomplete_new_api_sequence_keeps_what_was_added(
 
 
 async def test_envelope_violations_are_recorded(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -302,13 +306,10 @@ async def test_envelope_violations_are_recorded(
 
 
 async def test_reboot_wipes_schedule_and_reports_empty_hash(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_sim_feeder, uid="smartfeeder-795ae773737d")
-    for raw in SPEC_SYNC:
-        await server.send_raw(feeder, raw)
+    feeder = await synced_from_the_spec(make_sim_feeder, server)
     await feeder.wait_for_command("schedule_mod_end")
     await feeder.send_hash()
     assert feeder.local_md5 != ""

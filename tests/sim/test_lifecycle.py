@@ -15,6 +15,8 @@ from feeder_sim.__main__ import build_parser, run
 
 from ..helpers.sim_peers import BrokerInfo, FakeKronos, FakeServer
 
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
 
 async def booted(
     make_sim_feeder: Callable[..., SimulatedFeeder], **kwargs: object
@@ -25,7 +27,6 @@ async def booted(
 
 
 async def test_api_request_round_trip(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -58,7 +59,6 @@ async def test_api_request_round_trip(
 
 
 async def test_unanswered_api_request_times_out(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -70,7 +70,6 @@ async def test_unanswered_api_request_times_out(
 
 
 async def test_command_status_reports(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -89,11 +88,10 @@ async def test_command_status_reports(
     assert feeder.protocol_errors == []
 
 
+@pytest.mark.usefixtures("broker")
 async def test_drop_and_reconnect(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
-    broker: BrokerInfo,
 ) -> None:
     feeder = await booted(make_sim_feeder)
     await feeder.drop()
@@ -106,7 +104,6 @@ async def test_drop_and_reconnect(
 
 
 async def test_started_feeder_reconnects_after_connection_loss(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -120,7 +117,6 @@ async def test_started_feeder_reconnects_after_connection_loss(
 
 
 async def test_run_due_meals_on_the_feeder_clock(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -171,7 +167,6 @@ async def test_run_due_meals_on_the_feeder_clock(
 
 
 async def test_stop_leaves_no_tasks(
-    socket_enabled: None,
     make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
@@ -202,7 +197,7 @@ async def test_stop_leaves_no_tasks(
 
 
 async def test_fleet(
-    socket_enabled: None, kronos: FakeKronos, broker: BrokerInfo, server: FakeServer
+    kronos: FakeKronos, broker: BrokerInfo, server: FakeServer
 ) -> None:
     fleet = await run_fleet(
         3,
@@ -231,7 +226,6 @@ async def test_fleet(
 
 
 async def test_cli_runs_fleet_until_stopped(
-    socket_enabled: None,
     kronos: FakeKronos,
     broker: BrokerInfo,
     server: FakeServer,

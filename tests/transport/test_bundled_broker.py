@@ -289,6 +289,27 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ensure_certificate(tmp_path_factory.mktemp("tls"), "petnet.local")
 
 
+async def started_harness(
+    certificate: tuple[Path, Path],
+    transport_class: type[BundledBrokerTransport] = BundledBrokerTransport,
+    **kwargs: Any,
+) -> Harness:
+    """A transport started on free ports with gateways A and B, not yet connected to."""
+    handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
+    mqtt_port, mqtts_port = free_port(), free_port()
+    transport = transport_class(
+        handler,
+        host="127.0.0.1",
+        mqtt_port=mqtt_port,
+        mqtts_port=mqtts_port,
+        ssl_cert=certificate[0],
+        ssl_key=certificate[1],
+        **kwargs,
+    )
+    await transport.async_start()
+    return Harness(transport, handler, mqtt_port, mqtts_port)
+
+
 @pytest.fixture
 async def start_harness(
     socket_enabled: None, certificate: tuple[Path, Path]
@@ -300,19 +321,7 @@ async def start_harness(
         transport_class: type[BundledBrokerTransport] = BundledBrokerTransport,
         **kwargs: Any,
     ) -> Harness:
-        handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
-        mqtt_port, mqtts_port = free_port(), free_port()
-        transport = transport_class(
-            handler,
-            host="127.0.0.1",
-            mqtt_port=mqtt_port,
-            mqtts_port=mqtts_port,
-            ssl_cert=certificate[0],
-            ssl_key=certificate[1],
-            **kwargs,
-        )
-        await transport.async_start()
-        harness = Harness(transport, handler, mqtt_port, mqtts_port)
+        harness = await started_harness(certificate, transport_class, **kwargs)
         harnesses.append(harness)
         return harness
 
@@ -865,9 +874,10 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+@pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.parametrize("busy", ["mqtt", "mqtts"])
 async def test_port_in_use_raises_oserror_naming_the_port(
-    socket_enabled: None, certificate: tuple[Path, Path], busy: str
+    certificate: tuple[Path, Path], busy: str
 ) -> None:
     tasks_before = asyncio.all_tasks()
     with socket.socket() as blocker:
@@ -891,24 +901,15 @@ async def test_port_in_use_raises_oserror_naming_the_port(
     await transport.async_stop()  # harmless after a failed start
 
 
+@pytest.mark.usefixtures("socket_enabled")
 async def test_stop_closes_listeners_connections_and_tasks(
-    socket_enabled: None,
     certificate: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tasks_before = asyncio.all_tasks()
-    handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
-    mqtt_port, mqtts_port = free_port(), free_port()
-    transport = BundledBrokerTransport(
-        handler,
-        host="127.0.0.1",
-        mqtt_port=mqtt_port,
-        mqtts_port=mqtts_port,
-        ssl_cert=certificate[0],
-        ssl_key=certificate[1],
-    )
-    await transport.async_start()
-    harness = Harness(transport, handler, mqtt_port, mqtts_port)
+    harness = await started_harness(certificate)
+    transport, handler = harness.transport, harness.handler
+    mqtt_port, mqtts_port = harness.mqtt_port, harness.mqtts_port
     try:
         feeder = await harness.feeder(GW_A)
         tls_feeder = await harness.raw_session(GW_B)
@@ -1013,9 +1014,10 @@ async def test_starting_twice_is_refused_and_the_broker_keeps_running(
     await harness.handler.wait_connected(GW_A)
 
 
+@pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.parametrize("listener", ["mqtt", "mqtts"])
 async def test_either_listener_alone(
-    socket_enabled: None, certificate: tuple[Path, Path], listener: str
+    certificate: tuple[Path, Path], listener: str
 ) -> None:
     port = free_port()
     handler = FakeHandler({GW_A: KEY_A})
