@@ -88,6 +88,31 @@ async def create(client: Any, calendar: str, **data: Any) -> dict[str, Any]:
     )
 
 
+async def create_ok(
+    client: Any, calendar: str, feeder: SimulatedFeeder, **data: Any
+) -> int:
+    """Create an event, which must succeed; return how many commands the feeder had."""
+    since = len(feeder.commands)
+    reply = await create(client, calendar, **data)
+    assert reply["success"], reply
+    return since
+
+
+async def change(
+    client: Any, action: str, calendar: str, uid: str, **fields: Any
+) -> dict[str, Any]:
+    """Send calendar/event/<action> (update or delete) for the event ``uid``."""
+    return await ws(
+        client,
+        {
+            "type": f"calendar/event/{action}",
+            "entity_id": calendar,
+            "uid": uid,
+            **fields,
+        },
+    )
+
+
 def expected_sync(firmware: str, meal_count: int) -> list[str]:
     """The commands of one sync of ``meal_count`` meals for the firmware."""
     if firmware == "2.8.0":
@@ -149,23 +174,18 @@ async def test_create_reaches_new_firmware(
     client = await hass_ws_client(hass)
 
     # Given in UTC; the meal is 07:00 in the feeder's zone (HA's: America/Chicago, CDT).
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T12:00:00+00:00",
         end="2024-06-01T12:01:00+00:00",
         description="1/4 cup",
         rrule="FREQ=DAILY",
     )
-    assert reply["success"], reply
     assert meals(hub, feeder) == [("Breakfast", 25200, 0.25, True)]
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 1)
     received = feeder.commands[since:]
     assert received[0].payload == {"utc_offset": chicago_offset()}
     assert received[2].payload == {"size": 1}
@@ -173,22 +193,16 @@ async def test_create_reaches_new_firmware(
     assert feeder.protocol_errors == []
 
     # Tablespoons, no repeat rule, and seconds dropped.
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Dinner",
         start="2024-12-01T18:30:42-06:00",
         end="2024-12-01T18:45:00-06:00",
         description="4 tbsp",
     )
-    assert reply["success"], reply
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 2)
     assert feeder.commands[since + 2].payload == {"size": 2}
     assert held(feeder) == [(25200, 0.25, True), (66600, 0.25, True)]
 
@@ -205,11 +219,7 @@ async def test_create_reaches_new_firmware(
         },
         blocking=True,
     )
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        *["schedule_add"] * 3,
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 3)
     assert meals(hub, feeder) == [
         ("Breakfast", 25200, 0.25, True),
         ("Snack", 54000, 0.0625, True),
@@ -232,30 +242,28 @@ async def test_create_reaches_legacy_firmware(
     feeder, calendar = await start_feeder(hass, hub, make_feeder, "2.3.2")
     client = await hass_ws_client(hass)
 
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-01-15T07:15:00-06:00",
         end="2024-01-15T07:16:00-06:00",
         description="portion: 1/2 cup",
         rrule="FREQ=DAILY;INTERVAL=1",
     )
-    assert reply["success"], reply
     assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
     assert held(feeder) == [(26100, 0.5, True)]
 
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Early",
         start="2024-01-15T05:00:00-06:00",
         end="2024-01-15T05:01:00-06:00",
         description="⅛",
     )
-    assert reply["success"], reply
     assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
     assert [e["name"] for e in feeder.schedule] == ["FEED0", "FEED1"]
     assert held(feeder) == [(18000, 0.125, True), (26100, 0.5, True)]
@@ -273,17 +281,16 @@ async def test_update_and_delete(
     feeder, calendar = await start_feeder(hass, hub, make_feeder, firmware)
     last = "schedule_mod_end" if firmware == "2.8.0" else "schedule"
     client = await hass_ws_client(hass)
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
         description="1/4 cup",
         rrule="FREQ=DAILY",
     )
-    assert reply["success"], reply
     await sync_after(feeder, since, last)
     meal_id = hub.feeders[feeder.device_hid].meals[0].meal_id
     planned_long_ago(hub, feeder)
@@ -297,21 +304,19 @@ async def test_update_and_delete(
     ]
     assert shown[0]["description"].splitlines()[0] == "1/4 cup"
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-02",
-            "event": event(
-                "Brunch",
-                "2024-06-02T08:30:00-05:00",
-                "2024-06-02T08:31:00-05:00",
-                shown[0]["description"],
-                rrule="FREQ=DAILY",
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-02",
+        event=event(
+            "Brunch",
+            "2024-06-02T08:30:00-05:00",
+            "2024-06-02T08:31:00-05:00",
+            shown[0]["description"],
+            rrule="FREQ=DAILY",
+        ),
     )
     assert reply["success"], reply
     # One occurrence edited: the whole (daily) meal changes, and keeps its id.
@@ -322,21 +327,19 @@ async def test_update_and_delete(
     assert feeder.schedule[0]["feeding_id"].endswith(f"_feed{meal_id}_8:30AM")
 
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-05",
-            "recurrence_range": "THISANDFUTURE",
-            "event": event(
-                "Brunch",
-                "2024-06-05T08:30:00-05:00",
-                "2024-06-05T08:31:00-05:00",
-                "3/4 cup",
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-05",
+        recurrence_range="THISANDFUTURE",
+        event=event(
+            "Brunch",
+            "2024-06-05T08:30:00-05:00",
+            "2024-06-05T08:31:00-05:00",
+            "3/4 cup",
+        ),
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Brunch", 30600, 0.75, True)]
@@ -345,16 +348,14 @@ async def test_update_and_delete(
 
     # A script that leaves the description out keeps the portion.
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "event": event(
-                "Late brunch", "2024-06-05T09:00:00-05:00", "2024-06-05T09:01:00-05:00"
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        event=event(
+            "Late brunch", "2024-06-05T09:00:00-05:00", "2024-06-05T09:01:00-05:00"
+        ),
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Late brunch", 32400, 0.75, True)]
@@ -362,15 +363,13 @@ async def test_update_and_delete(
     assert held(feeder) == [(32400, 0.75, True)]
 
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/delete",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-07",
-            "recurrence_range": "THISANDFUTURE",
-        },
+        "delete",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-07",
+        recurrence_range="THISANDFUTURE",
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == []
@@ -628,44 +627,36 @@ async def test_refused_update_and_delete_change_nothing(
     good = event("Brunch", "2024-06-01T09:00:00-05:00", "2024-06-01T09:01:00-05:00")
 
     for uid in ("999", "breakfast", "0_1"):
-        reply = await ws(
+        reply = await change(
             client,
-            {
-                "type": "calendar/event/update",
-                "entity_id": calendar,
-                "uid": uid,
-                "event": good,
-            },
+            "update",
+            calendar,
+            uid,
+            event=good,
         )
         assert reply["error"] == {
             "code": "failed",
             "message": error_text("unknown_meal", meal_id=uid),
         }
-        reply = await ws(
-            client, {"type": "calendar/event/delete", "entity_id": calendar, "uid": uid}
-        )
+        reply = await change(client, "delete", calendar, uid)
         assert reply["error"]["message"] == error_text("unknown_meal", meal_id=uid)
 
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal.meal_id),
-            "event": {**good, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
-        },
+        "update",
+        calendar,
+        str(meal.meal_id),
+        event={**good, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
     )
     assert reply["error"]["message"] == error_text(
         "unsupported_recurrence", rrule="FREQ=MONTHLY;BYMONTHDAY=1"
     )
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal.meal_id),
-            "event": {**good, "description": "a bowl\nor two"},
-        },
+        "update",
+        calendar,
+        str(meal.meal_id),
+        event={**good, "description": "a bowl\nor two"},
     )
     assert reply["error"]["message"] == error_text(
         "invalid_portion_text", text="a bowl or two"
@@ -744,26 +735,21 @@ async def test_editing_while_feeder_offline(
     assert state.state != STATE_UNAVAILABLE
 
     client = await hass_ws_client(hass)
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
         description="1/4 cup",
     )
-    assert reply["success"], reply
     assert hub.feeders[feeder.device_hid].sync_pending
     assert hass.states.get(calendar).attributes["message"] == "Breakfast"
 
     # The reconciler delivers it when the feeder is back.
     await feeder.connect()
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 1)
     assert held(feeder) == [(25200, 0.25, True)]
     await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
 
