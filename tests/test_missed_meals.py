@@ -32,7 +32,7 @@ from .helpers.feeding import (
     BREAKFAST_TIME_S,
     MORNING,
     add_breakfast,
-    add_meal,
+    add_second_breakfast,
     advance,
     breakfast_feeder,
     chicago_feeder,
@@ -174,14 +174,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
 ) -> None:
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
-    await add_meal(
-        hass,
-        hub,
-        feeder,
-        name="Second breakfast",
-        time="07:05",
-        portion=0.125,
-    )
+    await add_second_breakfast(hass, hub, feeder)
     feeder.skip_meals = {BREAKFAST_TIME_S}
     events = feeding_events(hub, feeder)
     await advance(hass, freezer, 100, feeder)
@@ -217,14 +210,7 @@ async def test_a_later_miss_takes_over_the_issue(
     """One issue per feeder: it names the latest missed meal, and its fix feeds that one."""
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
-    await add_meal(
-        hass,
-        hub,
-        feeder,
-        name="Second breakfast",
-        time="07:05",
-        portion=0.125,
-    )
+    await add_second_breakfast(hass, hub, feeder)
     feeder.skip_meals = {BREAKFAST_TIME_S, BREAKFAST_TIME_S + 5 * 60}
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)

@@ -20,6 +20,7 @@ import voluptuous as vol
 
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
 
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
@@ -88,6 +89,21 @@ async def test_edits_reach_the_feeder(
     assert last_sync.state not in ("unknown", "unavailable")
 
 
+async def synced_two_meals(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
+) -> SimulatedFeeder:
+    """A feeder of ``firmware`` that was sent HA's two meals by a sync ending in sequence."""
+    feeder = await make_feeder(firmware=firmware)
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command(sequence[-1])
+    await settle(hub, feeder)
+    return feeder
+
+
 @FIRMWARES
 async def test_reboot_restores_the_schedule(
     hass: HomeAssistant,
@@ -96,10 +112,7 @@ async def test_reboot_restores_the_schedule(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     held = feeder.schedule
     assert len(held) == 2
 
@@ -126,10 +139,7 @@ async def test_checkin_before_mqtt_syncs_after_connect(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
     await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
     await feeder.disconnect()
@@ -156,10 +166,7 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     reconciler = hub.schedules.reconciler(feeder.device_hid)
     started = reconciler.syncs_started
     start = len(feeder.commands)
@@ -185,10 +192,7 @@ async def test_session_dropped_mid_sync_restarts_after_reconnect(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     # The session drops while the schedule's first command waits for its PUBACK.
     held, dropped = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
     start = len(feeder.commands)

@@ -119,6 +119,15 @@ async def add_breakfast(
     await add_meal(hass, hub, feeder, name="Breakfast", time="07:00", portion=0.25)
 
 
+async def add_second_breakfast(
+    hass: HomeAssistant, hub: PetnetHub, feeder: SimulatedFeeder
+) -> None:
+    """Add a daily 07:05 second breakfast of 1/8 cup and wait until the feeder holds it."""
+    await add_meal(
+        hass, hub, feeder, name="Second breakfast", time="07:05", portion=0.125
+    )
+
+
 async def breakfast_feeder(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> SimulatedFeeder:
