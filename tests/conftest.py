@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 import json
 import logging
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
-from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
-from custom_components.petnet_feeder.compat import (
-    OPTIONS_FLOW_RELOADS,
-    async_get_device,
-)
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
@@ -36,28 +34,16 @@ from custom_components.petnet_feeder.transport.ha_mqtt import HaMqttTransport
 from feeder_sim import SimulatedFeeder, ids as sim_ids
 
 from .deprecations import DeprecationReports, fail_on_reports
-from .mosquitto import HA_CLIENT_ID, HA_USERNAME, Mosquitto, MosquittoUnavailableError
-from .ports import LOOPBACK, free_port
-
-NOT_SERVER_LOGGERS = (
-    "amqtt.client",
-    "feeder_sim",
-    "pytest_homeassistant_custom_component",
+from .helpers.feeders import FeederFactory, boot_via_broker
+from .helpers.mosquitto import (
+    HA_CLIENT_ID,
+    HA_USERNAME,
+    Mosquitto,
+    MosquittoUnavailableError,
 )
-"""Loggers that are not Home Assistant's: the simulator and its MQTT client library (which logs
-its connection URI, key included), and the harness's mock storage, which logs whole stored data
-(HA's real Store logs only the storage key). Key-leak checks look at everything else."""
-
-both_transports = pytest.mark.parametrize(
-    "transport", [TRANSPORT_BUNDLED, TRANSPORT_MQTT], indirect=True
-)
-"""Run a module's tests against the bundled broker and against HA's MQTT integration with a
-real Mosquitto (``pytestmark = both_transports``); ids ``[bundled]`` and ``[mqtt]``."""
-
-
-def bundled_only(reason: str) -> pytest.MarkDecorator:
-    """Mark a test of a both-transport module that only means something with the bundled broker."""
-    return pytest.mark.bundled_only(reason=reason)
+from .helpers.platforms import EntitiesSnapshot, all_entities_enabled
+from .helpers.ports import LOOPBACK, free_port
+from .helpers.transports import SENT_COMMANDS
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,10 +98,6 @@ def isolated_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
     hass.config.config_dir = str(tmp_path)
 
 
-SENT_COMMANDS: dict[str, list[str]] = {}
-"""Command hids HA's MQTT published per gateway in the running test (see wait_until_received)."""
-
-
 @pytest.fixture(autouse=True)
 def record_sent_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     """Record the commands the HA-MQTT transport publishes (tests only)."""
@@ -134,19 +116,6 @@ def record_sent_commands(monkeypatch: pytest.MonkeyPatch) -> None:
             SENT_COMMANDS.setdefault(gateway_hid, []).append(command_hid)
 
     monkeypatch.setattr(HaMqttTransport, "async_publish", recording)
-
-
-async def wait_until_received(feeder: SimulatedFeeder, timeout: float = 10) -> None:
-    """Wait until the feeder handled every command HA's MQTT published to its gateway.
-
-    With the bundled broker a publish returns after the feeder's own PUBACK, so the feeder
-    has the command by then. Through HA's MQTT integration it returns after the *broker's*
-    PUBACK, while the message may still be on its way to the feeder.
-    """
-    wanted = set(SENT_COMMANDS.get(feeder.gateway_hid, ()))
-    async with asyncio.timeout(timeout):
-        while not wanted <= {command.hid for command in feeder.commands}:
-            await feeder.wait_for_command(since=len(feeder.commands), timeout=timeout)
 
 
 @pytest.fixture
@@ -285,9 +254,6 @@ async def loaded_entry(
         await hass.async_block_till_done()
 
 
-type FeederFactory = Callable[..., Awaitable[SimulatedFeeder]]
-
-
 @pytest.fixture
 def feeder_broker(
     request: pytest.FixtureRequest, transport: str, entry_data: dict[str, Any]
@@ -297,44 +263,6 @@ def feeder_broker(
         broker: Mosquitto = request.getfixturevalue("mosquitto")
         return broker
     return None
-
-
-async def provision_broker(hass: HomeAssistant, broker: Mosquitto) -> dict[str, Any]:
-    """Give the broker every gateway's login and ACL, as a user would from the action."""
-    response = await hass.services.async_call(
-        DOMAIN, "broker_credentials", {}, blocking=True, return_response=True
-    )
-    assert response is not None
-    await broker.async_add_logins(
-        hass, [row["mosquitto_ctrl"] for row in response["gateways"]]
-    )
-    await broker.async_set_feeder_acl(hass, str(response["acl_file"]))
-    return dict(response)
-
-
-async def boot_via_broker(
-    hass: HomeAssistant, broker: Mosquitto, feeder: SimulatedFeeder
-) -> None:
-    """Boot a feeder against the user's broker: HTTP first, then the login, then MQTT.
-
-    A real user adds the login between the feeder's first registration and its MQTT connect
-    (the feeder retries); here that happens in between, and the boot waits until HA's
-    subscriptions to the new gateway's topics reached the broker.
-    """
-    if feeder.register:
-        await feeder.register_gateway()
-    else:
-        await feeder.checkin()
-    await feeder.fetch_config()
-    await provision_broker(hass, broker)
-    await broker.async_wait_for_subscription(
-        hass,
-        [
-            sim_ids.telemetry_topic(feeder.gateway_hid),
-            sim_ids.api_request_topic(feeder.gateway_hid),
-        ],
-    )
-    await feeder.boot()
 
 
 @pytest.fixture
@@ -378,117 +306,43 @@ async def make_feeder(
         await feeder.stop()
 
 
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    """The HA device id of a simulated feeder."""
-    identifier = (DOMAIN, feeder.device_hid)
-    device = next(
-        (
-            found
-            for entry in hass.config_entries.async_entries(DOMAIN)
-            if (found := async_get_device(hass, entry.entry_id, identifier))
-        ),
-        None,
-    )
-    assert device is not None, f"no device for {feeder.device_hid}"
-    return device.id
-
-
-async def set_options(
-    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
-) -> None:
-    """Change the entry's options as the options flow does, reload included.
-
-    Where the options flow reloads the entry itself (Home Assistant 2025.8 and later) no
-    update listener does, so changing the options directly needs the reload said aloud.
-    """
-    hass.config_entries.async_update_entry(entry, options=options)
-    if OPTIONS_FLOW_RELOADS:
-        assert await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-def entity_id(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:
-    """Entity id of a feeder's entity, found by unique id."""
-    found = er.async_get(hass).async_get_entity_id(
-        platform, DOMAIN, f"{feeder_hid}_{key}"
-    )
-    assert found is not None, f"no {platform} entity {key} for {feeder_hid}"
-    return found
-
-
-async def wait_for_state(
-    hass: HomeAssistant,
-    entity: str,
-    predicate: Callable[[State], bool],
-    timeout: float = 10,
-) -> State:
-    """Wait until an entity's state satisfies predicate (event driven)."""
-    current = hass.states.get(entity)
-    if current is not None and predicate(current):
-        return current
-    done: asyncio.Future[State] = hass.loop.create_future()
-
-    @callback
-    def changed(event: Any) -> None:
-        new = event.data["new_state"]
-        if new is not None and predicate(new) and not done.done():
-            done.set_result(new)
-
-    unsub = async_track_state_change_event(hass, [entity], changed)
-    try:
-        return await asyncio.wait_for(done, timeout)
-    finally:
-        unsub()
-
-
-async def wait_for_entity(
-    hass: HomeAssistant, platform: str, feeder_hid: str, key: str, timeout: float = 10
-) -> str:
-    """Wait until a feeder's entity exists (devices appear without a reload)."""
-    registry = er.async_get(hass)
-    unique_id = f"{feeder_hid}_{key}"
-    if found := registry.async_get_entity_id(platform, DOMAIN, unique_id):
-        return found
-    done: asyncio.Future[str] = hass.loop.create_future()
-
-    @callback
-    def created(event: Any) -> None:
-        if (
-            found := registry.async_get_entity_id(platform, DOMAIN, unique_id)
-        ) and not done.done():
-            done.set_result(found)
-
-    unsub = hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, created)
-    try:
-        return await asyncio.wait_for(done, timeout)
-    finally:
-        unsub()
-
-
-async def wait_for_feeder(
-    hub: Any, feeder_hid: str, predicate: Callable[[Any], bool], timeout: float = 10
-) -> None:
-    """Wait until the hub's state of a feeder satisfies predicate (woken by the hub's listener)."""
-    done = asyncio.Event()
-
-    @callback
-    def check() -> None:
-        if (feeder := hub.state.feeders.get(feeder_hid)) is not None and predicate(
-            feeder
-        ):
-            done.set()
-
-    unsub = hub.state.async_subscribe_feeder(feeder_hid, check)
-    try:
-        check()
-        await asyncio.wait_for(done.wait(), timeout)
-    finally:
-        unsub()
-
-
 @pytest.fixture
 def hub(loaded_entry: MockConfigEntry) -> Any:
     """The loaded hub, with schedule syncs that start quickly (no 2 s debounce, no pacing)."""
     hub = loaded_entry.runtime_data
     hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     return hub
+
+
+@pytest.fixture
+def morning(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
+    """The frozen wall clock, half a minute before breakfast (with helpers.feeding.AT_MORNING)."""
+    return freezer
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's serializer: registry ids and timestamps become stable placeholders."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Every entity created enabled, as in HA core's tests of the same name."""
+    with all_entities_enabled():
+        yield
+
+
+@pytest.fixture
+def entities_snapshot(
+    hass: HomeAssistant,
+    entry_data: dict[str, Any],
+    make_feeder: FeederFactory,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    freezer: FrozenDateTimeFactory,
+) -> EntitiesSnapshot:
+    """Snapshot one platform's entities of a feeder (test_<platform>.py; freeze SNAPSHOT_TIME)."""
+    return EntitiesSnapshot(
+        hass, entry_data, make_feeder, entity_registry, snapshot, freezer
+    )

@@ -26,8 +26,11 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim.kronos_client import KronosError
 
-from .conftest import NOT_SERVER_LOGGERS, FeederFactory, set_options, wait_for_entity
-from .transport.test_bundled_broker import RawClient
+from .helpers.entities import wait_for_entity
+from .helpers.feeders import FeederFactory
+from .helpers.logs import server_messages
+from .helpers.options import set_options
+from .helpers.raw_mqtt import RawClient
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 REFUSED = 5
@@ -131,12 +134,7 @@ async def test_new_feeder_waits_until_approved(
     assert feeder.connected
     assert feeder.api_key == gateway.api_key
     await wait_for_entity(hass, "binary_sensor", feeder.device_hid, "connectivity")
-    server_side = [
-        r.getMessage()
-        for r in caplog.records
-        if not r.name.startswith(NOT_SERVER_LOGGERS)
-    ]
-    assert not any(gateway.api_key in message for message in server_side)
+    assert gateway.api_key not in "\n".join(server_messages(caplog.records))
 
 
 async def test_checkin_only_firmware_waits_too(
@@ -163,7 +161,6 @@ async def test_checkin_only_firmware_waits_too(
 
 
 async def test_known_feeder_is_not_held(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
@@ -180,7 +177,6 @@ async def test_known_feeder_is_not_held(
 
 
 async def test_approving_twice_aborts(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     repairs_client: Any,

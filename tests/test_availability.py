@@ -21,7 +21,8 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, entity_id, wait_for_feeder, wait_for_state
+from .helpers.entities import entity_id, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"

@@ -8,12 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from homeassistant.components.calendar import DATA_COMPONENT
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
@@ -23,26 +22,20 @@ from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import (
-    FeederFactory,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-)
+from .helpers.calendar import get_events
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import CHICAGO
+from .helpers.platforms import SNAPSHOT_TIME, EntitiesSnapshot
+from .helpers.schedules import add_meals
 
-CHICAGO = "America/Chicago"
 NEW_API_SYNC = ["utc_offset", "schedule_clear", "schedule_mod_start"]
 
 
-@pytest.fixture
-async def hub(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> PetnetHub:
-    """The loaded hub, with a fast debounce for feeders created from now on."""
-    hub: PetnetHub = loaded_entry.runtime_data
-    # Reconcilers are created when a feeder appears, so this reaches every feeder of a test.
-    hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+@pytest.fixture(autouse=True)
+async def chicago(hass: HomeAssistant) -> None:
+    """HA's zone is America/Chicago (the ``hub`` fixture syncs fast)."""
     await hass.config.async_set_time_zone(CHICAGO)
-    return hub
 
 
 async def start_feeder(
@@ -95,6 +88,31 @@ async def create(client: Any, calendar: str, **data: Any) -> dict[str, Any]:
     )
 
 
+async def create_ok(
+    client: Any, calendar: str, feeder: SimulatedFeeder, **data: Any
+) -> int:
+    """Create an event, which must succeed; return how many commands the feeder had."""
+    since = len(feeder.commands)
+    reply = await create(client, calendar, **data)
+    assert reply["success"], reply
+    return since
+
+
+async def change(
+    client: Any, action: str, calendar: str, uid: str, **fields: Any
+) -> dict[str, Any]:
+    """Send calendar/event/<action> (update or delete) for the event ``uid``."""
+    return await ws(
+        client,
+        {
+            "type": f"calendar/event/{action}",
+            "entity_id": calendar,
+            "uid": uid,
+            **fields,
+        },
+    )
+
+
 def expected_sync(firmware: str, meal_count: int) -> list[str]:
     """The commands of one sync of ``meal_count`` meals for the firmware."""
     if firmware == "2.8.0":
@@ -108,21 +126,6 @@ async def sync_after(
     """The names of the commands received since ``since``, once ``last`` arrived."""
     await feeder.wait_for_command(last, since=since)
     return [command.command for command in feeder.commands[since:]]
-
-
-async def get_events(
-    hass: HomeAssistant, calendar: str, start: str, end: str
-) -> list[dict[str, Any]]:
-    response = await hass.services.async_call(
-        "calendar",
-        "get_events",
-        {"entity_id": calendar, "start_date_time": start, "end_date_time": end},
-        blocking=True,
-        return_response=True,
-    )
-    assert response is not None
-    events: list[dict[str, Any]] = response[calendar]["events"]  # type: ignore[index,assignment]
-    return events
 
 
 def meals(
@@ -155,6 +158,12 @@ def chicago_offset() -> int:
     return int(offset.total_seconds())
 
 
+@pytest.mark.freeze_time(SNAPSHOT_TIME)
+async def test_entities(entities_snapshot: EntitiesSnapshot) -> None:
+    """The meal calendar of a feeder that holds a 07:00 breakfast."""
+    await entities_snapshot(Platform.CALENDAR)
+
+
 async def test_create_reaches_new_firmware(
     hass: HomeAssistant,
     hub: PetnetHub,
@@ -165,23 +174,18 @@ async def test_create_reaches_new_firmware(
     client = await hass_ws_client(hass)
 
     # Given in UTC; the meal is 07:00 in the feeder's zone (HA's: America/Chicago, CDT).
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T12:00:00+00:00",
         end="2024-06-01T12:01:00+00:00",
         description="1/4 cup",
         rrule="FREQ=DAILY",
     )
-    assert reply["success"], reply
     assert meals(hub, feeder) == [("Breakfast", 25200, 0.25, True)]
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 1)
     received = feeder.commands[since:]
     assert received[0].payload == {"utc_offset": chicago_offset()}
     assert received[2].payload == {"size": 1}
@@ -189,22 +193,16 @@ async def test_create_reaches_new_firmware(
     assert feeder.protocol_errors == []
 
     # Tablespoons, no repeat rule, and seconds dropped.
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Dinner",
         start="2024-12-01T18:30:42-06:00",
         end="2024-12-01T18:45:00-06:00",
         description="4 tbsp",
     )
-    assert reply["success"], reply
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 2)
     assert feeder.commands[since + 2].payload == {"size": 2}
     assert held(feeder) == [(25200, 0.25, True), (66600, 0.25, True)]
 
@@ -221,11 +219,7 @@ async def test_create_reaches_new_firmware(
         },
         blocking=True,
     )
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        *["schedule_add"] * 3,
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 3)
     assert meals(hub, feeder) == [
         ("Breakfast", 25200, 0.25, True),
         ("Snack", 54000, 0.0625, True),
@@ -248,30 +242,28 @@ async def test_create_reaches_legacy_firmware(
     feeder, calendar = await start_feeder(hass, hub, make_feeder, "2.3.2")
     client = await hass_ws_client(hass)
 
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-01-15T07:15:00-06:00",
         end="2024-01-15T07:16:00-06:00",
         description="portion: 1/2 cup",
         rrule="FREQ=DAILY;INTERVAL=1",
     )
-    assert reply["success"], reply
     assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
     assert held(feeder) == [(26100, 0.5, True)]
 
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Early",
         start="2024-01-15T05:00:00-06:00",
         end="2024-01-15T05:01:00-06:00",
         description="⅛",
     )
-    assert reply["success"], reply
     assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
     assert [e["name"] for e in feeder.schedule] == ["FEED0", "FEED1"]
     assert held(feeder) == [(18000, 0.125, True), (26100, 0.5, True)]
@@ -289,17 +281,16 @@ async def test_update_and_delete(
     feeder, calendar = await start_feeder(hass, hub, make_feeder, firmware)
     last = "schedule_mod_end" if firmware == "2.8.0" else "schedule"
     client = await hass_ws_client(hass)
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
         description="1/4 cup",
         rrule="FREQ=DAILY",
     )
-    assert reply["success"], reply
     await sync_after(feeder, since, last)
     meal_id = hub.state.feeders[feeder.device_hid].meals[0].meal_id
     planned_long_ago(hub, feeder)
@@ -313,21 +304,19 @@ async def test_update_and_delete(
     ]
     assert shown[0]["description"].splitlines()[0] == "1/4 cup"
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-02",
-            "event": event(
-                "Brunch",
-                "2024-06-02T08:30:00-05:00",
-                "2024-06-02T08:31:00-05:00",
-                shown[0]["description"],
-                rrule="FREQ=DAILY",
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-02",
+        event=event(
+            "Brunch",
+            "2024-06-02T08:30:00-05:00",
+            "2024-06-02T08:31:00-05:00",
+            shown[0]["description"],
+            rrule="FREQ=DAILY",
+        ),
     )
     assert reply["success"], reply
     # One occurrence edited: the whole (daily) meal changes, and keeps its id.
@@ -338,21 +327,19 @@ async def test_update_and_delete(
     assert feeder.schedule[0]["feeding_id"].endswith(f"_feed{meal_id}_8:30AM")
 
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-05",
-            "recurrence_range": "THISANDFUTURE",
-            "event": event(
-                "Brunch",
-                "2024-06-05T08:30:00-05:00",
-                "2024-06-05T08:31:00-05:00",
-                "3/4 cup",
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-05",
+        recurrence_range="THISANDFUTURE",
+        event=event(
+            "Brunch",
+            "2024-06-05T08:30:00-05:00",
+            "2024-06-05T08:31:00-05:00",
+            "3/4 cup",
+        ),
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Brunch", 30600, 0.75, True)]
@@ -361,16 +348,14 @@ async def test_update_and_delete(
 
     # A script that leaves the description out keeps the portion.
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "event": event(
-                "Late brunch", "2024-06-05T09:00:00-05:00", "2024-06-05T09:01:00-05:00"
-            ),
-        },
+        "update",
+        calendar,
+        str(meal_id),
+        event=event(
+            "Late brunch", "2024-06-05T09:00:00-05:00", "2024-06-05T09:01:00-05:00"
+        ),
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == [("Late brunch", 32400, 0.75, True)]
@@ -378,15 +363,13 @@ async def test_update_and_delete(
     assert held(feeder) == [(32400, 0.75, True)]
 
     since = len(feeder.commands)
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/delete",
-            "entity_id": calendar,
-            "uid": str(meal_id),
-            "recurrence_id": "2024-06-07",
-            "recurrence_range": "THISANDFUTURE",
-        },
+        "delete",
+        calendar,
+        str(meal_id),
+        recurrence_id="2024-06-07",
+        recurrence_range="THISANDFUTURE",
     )
     assert reply["success"], reply
     assert meals(hub, feeder) == []
@@ -489,23 +472,19 @@ async def test_meal_status(
     # Frozen at 12:00:00 CDT.
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
     stored = hub.state.feeders[feeder.device_hid]
-    for name, hhmm, portion, enabled in (
-        ("Breakfast", "07:00", 0.25, True),
-        ("Snack", "09:00", 0.125, True),
-        ("Elevenses", "10:00", 0.125, True),
-        ("Brunch", "11:00", 0.125, True),
-        ("Lunch", "12:00", 0.125, True),
-        ("Dinner", "18:30", 0.25, True),
-        ("Supper", "20:00", 0.25, False),
-    ):
-        hours, minutes = map(int, hhmm.split(":"))
-        hub.meal_editor.add_meal(
-            stored,
-            name=name,
-            time_s=hours * 3600 + minutes * 60,
-            portion=portion,
-            enabled=enabled,
-        )
+    add_meals(
+        hub,
+        stored,
+        (
+            ("Breakfast", "07:00", 0.25),
+            ("Snack", "09:00", 0.125),
+            ("Elevenses", "10:00", 0.125),
+            ("Brunch", "11:00", 0.125),
+            ("Lunch", "12:00", 0.125),
+            ("Dinner", "18:30", 0.25),
+            ("Supper", "20:00", 0.25, False),
+        ),
+    )
     planned_long_ago(hub, feeder)
 
     def at(hhmm_ss: str) -> int:
@@ -652,44 +631,36 @@ async def test_refused_update_and_delete_change_nothing(
     good = event("Brunch", "2024-06-01T09:00:00-05:00", "2024-06-01T09:01:00-05:00")
 
     for uid in ("999", "breakfast", "0_1"):
-        reply = await ws(
+        reply = await change(
             client,
-            {
-                "type": "calendar/event/update",
-                "entity_id": calendar,
-                "uid": uid,
-                "event": good,
-            },
+            "update",
+            calendar,
+            uid,
+            event=good,
         )
         assert reply["error"] == {
             "code": "failed",
             "message": error_text("unknown_meal", meal_id=uid),
         }
-        reply = await ws(
-            client, {"type": "calendar/event/delete", "entity_id": calendar, "uid": uid}
-        )
+        reply = await change(client, "delete", calendar, uid)
         assert reply["error"]["message"] == error_text("unknown_meal", meal_id=uid)
 
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal.meal_id),
-            "event": {**good, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
-        },
+        "update",
+        calendar,
+        str(meal.meal_id),
+        event={**good, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
     )
     assert reply["error"]["message"] == error_text(
         "unsupported_recurrence", rrule="FREQ=MONTHLY;BYMONTHDAY=1"
     )
-    reply = await ws(
+    reply = await change(
         client,
-        {
-            "type": "calendar/event/update",
-            "entity_id": calendar,
-            "uid": str(meal.meal_id),
-            "event": {**good, "description": "a bowl\nor two"},
-        },
+        "update",
+        calendar,
+        str(meal.meal_id),
+        event={**good, "description": "a bowl\nor two"},
     )
     assert reply["error"]["message"] == error_text(
         "invalid_portion_text", text="a bowl or two"
@@ -768,26 +739,21 @@ async def test_editing_while_feeder_offline(
     assert state.state != STATE_UNAVAILABLE
 
     client = await hass_ws_client(hass)
-    since = len(feeder.commands)
-    reply = await create(
+    since = await create_ok(
         client,
         calendar,
+        feeder,
         summary="Breakfast",
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
         description="1/4 cup",
     )
-    assert reply["success"], reply
     assert hub.state.feeders[feeder.device_hid].sync_pending
     assert hass.states.get(calendar).attributes["message"] == "Breakfast"
 
     # The reconciler delivers it when the feeder is back.
     await feeder.connect()
-    assert await sync_after(feeder, since) == [
-        *NEW_API_SYNC,
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    assert await sync_after(feeder, since) == expected_sync("2.8.0", 1)
     assert held(feeder) == [(25200, 0.25, True)]
     await wait_for_feeder(hub, feeder.device_hid, lambda f: not f.sync_pending)
 

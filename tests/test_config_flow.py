@@ -32,8 +32,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.tls import ensure_certificate
 
-from .conftest import LOOPBACK, both_transports
-from .ports import free_port
+from .helpers.ports import LOOPBACK, free_port
+from .helpers.transports import both_transports
 
 
 @pytest.fixture
@@ -69,9 +69,11 @@ async def _start(hass: HomeAssistant) -> str:
     return result["flow_id"]
 
 
+@pytest.mark.usefixtures("transport_ready")
 @both_transports
 async def test_user_step_creates_a_working_entry(
-    hass: HomeAssistant, entry_data: dict[str, Any], transport_ready: None
+    hass: HomeAssistant,
+    entry_data: dict[str, Any],
 ) -> None:
     flow_id = await _start(hass)
     result = await hass.config_entries.flow.async_configure(flow_id, entry_data)
@@ -111,10 +113,10 @@ async def test_mqtt_transport_needs_the_mqtt_integration(
     assert result["errors"] == {CONF_TRANSPORT: "mqtt_not_available"}
 
 
+@pytest.mark.usefixtures("mqtt_mock")
 @pytest.mark.parametrize("expected_lingering_timers", [True])
 async def test_mqtt_transport_binds_no_mqtt_port(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     entry_data: dict[str, Any],
     busy_port: int,
 ) -> None:

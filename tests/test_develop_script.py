@@ -20,7 +20,7 @@ from types import ModuleType
 
 import pytest
 
-from .ports import LOOPBACK, free_port
+from .helpers.ports import LOOPBACK, free_port
 
 ROOT = Path(__file__).parent.parent
 DEVELOP = ROOT / "scripts" / "develop"

@@ -32,13 +32,8 @@ from custom_components.petnet_feeder.meal_editor import MealEditor
 from custom_components.petnet_feeder.models import Feeder
 from custom_components.petnet_feeder.select import PORTION_OPTIONS
 
-from .conftest import (
-    FeederFactory,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-)
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 # A feeder HA knows but that never connects (no simulator behind it).

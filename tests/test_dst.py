@@ -21,8 +21,8 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory
-from .feeding_support import add_meal, heartbeat
+from .helpers.feeders import FeederFactory
+from .helpers.feeding import add_meal, heartbeat
 
 
 async def live_through(

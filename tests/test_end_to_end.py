@@ -9,12 +9,7 @@ import socket
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import (
-    EVENT_HOMEASSISTANT_STOP,
-    STATE_OFF,
-    STATE_ON,
-    STATE_UNAVAILABLE,
-)
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -36,28 +31,28 @@ from custom_components.petnet_feeder.errors import FeederUnreachableError
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.translate import as_ha_error
 
-from .conftest import (
-    LOOPBACK,
-    NOT_SERVER_LOGGERS,
+from .helpers.entities import entity_id, select_option, wait_for_entity, wait_for_state
+from .helpers.feeders import (
     FeederFactory,
-    both_transports,
-    entity_id,
-    wait_for_entity,
+    received_payloads,
     wait_for_feeder,
-    wait_for_state,
-    wait_until_received,
+    wait_for_history,
 )
-from .restart import async_restarted_hass, async_setup_entries, async_write_core_storage
+from .helpers.feeding import current_hub
+from .helpers.logs import NOT_SERVER_LOGGERS
+from .helpers.ports import LOOPBACK
+from .helpers.restart import (
+    async_restarted_hass,
+    async_setup_entries,
+    async_write_core_storage,
+)
+from .helpers.schedules import ONE_MEAL_SEQUENCE, names_since, settle
+from .helpers.transports import both_transports, wait_until_received
 
 pytestmark = both_transports
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
-
-
-async def wait_for_history(hub: PetnetHub, device_hid: str, count: int = 1) -> None:
-    """Wait until the hub stored count feed results for the device."""
-    await wait_for_feeder(hub, device_hid, lambda feeder: len(feeder.history) >= count)
 
 
 async def test_feeder_comes_alive(
@@ -102,36 +97,6 @@ async def test_feeder_comes_alive(
     await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
 
 
-async def test_last_seen_is_disabled_by_default_and_follows_messages_when_enabled(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    """Every heartbeat changes it (logbook, recorder): off unless the user wants it."""
-    feeder = await make_feeder()
-    last_seen = entity_id(hass, "sensor", DEV_HID, "last_seen")
-    registry = er.async_get(hass)
-    assert (
-        registry.async_get(last_seen).disabled_by
-        is er.RegistryEntryDisabler.INTEGRATION
-    )
-    assert hass.states.get(last_seen) is None
-
-    registry.async_update_entity(last_seen, disabled_by=None)
-    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
-    await feeder.connect()  # the reload closed the broker and its sessions
-    await feeder.send_heartbeat()
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_feeder(hub, DEV_HID, lambda f: f.last_heartbeat is not None)
-    state = await wait_for_state(
-        hass, last_seen, lambda s: s.state not in ("unknown", STATE_UNAVAILABLE)
-    )
-    assert state.attributes["device_class"] == "timestamp"
-    # A timestamp sensor's state is in whole seconds.
-    assert dt_util.parse_datetime(state.state) == dt_util.utc_from_timestamp(
-        hub.state.feeders[DEV_HID].last_seen
-    ).replace(microsecond=0)
-
-
 async def test_entities_disabled_by_default(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
@@ -149,35 +114,6 @@ async def test_entities_disabled_by_default(
     ) == ["feed_plan", "firmware_family", "last_seen"]
 
 
-async def test_feed_button_sends_exactly_one_feed(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
-    await hass.services.async_call(
-        "select",
-        "select_option",
-        {"entity_id": portion, "option": "1/8 cup"},
-        blocking=True,
-    )
-    button = entity_id(hass, "button", DEV_HID, "feed_now")
-    await wait_for_state(hass, button, lambda s: s.state != STATE_UNAVAILABLE)
-    await hass.services.async_call(
-        "button", "press", {"entity_id": button}, blocking=True
-    )
-
-    received = await feeder.wait_for_command("feed")
-    assert len(received) == 1
-    assert received[0].payload == {"portion": 0.125}
-    hub: PetnetHub = loaded_entry.runtime_data
-    await wait_for_history(hub, DEV_HID)
-    stored = hub.state.feeders[DEV_HID].history[0].result
-    assert stored.source == 4
-    assert stored.grams_expected == pytest.approx(0.125 * 16 * 8)
-    assert [c.command for c in feeder.commands].count("feed") == 1
-    assert feeder.protocol_errors == []
-
-
 async def test_feed_action(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
@@ -188,8 +124,7 @@ async def test_feed_action(
     await hass.services.async_call(
         DOMAIN, "feed", {"device_id": device.id, "portion": 0.0625}, blocking=True
     )
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.0625}]
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.0625}]
     await wait_for_history(loaded_entry.runtime_data, DEV_HID)
 
     with pytest.raises(HomeAssistantError):
@@ -206,24 +141,18 @@ async def test_feed_action(
     assert [c.command for c in feeder.commands].count("feed") == 1
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
+    hass: HomeAssistant, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    portion = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
-    await hass.services.async_call(
-        "select",
-        "select_option",
-        {"entity_id": portion, "option": "3/16 cup"},
-        blocking=True,
-    )
+    await select_option(hass, DEV_HID, "manual_portion", "3/16 cup")
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None
     await hass.services.async_call(
         DOMAIN, "feed", {"device_id": device.id}, blocking=True
     )
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.1875}]
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.1875}]
 
 
 async def test_offline_feeder_gets_no_queued_feed(
@@ -253,32 +182,7 @@ async def test_offline_feeder_gets_no_queued_feed(
     await feeder.send_heartbeat()  # HA's MQTT sees a gateway only through its messages
     await wait_for_feeder(hub, DEV_HID, lambda _: hub.state.is_connected(GW_HID))
     await hub.actions.async_feed(DEV_HID, 0.25)
-    received = await feeder.wait_for_command("feed")
-    assert [c.payload for c in received] == [{"portion": 0.25}]
-
-
-async def test_front_button_and_reboot(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
-) -> None:
-    feeder = await make_feeder()
-    switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
-    assert hass.states.get(switch).state == "unknown"
-    await hass.services.async_call(
-        "switch", "turn_off", {"entity_id": switch}, blocking=True
-    )
-    received = await feeder.wait_for_command("button_enable_remote")
-    assert received[0].payload == {"enable": False}
-    assert hass.states.get(switch).state == STATE_OFF
-    assert feeder.button_enabled is False
-
-    await hass.services.async_call(
-        "button",
-        "press",
-        {"entity_id": entity_id(hass, "button", DEV_HID, "reboot")},
-        blocking=True,
-    )
-    received = await feeder.wait_for_command("reboot")
-    assert received[0].payload == {}
+    assert await received_payloads(feeder, "feed") == [{"portion": 0.25}]
 
 
 async def test_restart_keeps_devices_keys_and_history(
@@ -366,9 +270,9 @@ async def test_duplicate_feed_results_are_stored_once(
     ]
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_bad_message_does_not_disturb_others(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -412,7 +316,7 @@ async def test_api_request_is_acknowledged(
 
 
 async def test_checkin_over_mqtt_keeps_the_gateway_connected(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     """An API-request check-in (§5.7) comes from a live session: no restart, a sync at once.
 
@@ -434,15 +338,8 @@ async def test_checkin_over_mqtt_keeps_the_gateway_connected(
     assert reply["parameters"] == {"status": "OK"}
     # The check-in's sync goes out without waiting for another message from the feeder.
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.sync.reconciler(DEV_HID).async_wait_idle()
-    await wait_until_received(feeder)
-    assert [c.command for c in feeder.commands[start:]] == [
-        "utc_offset",
-        "schedule_clear",
-        "schedule_mod_start",
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    await settle(hub, feeder)
+    assert names_since(feeder, start) == ONE_MEAL_SEQUENCE
     assert hub.state.is_connected(GW_HID)
     assert not hub.state.feeders[DEV_HID].sync_pending
     start = len(feeder.commands)
@@ -507,15 +404,13 @@ async def test_api_keys_never_logged(
     assert not any(key in message for message in server_side)
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_debug_log_names_each_request_and_message(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    make_feeder: FeederFactory,
-    caplog: pytest.LogCaptureFixture,
+    hass: HomeAssistant, make_feeder: FeederFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, "custom_components.petnet_feeder")
     feeder = await make_feeder()
-    hub: PetnetHub = loaded_entry.runtime_data
+    hub = current_hub(hass)
     await feeder.send_heartbeat()
     await feeder.send_sensor(voltage_mv=3900)
     await wait_for_feeder(hub, DEV_HID, lambda f: f.telemetry.voltage_v == 3.9)

@@ -15,8 +15,8 @@ from custom_components.petnet_feeder.const import CONF_GRACE_MINUTES, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import failed_issue_id, missed_issue_id
 
-from .conftest import FeederFactory
-from .feeding_support import (
+from .helpers.feeders import FeederFactory
+from .helpers.feeding import (
     BREAKFAST_TIME_S,
     MORNING,
     advance,

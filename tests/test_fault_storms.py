@@ -15,8 +15,8 @@ from custom_components.petnet_feeder.const import CONF_HTTP_PORT, CONF_MQTT_PORT
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import Fleet, SimulatedFeeder
 
-from .conftest import LOOPBACK
-from .schedule_support import NEW_SEQUENCE
+from .helpers.ports import LOOPBACK
+from .helpers.schedules import NEW_SEQUENCE
 
 COUNT = 50
 MEALS = [

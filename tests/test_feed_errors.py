@@ -7,7 +7,6 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
@@ -17,16 +16,10 @@ from custom_components.petnet_feeder.errors import InvalidRequestError
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.transport.bundled import PUBLISH_TIMEOUT
 
-from .conftest import FeederFactory
-from .transport.test_bundled_broker import RawClient
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.raw_mqtt import RawClient
 
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
-
-
-def device_id(hass: HomeAssistant, feeder_hid: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, feeder_hid)})
-    assert device is not None
-    return device.id
 
 
 async def test_feed_that_the_feeder_never_takes_fails(
@@ -50,7 +43,7 @@ async def test_feed_that_the_feeder_never_takes_fails(
             hass.services.async_call(
                 DOMAIN,
                 "feed",
-                {"device_id": device_id(hass, DEV_HID), "portion": 0.25},
+                {"device_id": device_id(hass, feeder), "portion": 0.25},
                 blocking=True,
             )
         )
@@ -74,7 +67,7 @@ async def test_feed_in_grams_needs_the_food_density(
         await hass.services.async_call(
             DOMAIN,
             "feed",
-            {"device_id": device_id(hass, DEV_HID), "grams": 16},
+            {"device_id": device_id(hass, feeder), "grams": 16},
             blocking=True,
         )
     assert err.value.translation_key == "recipe_needed"
@@ -84,7 +77,7 @@ async def test_feed_in_grams_needs_the_food_density(
     await hass.services.async_call(
         DOMAIN,
         "feed",
-        {"device_id": device_id(hass, DEV_HID), "grams": 16},
+        {"device_id": device_id(hass, feeder), "grams": 16},
         blocking=True,
     )
     received = await feeder.wait_for_command("feed")

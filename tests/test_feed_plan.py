@@ -13,7 +13,9 @@ import pytest
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.sensor import MAX_STATE_LENGTH, _feed_plan
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import chicago_feeder
+from .helpers.schedules import add_meals
 
 README = Path(__file__).parent.parent / "README.md"
 CHICAGO = "America/Chicago"
@@ -51,25 +53,20 @@ async def test_the_card_reads_every_status(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     # Frozen at 12:00 CDT.
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     stored = hub.state.feeders[feeder.device_hid]
-    for name, hhmm, portion, enabled in (
-        ("Breakfast", "07:00", 0.25, True),
-        ("Snack", "09:00", 0.125, True),
-        ("Brunch", "11:00", 0.125, True),
-        ("Dinner", "18:30", 2.0, True),
-        ("Supper", "20:00", 0.0625, False),
-        ("Night", "23:59", 0.0625, True),
-    ):
-        hours, minutes = map(int, hhmm.split(":"))
-        hub.meal_editor.add_meal(
-            stored,
-            name=name,
-            time_s=hours * 3600 + minutes * 60,
-            portion=portion,
-            enabled=enabled,
-        )
+    add_meals(
+        hub,
+        stored,
+        (
+            ("Breakfast", "07:00", 0.25, True),
+            ("Snack", "09:00", 0.125, True),
+            ("Brunch", "11:00", 0.125, True),
+            ("Dinner", "18:30", 2.0, True),
+            ("Supper", "20:00", 0.0625, False),
+            ("Night", "23:59", 0.0625, True),
+        ),
+    )
     stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)  # planned since long ago
     hub.meal_editor.skip_next_meal(stored)  # Dinner
 
@@ -92,7 +89,7 @@ async def test_the_card_reads_every_status(
 
 
 async def test_a_long_plan_leaves_out_whole_meals(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
     stored = hub.state.feeders[feeder.device_hid]

@@ -12,36 +12,34 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.petnet_feeder.const import (
     CONF_GRACE_MINUTES,
     DOMAIN,
     HISTORY_LIMIT,
 )
-from custom_components.petnet_feeder.diagnostics import (
-    async_get_config_entry_diagnostics,
-    async_get_device_diagnostics,
-)
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import EVENT_MAX_AGE, offline_issue_id
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_feeder
-from .feeding_support import (
+from .helpers.entities import entity_id, set_number, wait_for_entity
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.feeding import (
+    AT_MORNING,
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
     MORNING,
     advance,
     breakfast_feeder,
-    device_id,
+    chicago_feeder,
+    feed_history,
     feeding_events,
     heartbeat,
-    restart,
 )
+from .helpers.restart import restart
 
 
 @pytest.fixture
@@ -50,14 +48,7 @@ def entry_options() -> dict[str, Any]:
     return {CONF_GRACE_MINUTES: 1}
 
 
-# The wall clock is frozen, the event loop's clock is not: sessions keep their keep-alive.
-pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
-
-
-@pytest.fixture
-def morning(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
-    """The frozen wall clock, half a minute before breakfast."""
-    return freezer
+pytestmark = AT_MORNING
 
 
 def state_of(hass: HomeAssistant, platform: str, feeder_hid: str, key: str) -> str:
@@ -101,14 +92,7 @@ async def test_scheduled_dispense(
     # Nothing was missed: the window closed with the meal dispensed.
     assert [key for key in ir.async_get(hass).issues if key[0] == DOMAIN] == []
 
-    history = await hass.services.async_call(
-        DOMAIN,
-        "get_feed_history",
-        {"device_id": device_id(hass, feeder)},
-        blocking=True,
-        return_response=True,
-    )
-    assert history is not None
+    history = await feed_history(hass, feeder)
     assert [
         (row["start"], row["meal"], row["status"], row["source"])
         for row in history["results"]
@@ -231,15 +215,7 @@ async def test_hopper_matches_the_protocol_vector(
     dev = feeder.device_hid
     hopper = await wait_for_entity(hass, "sensor", dev, "hopper_level")
     assert hass.states.get(hopper).state == "unknown"
-    await hass.services.async_call(
-        "number",
-        "set_value",
-        {
-            "entity_id": entity_id(hass, "number", dev, "grams_per_tablespoon"),
-            "value": 10,
-        },
-        blocking=True,
-    )
+    await set_number(hass, dev, "grams_per_tablespoon", 10)
     await hass.services.async_call(
         "button",
         "press",
@@ -263,52 +239,6 @@ async def test_hopper_matches_the_protocol_vector(
         blocking=True,
     )
     assert hass.states.get(hopper).state == "50.0"
-
-
-async def test_recipe_is_sent_with_budget_and_grams_convert(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
-) -> None:
-    feeder = await make_feeder()
-    dev = feeder.device_hid
-    await wait_for_entity(hass, "number", dev, "grams_per_tablespoon")
-    start = len(feeder.commands)
-    await hass.services.async_call(
-        "number",
-        "set_value",
-        {
-            "entity_id": entity_id(hass, "number", dev, "grams_per_tablespoon"),
-            "value": 8,
-        },
-        blocking=True,
-    )
-    # The density alone is no recipe: the sync it caused sent no budget.
-    await feeder.wait_for_command("utc_offset", since=start)
-    await hub.sync.reconciler(dev).async_wait_idle()
-    assert [c.command for c in feeder.commands[start:]].count("budget") == 0
-    await hass.services.async_call(
-        "number",
-        "set_value",
-        {
-            "entity_id": entity_id(hass, "number", dev, "tablespoons_per_button_press"),
-            "value": 2,
-        },
-        blocking=True,
-    )
-    received = await feeder.wait_for_command("budget", since=start)
-    assert received[-1].payload == {
-        "recipe": "E0000001",
-        "tbsp_per_feeding": 2,
-        "g_per_tbsp": 8,
-        "budget_tbsp": 2,
-    }
-    await hass.services.async_call(
-        DOMAIN,
-        "feed",
-        {"device_id": device_id(hass, feeder), "grams": 16},
-        blocking=True,
-    )
-    feeds = await feeder.wait_for_command("feed", since=start)
-    assert feeds[0].payload == {"portion": 0.125}
 
 
 async def test_offline_feeder_gets_a_repair_issue(
@@ -337,63 +267,6 @@ async def test_offline_feeder_gets_a_repair_issue(
     assert hub.state.is_online(hub.state.feeders[dev])
     hub.monitor.async_check_now()
     assert ir.async_get(hass).async_get_issue(DOMAIN, offline_issue_id(dev)) is None
-
-
-async def test_diagnostics_redact_keys_and_uids(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    loaded_entry: MockConfigEntry,
-) -> None:
-    feeder = await make_feeder()
-    data = await async_get_config_entry_diagnostics(hass, loaded_entry)
-    text = repr(data)
-    assert feeder.api_key not in text
-    assert feeder.uid not in text
-    assert data["gateways"][feeder.gateway_hid]["api_key"] == "**REDACTED**"
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, feeder.device_hid)}
-    )
-    assert device is not None
-    one = await async_get_device_diagnostics(hass, loaded_entry, device)
-    assert one["feeder"]["hid"] == feeder.device_hid
-    assert one["feeder"]["uid"] == "**REDACTED**"
-    assert one["gateway"]["uid"] == "**REDACTED**"
-    assert one["gateway"]["api_key"] == "**REDACTED**"
-    text = repr(one)
-    assert feeder.api_key not in text
-    assert feeder.uid not in text
-    assert feeder.device_uid not in text
-
-
-async def test_events_do_not_replay_after_a_restart(
-    hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-) -> None:
-    feeder = await breakfast_feeder(hass, hub, make_feeder)
-    dev = feeder.device_hid
-    event = await wait_for_entity(hass, "event", dev, "feeding")
-    await advance(hass, morning, 60, feeder)  # breakfast is dispensed at 07:00
-    fired = hass.states.get(event)
-    assert fired.attributes["event_type"] == "scheduled"
-
-    hub = await restart(hass, hub)
-    # HA restores the last event as it was; nothing fires for it again.
-    restored = hass.states.get(event)
-    assert restored.state == fired.state
-    assert restored.attributes == fired.attributes
-    events = feeding_events(hub, feeder)
-    # The feeder reconnects and resends the result it already reported.
-    await feeder.connect()
-    await feeder.send_feed_result(stime=int(BREAKFAST.timestamp()), portion=0.25, src=6)
-    morning.tick(1)
-    await heartbeat(hub, feeder)
-    await hass.async_block_till_done()
-    assert events == []
-    assert hass.states.get(event).state == fired.state
-    assert len(hub.state.feeders[dev].history) == 1
 
 
 async def test_history_keeps_the_newest_results(
@@ -440,8 +313,7 @@ async def test_results_older_than_six_hours_fire_nothing_but_count(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     events = feeding_events(hub, feeder)
     now = dt_util.utcnow()
@@ -465,9 +337,9 @@ async def test_results_older_than_six_hours_fire_nothing_but_count(
     assert float(state_of(hass, "sensor", dev, "food_today")) == pytest.approx(60.8)
 
 
+@pytest.mark.usefixtures("morning")
 async def test_meals_and_feeds_in_grams(
     hass: HomeAssistant,
-    morning: FrozenDateTimeFactory,
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
@@ -491,15 +363,7 @@ async def test_meals_and_feeds_in_grams(
     assert err.value.translation_key == "recipe_needed"
     assert hub.state.feeders[dev].meals == []
 
-    await hass.services.async_call(
-        "number",
-        "set_value",
-        {
-            "entity_id": entity_id(hass, "number", dev, "grams_per_tablespoon"),
-            "value": 10,
-        },
-        blocking=True,
-    )
+    await set_number(hass, dev, "grams_per_tablespoon", 10)
     # 40 g at 10 g/tbsp: 4 tbsp, a quarter cup.
     meal = await hass.services.async_call(
         DOMAIN,

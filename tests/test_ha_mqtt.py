@@ -28,11 +28,9 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
-    CONF_HTTPS_PORT,
-    CONF_MQTT_PORT,
-    CONF_MQTTS_PORT,
     CONF_TRANSPORT,
     DOMAIN,
+    PORT_KEYS,
     TRANSPORT_MQTT,
 )
 from custom_components.petnet_feeder.transport.base import GatewayNotConnectedError
@@ -42,7 +40,7 @@ from custom_components.petnet_feeder.transport.ha_mqtt import (
 )
 from feeder_sim.kronos_client import KronosClient
 
-from .ports import LOOPBACK, free_port
+from .helpers.ports import LOOPBACK, free_port
 
 GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 UID = "smartfeeder-795ae773737d"  # its gateway hid is GW
@@ -87,6 +85,22 @@ async def started(
     transport = HaMqttTransport(hass, recorder)
     await transport.async_start()
     return transport, recorder
+
+
+@pytest.fixture
+def subscribed(
+    started: tuple[HaMqttTransport, Recorder],
+) -> tuple[HaMqttTransport, Recorder]:
+    """The started transport, subscribed to gateway GW's topics (not heard from yet)."""
+    transport, _ = started
+    transport.gateway_added(GW)
+    return started
+
+
+async def hear(hass: HomeAssistant, topic: str, payload: bytes) -> None:
+    """Deliver a QoS 1 message as the broker would, and wait until it was handled."""
+    async_fire_mqtt_message(hass, topic, payload, qos=1)
+    await hass.async_block_till_done()
 
 
 def our_subscriptions(mqtt_mock: MqttMockHAClient) -> list[tuple[str, int, Any]]:
@@ -157,10 +171,9 @@ async def test_gateway_added_subscribes_exact_topics_once(
     hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
-    started: tuple[HaMqttTransport, Recorder],
+    subscribed: tuple[HaMqttTransport, Recorder],
 ) -> None:
-    transport, _ = started
-    transport.gateway_added(GW)
+    transport, _ = subscribed
     transport.gateway_added(GW)  # again (a check-in): nothing more to subscribe
     assert our_subscriptions(mqtt_mock) == [(TEL, 1, None), (API, 1, None)]
     sent = await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
@@ -169,7 +182,6 @@ async def test_gateway_added_subscribes_exact_topics_once(
 
 
 async def test_no_wildcard_and_no_unsafe_ids(
-    hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
     started: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
@@ -187,12 +199,10 @@ async def test_no_wildcard_and_no_unsafe_ids(
 
 async def test_stop_unsubscribes_everything(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
-    started: tuple[HaMqttTransport, Recorder],
+    subscribed: tuple[HaMqttTransport, Recorder],
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
+    transport, recorder = subscribed
     transport.gateway_added(OTHER)
     ours = [TEL, API, f"krs.tel.gts.{OTHER}", f"krs.api.gts.{OTHER}"]
     await wait_until_sent(hass, mqtt_client_mock.subscribe, ours)
@@ -208,16 +218,12 @@ async def test_stop_unsubscribes_everything(
 
 
 async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
+    transport, recorder = subscribed
     assert not transport.is_connected(GW)
     async_fire_mqtt_message(hass, TEL, b'{"a": 1}', qos=1)
-    async_fire_mqtt_message(hass, API, b'{"b": 2}', qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, API, b'{"b": 2}')
     assert recorder.events == [
         ("connected", GW),
         ("message", GW, TEL, b'{"a": 1}'),
@@ -228,12 +234,9 @@ async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
 
 
 async def test_retained_messages_are_ignored(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
+    transport, recorder = subscribed
     async_fire_mqtt_message(hass, TEL, b"{}", qos=1, retain=True)
     await hass.async_block_till_done()
     assert recorder.events == []
@@ -241,14 +244,10 @@ async def test_retained_messages_are_ignored(
 
 
 async def test_window_lapses_and_a_new_message_reconnects(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    transport, recorder = subscribed
+    await hear(hass, TEL, b"1")
     async_fire_time_changed(
         hass, dt_util.utcnow() + timedelta(seconds=CONNECTED_WINDOW - 10)
     )
@@ -259,8 +258,7 @@ async def test_window_lapses_and_a_new_message_reconnects(
     )
     await hass.async_block_till_done()
     assert not transport.is_connected(GW)
-    async_fire_mqtt_message(hass, TEL, b"2", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"2")
     assert [event[0] for event in recorder.events] == [
         "connected",
         "message",
@@ -271,31 +269,23 @@ async def test_window_lapses_and_a_new_message_reconnects(
 
 
 async def test_boot_signal_ends_the_window(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
     """A known gateway registering or checking in (HTTP, before MQTT) is restarting."""
-    transport, recorder = started
-    transport.gateway_added(GW)
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    transport, recorder = subscribed
+    await hear(hass, TEL, b"1")
     transport.gateway_added(GW)
     assert not transport.is_connected(GW)
     assert recorder.events[-1] == ("disconnected", GW)
 
 
 async def test_broker_connection_lost_disconnects_every_gateway(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
+    transport, recorder = subscribed
     transport.gateway_added(OTHER)
     async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    async_fire_mqtt_message(hass, f"krs.tel.gts.{OTHER}", b"1", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, f"krs.tel.gts.{OTHER}", b"1")
     async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
     assert transport.is_connected(GW)
     async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, False)
@@ -308,16 +298,13 @@ async def test_broker_connection_lost_disconnects_every_gateway(
 
 async def test_publish(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
-    started: tuple[HaMqttTransport, Recorder],
+    subscribed: tuple[HaMqttTransport, Recorder],
 ) -> None:
-    transport, _ = started
-    transport.gateway_added(GW)
+    transport, _ = subscribed
     with pytest.raises(GatewayNotConnectedError):
         await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"1")
     await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
     mqtt_client_mock.publish.assert_called_with(f"krs/cmd/stg/{GW}", b"cmd", 1, False)
     with pytest.raises(ValueError, match="not deliverable"):
@@ -327,14 +314,10 @@ async def test_publish(
 
 
 async def test_api_reply_counts_as_a_round_trip(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:
-    transport, _ = started
-    transport.gateway_added(GW)
-    async_fire_mqtt_message(hass, API, b"request", qos=1)
-    await hass.async_block_till_done()
+    transport, _ = subscribed
+    await hear(hass, API, b"request")
     gateway = transport._gateways[GW]
     gateway.deadline -= 50  # as if the request had come 50 s ago
     await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
@@ -343,16 +326,14 @@ async def test_api_reply_counts_as_a_round_trip(
     assert gateway.deadline > hass.loop.time() + CONNECTED_WINDOW - 5  # the reply: yes
 
 
+@pytest.mark.usefixtures("mqtt_client_mock")
 async def test_publish_refused_while_the_broker_is_gone(
     hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
-    mqtt_client_mock: MagicMock,
-    started: tuple[HaMqttTransport, Recorder],
+    subscribed: tuple[HaMqttTransport, Recorder],
 ) -> None:
-    transport, _ = started
-    transport.gateway_added(GW)
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    transport, _ = subscribed
+    await hear(hass, TEL, b"1")
     mqtt_mock.connected = False
     with pytest.raises(GatewayNotConnectedError):
         await transport.async_publish(GW, f"krs/cmd/stg/{GW}", b"cmd")
@@ -368,18 +349,15 @@ async def test_publish_refused_while_the_broker_is_gone(
 
 async def test_handler_errors_are_logged_not_raised(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    subscribed: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    transport, recorder = started
-    transport.gateway_added(GW)
+    transport, recorder = subscribed
     with (
         patch.object(recorder, "on_gateway_connected", side_effect=RuntimeError("c")),
         patch.object(recorder, "on_message", side_effect=RuntimeError("m")),
     ):
-        async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-        await hass.async_block_till_done()
+        await hear(hass, TEL, b"1")
     with patch.object(
         recorder, "on_gateway_disconnected", side_effect=RuntimeError("d")
     ):
@@ -399,9 +377,7 @@ async def test_start_without_mqtt(hass: HomeAssistant) -> None:
 
 
 async def test_start_twice(
-    hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
-    started: tuple[HaMqttTransport, Recorder],
+    hass: HomeAssistant, started: tuple[HaMqttTransport, Recorder]
 ) -> None:
     transport, _ = started
     with pytest.raises(RuntimeError):
@@ -419,7 +395,6 @@ def mqtt_disabled() -> Any:
 
 async def test_failed_subscription_is_retried_on_the_next_gateway_added(
     hass: HomeAssistant,
-    mqtt_mock: MqttMockHAClient,
     mqtt_client_mock: MagicMock,
     started: tuple[HaMqttTransport, Recorder],
     caplog: pytest.LogCaptureFixture,
@@ -429,15 +404,13 @@ async def test_failed_subscription_is_retried_on_the_next_gateway_added(
         transport.gateway_added(GW)
     assert "Cannot subscribe to" in caplog.text
     assert transport.subscribed_gateways == set()
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"1")
     assert recorder.events == []
 
     transport.gateway_added(GW)  # the gateway checks in again
     assert transport.subscribed_gateways == {GW}
     await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
-    async_fire_mqtt_message(hass, TEL, b"2", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"2")
     assert recorder.events == [("connected", GW), ("message", GW, TEL, b"2")]
 
 
@@ -462,14 +435,12 @@ async def test_half_a_subscription_is_undone_and_retried(
         transport.gateway_added(GW)
     assert transport.subscribed_gateways == set()
     await wait_until_sent(hass, mqtt_client_mock.unsubscribe, [TEL])
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"1")
     assert recorder.events == []
 
     transport.gateway_added(GW)
     assert our_subscriptions(mqtt_mock)[-2:] == [(TEL, 1, None), (API, 1, None)]
-    async_fire_mqtt_message(hass, API, b"2", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, API, b"2")
     assert recorder.events == [("connected", GW), ("message", GW, API, b"2")]
 
 
@@ -497,24 +468,18 @@ async def test_failed_subscription_is_retried_when_the_broker_is_back(
     # Only the gateway that had failed is subscribed again, once.
     assert our_subscriptions(mqtt_mock)[before:] == [(TEL, 1, None), (API, 1, None)]
     await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
-    async_fire_mqtt_message(hass, TEL, b"1", qos=1)
-    await hass.async_block_till_done()
+    await hear(hass, TEL, b"1")
     assert recorder.events == [("connected", GW), ("message", GW, TEL, b"1")]
     async_dispatcher_send(hass, mqtt.MQTT_CONNECTION_STATE, True)
     assert len(our_subscriptions(mqtt_mock)) == before + 2
 
 
+@pytest.mark.usefixtures("socket_enabled")
 async def test_entry_subscribes_each_gateway_and_unload_unsubscribes_all(
-    hass: HomeAssistant,
-    socket_enabled: None,
-    mqtt_mock: MqttMockHAClient,
-    mqtt_client_mock: MagicMock,
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MagicMock
 ) -> None:
     """The whole entry on transport mqtt: registration and check-in subscribe, unload undoes."""
-    ports = {
-        key: free_port()
-        for key in (CONF_HTTP_PORT, CONF_HTTPS_PORT, CONF_MQTT_PORT, CONF_MQTTS_PORT)
-    }
+    ports = {key: free_port() for key in PORT_KEYS}
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={CONF_TRANSPORT: TRANSPORT_MQTT, CONF_BIND_HOST: LOOPBACK, **ports},

@@ -10,8 +10,8 @@ import pytest
 from custom_components.petnet_feeder.const import TRANSPORT_MQTT
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory
-from .schedule_support import NEW_SEQUENCE, hold_command, names_since, with_meals
+from .helpers.feeders import FeederFactory
+from .helpers.schedules import NEW_SEQUENCE, hold_command, names_since, with_meals
 
 
 @pytest.mark.parametrize("transport", [TRANSPORT_MQTT], indirect=True)

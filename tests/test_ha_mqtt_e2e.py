@@ -35,16 +35,16 @@ from feeder_sim import MqttConnectRefusedError, ids as sim_ids
 from feeder_sim.envelope import parse_command
 from feeder_sim.mqtt_client import FeederMqttConnection
 
-from .conftest import (
-    LOOPBACK,
+from .helpers.feeders import (
     FeederFactory,
     boot_via_broker,
-    both_transports,
     provision_broker,
     wait_for_feeder,
-    wait_until_received,
 )
-from .mosquitto import HA_CLIENT_ID, Mosquitto
+from .helpers.mosquitto import HA_CLIENT_ID, Mosquitto
+from .helpers.ports import LOOPBACK
+from .helpers.schedules import ONE_MEAL_SEQUENCE, names_since, settle
+from .helpers.transports import both_transports, wait_until_received
 
 GW_A = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 UID_B = "smartfeeder-4b09fa082bbd"
@@ -148,7 +148,6 @@ async def test_broker_credentials_is_for_admins_only(
 
 @mqtt_only
 async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
-    hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     mosquitto: Mosquitto,
@@ -188,7 +187,6 @@ async def test_mosquitto_refuses_a_wrong_key_and_an_unknown_feeder(
 
 @mqtt_only
 async def test_a_feeder_is_kept_to_its_own_topics(
-    hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     mosquitto: Mosquitto,
@@ -245,7 +243,6 @@ async def test_a_feeder_is_kept_to_its_own_topics(
 
 @mqtt_only
 async def test_a_login_cannot_take_over_another_gateways_client_id(
-    hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     mosquitto: Mosquitto,
@@ -354,12 +351,12 @@ async def test_edit_lost_in_the_window_is_repaired_after_silence(
     assert [event["name"] for event in feeder.schedule] == ["FEED0", "FEED1"]
 
 
+@pytest.mark.usefixtures("mqtt_entry")
 @both_transports
 async def test_switching_transport_keeps_everything(
     hass: HomeAssistant,
     transport: str,
     mosquitto: Mosquitto,
-    mqtt_entry: MockConfigEntry,
     loaded_entry: MockConfigEntry,
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],
@@ -444,15 +441,8 @@ async def test_switching_transport_keeps_everything(
     )
     # The (re)connect delivers the clock and the whole schedule.
     await feeder.wait_for_command("schedule_mod_end", since=start)
-    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
-    await wait_until_received(feeder)
-    assert [c.command for c in feeder.commands[start:]] == [
-        "utc_offset",
-        "schedule_clear",
-        "schedule_mod_start",
-        "schedule_add",
-        "schedule_mod_end",
-    ]
+    await settle(hub, feeder)
+    assert names_since(feeder, start) == ONE_MEAL_SEQUENCE
     assert [(e["time"], e["portion"], e["active"]) for e in feeder.schedule] == [
         (25200, 0.25, True)
     ]

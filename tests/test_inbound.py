@@ -19,8 +19,8 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.transport.bundled import PUBLISH_TIMEOUT
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory
-from .transport.test_bundled_broker import RawClient, _packet
+from .helpers.feeders import FeederFactory
+from .helpers.raw_mqtt import RawClient, packet
 
 COMMAND_HID = "kemubcrdlsbqgbcnnchcrnbsdhuusbss"
 
@@ -104,7 +104,6 @@ async def raw_gateway(
 
 
 async def test_unknown_kind_is_logged_once_per_kind_and_gateway(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     deliveries: Deliveries,
@@ -132,9 +131,8 @@ async def test_unknown_kind_is_logged_once_per_kind_and_gateway(
     assert hub.state.feeders[second.device_hid].last_seen is not None
 
 
+@pytest.mark.usefixtures("hub")
 async def test_malformed_message_names_its_type(
-    hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
     deliveries: Deliveries,
     caplog: pytest.LogCaptureFixture,
@@ -180,7 +178,7 @@ async def test_api_request_is_answered_before_anything_else_happens(
 
     subscribe_id = 1000
     await client.send(
-        _packet(
+        packet(
             0x82,
             subscribe_id.to_bytes(2, "big")
             + len(topic := f"krs/api/stg/{gateway}").to_bytes(2, "big")
@@ -199,7 +197,7 @@ async def test_api_request_is_answered_before_anything_else_happens(
                 COMMAND_HID not in hub.confirmations.statuses
             )  # still nothing else done
             reply = body[4 + topic_length :]
-            await client.send(_packet(0x40, packet_id))
+            await client.send(packet(0x40, packet_id))
     assert json.loads(reply) == {
         "requestId": "GS-1",
         "eventName": "GatewayToServer_ApiRequest",

@@ -20,7 +20,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.protocol.ids import SECRET_KEY, hid_from_uid
 
-from .conftest import LOOPBACK, set_options
+from .helpers.options import set_options
+from .helpers.ports import LOOPBACK
 
 GW_UID = "smartfeeder-795ae773737d"
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
@@ -131,8 +132,9 @@ async def test_boot_sequence(
     assert hub.state.feeders[DEV_HID].gateway_hid == GW_HID
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_checkin_creates_unknown_gateway(
-    http: aiohttp.ClientSession, loaded_entry: MockConfigEntry
+    http: aiohttp.ClientSession,
 ) -> None:
     status, body, _ = await _call(
         http, "PUT", f"/api/v1/kronos/gateways/{GW_HID}/checkin"
@@ -331,9 +333,8 @@ async def test_http_heartbeat_and_error_report(
     assert "motor jam" in caplog.text
 
 
-async def test_https_site_serves_the_same_api(
-    loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
-) -> None:
+@pytest.mark.usefixtures("loaded_entry")
+async def test_https_site_serves_the_same_api(entry_data: dict[str, Any]) -> None:
     async with (
         aiohttp.ClientSession(
             base_url=f"https://{LOOPBACK}:{entry_data[CONF_HTTPS_PORT]}"

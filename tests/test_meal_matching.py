@@ -17,8 +17,9 @@ from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
-from .schedule_support import device_id, settle
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.feeding import feed_history
+from .helpers.schedules import settle
 
 
 async def feeder_with_meals(
@@ -67,95 +68,82 @@ async def dispense_at(
 async def history(
     hass: HomeAssistant, feeder: SimulatedFeeder
 ) -> list[tuple[str, Any]]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        "get_feed_history",
-        {"device_id": device_id(hass, feeder)},
-        blocking=True,
-        return_response=True,
-    )
-    assert response is not None
+    response = await feed_history(hass, feeder)
     rows: list[dict[str, Any]] = response["results"]  # type: ignore[assignment]
     return sorted((row["start"], row["meal"]) for row in rows)
 
 
-async def test_meals_either_side_of_midnight(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+@pytest.mark.parametrize(
+    ("zone", "meals", "dispenses", "expected"),
+    [
+        pytest.param(
+            # Two meals four minutes apart across midnight: each dispense is inside both
+            # windows, and each goes to its own meal and day. (Tokyo has no DST: any date
+            # will do.)
+            "Asia/Tokyo",
+            [("Late", "23:58"), ("Early", "00:02")],
+            [
+                ("2024-06-01T14:58:30+00:00", 9 * 3600),  # 23:58:30 on June 1st
+                ("2024-06-01T15:02:10+00:00", 9 * 3600),  # 00:02:10 on June 2nd
+                ("2024-06-02T14:58:00+00:00", 9 * 3600),  # 23:58 on June 2nd
+            ],
+            [
+                ("2024-06-01T14:58:30+00:00", "Late"),
+                ("2024-06-01T15:02:10+00:00", "Early"),
+                ("2024-06-02T14:58:00+00:00", "Late"),
+            ],
+            id="either_side_of_midnight",
+        ),
+        pytest.param(
+            # 2024-03-10: 02:00 CST becomes 03:00 CDT. The feeder's clock moves with the
+            # new offset.
+            "America/Chicago",
+            [("Night", "01:58"), ("Morning", "03:02"), ("Breakfast", "07:00")],
+            [
+                ("2024-03-10T07:58:00+00:00", -6 * 3600),  # 01:58 CST
+                ("2024-03-10T08:02:00+00:00", -5 * 3600),  # 03:02 CDT, 4 minutes later
+                ("2024-03-10T12:00:00+00:00", -5 * 3600),  # 07:00 CDT
+            ],
+            [
+                ("2024-03-10T07:58:00+00:00", "Night"),
+                ("2024-03-10T08:02:00+00:00", "Morning"),
+                ("2024-03-10T12:00:00+00:00", "Breakfast"),
+            ],
+            id="on_the_day_dst_starts",
+        ),
+        pytest.param(
+            # 2024-11-03: 02:00 CDT becomes 01:00 CST, so 01:30 comes twice. The meal is at
+            # the first 01:30; a dispense at the second (a feeder whose clock went back) is
+            # no meal.
+            "America/Chicago",
+            [("Night", "01:30"), ("Breakfast", "07:00")],
+            [
+                ("2024-11-03T06:30:00+00:00", -5 * 3600),  # 01:30 CDT
+                ("2024-11-03T07:30:00+00:00", -6 * 3600),  # 01:30 CST, an hour later
+                ("2024-11-03T13:00:00+00:00", -6 * 3600),  # 07:00 CST
+            ],
+            [
+                ("2024-11-03T06:30:00+00:00", "Night"),
+                ("2024-11-03T07:30:00+00:00", None),
+                ("2024-11-03T13:00:00+00:00", "Breakfast"),
+            ],
+            id="on_the_day_dst_ends",
+        ),
+    ],
+)
+async def test_meals(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    zone: str,
+    meals: list[tuple[str, str]],
+    dispenses: list[tuple[str, int]],
+    expected: list[tuple[str, str | None]],
 ) -> None:
-    # Two meals four minutes apart across midnight: each dispense is inside both windows,
-    # and each goes to its own meal and day. (Tokyo has no DST: any date will do.)
-    feeder = await feeder_with_meals(
-        hass, hub, make_feeder, "Asia/Tokyo", [("Late", "23:58"), ("Early", "00:02")]
-    )
-    await dispense_at(
-        hub,
-        feeder,
-        [
-            ("2024-06-01T14:58:30+00:00", 9 * 3600),  # 23:58:30 on June 1st
-            ("2024-06-01T15:02:10+00:00", 9 * 3600),  # 00:02:10 on June 2nd
-            ("2024-06-02T14:58:00+00:00", 9 * 3600),  # 23:58 on June 2nd
-        ],
-    )
-    assert await history(hass, feeder) == [
-        ("2024-06-01T14:58:30+00:00", "Late"),
-        ("2024-06-01T15:02:10+00:00", "Early"),
-        ("2024-06-02T14:58:00+00:00", "Late"),
-    ]
-
-
-async def test_meals_on_the_day_dst_starts(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
-) -> None:
-    # 2024-03-10: 02:00 CST becomes 03:00 CDT. The feeder's clock moves with the new offset.
-    feeder = await feeder_with_meals(
-        hass,
-        hub,
-        make_feeder,
-        "America/Chicago",
-        [("Night", "01:58"), ("Morning", "03:02"), ("Breakfast", "07:00")],
-    )
-    await dispense_at(
-        hub,
-        feeder,
-        [
-            ("2024-03-10T07:58:00+00:00", -6 * 3600),  # 01:58 CST
-            ("2024-03-10T08:02:00+00:00", -5 * 3600),  # 03:02 CDT, four minutes later
-            ("2024-03-10T12:00:00+00:00", -5 * 3600),  # 07:00 CDT
-        ],
-    )
-    assert await history(hass, feeder) == [
-        ("2024-03-10T07:58:00+00:00", "Night"),
-        ("2024-03-10T08:02:00+00:00", "Morning"),
-        ("2024-03-10T12:00:00+00:00", "Breakfast"),
-    ]
-
-
-async def test_meals_on_the_day_dst_ends(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
-) -> None:
-    # 2024-11-03: 02:00 CDT becomes 01:00 CST, so 01:30 comes twice. The meal is at the
-    # first 01:30; a dispense at the second (a feeder whose clock went back) is no meal.
-    feeder = await feeder_with_meals(
-        hass,
-        hub,
-        make_feeder,
-        "America/Chicago",
-        [("Night", "01:30"), ("Breakfast", "07:00")],
-    )
-    await dispense_at(
-        hub,
-        feeder,
-        [
-            ("2024-11-03T06:30:00+00:00", -5 * 3600),  # 01:30 CDT
-            ("2024-11-03T07:30:00+00:00", -6 * 3600),  # 01:30 CST, an hour later
-            ("2024-11-03T13:00:00+00:00", -6 * 3600),  # 07:00 CST
-        ],
-    )
-    assert await history(hass, feeder) == [
-        ("2024-11-03T06:30:00+00:00", "Night"),
-        ("2024-11-03T07:30:00+00:00", None),
-        ("2024-11-03T13:00:00+00:00", "Breakfast"),
-    ]
+    """Each dispense goes to the meal of its day and window, whatever the clock did."""
+    feeder = await feeder_with_meals(hass, hub, make_feeder, zone, meals)
+    await dispense_at(hub, feeder, dispenses)
+    assert await history(hass, feeder) == expected
 
 
 @pytest.mark.parametrize("offset_minutes", [-6, 6])

@@ -28,26 +28,28 @@ from custom_components.petnet_feeder.monitor import (
     zone_issue_id,
 )
 
-from .conftest import FeederFactory, entity_id, wait_for_entity
-from .feeding_support import (
+from .helpers.entities import entity_id, wait_for_entity
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import (
+    AT_MORNING,
     BREAKFAST,
     BREAKFAST_TIME_S,
     CHICAGO,
     MISSED_AFTER_S,
     MORNING,
     add_breakfast,
-    add_meal,
+    add_second_breakfast,
     advance,
     breakfast_feeder,
+    chicago_feeder,
     commands_named,
-    device_id,
     feeding_events,
     heartbeat,
     issue_updates,
-    restart,
     start_fix_flow,
     submit_fix_flow,
 )
+from .helpers.restart import restart
 
 LATE_MORNING = BREAKFAST + dt.timedelta(hours=3)  # 10:00 CDT
 
@@ -58,8 +60,7 @@ def entry_options() -> dict[str, Any]:
     return {CONF_GRACE_MINUTES: 1}
 
 
-# The wall clock is frozen, the event loop's clock is not: sessions keep their keep-alive.
-pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+pytestmark = AT_MORNING
 
 
 @pytest.fixture
@@ -179,14 +180,7 @@ async def test_replayed_result_keeps_the_issue_a_later_meal_clears_it(
 ) -> None:
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
-    await add_meal(
-        hass,
-        hub,
-        feeder,
-        name="Second breakfast",
-        time="07:05",
-        portion=0.125,
-    )
+    await add_second_breakfast(hass, hub, feeder)
     feeder.skip_meals = {BREAKFAST_TIME_S}
     events = feeding_events(hub, feeder)
     await advance(hass, freezer, MISSED_AFTER_S, feeder)
@@ -222,14 +216,7 @@ async def test_a_later_miss_takes_over_the_issue(
     """One issue per feeder: it names the latest missed meal, and its fix feeds that one."""
     feeder = await breakfast_feeder(hass, hub, make_feeder)
     dev = feeder.device_hid
-    await add_meal(
-        hass,
-        hub,
-        feeder,
-        name="Second breakfast",
-        time="07:05",
-        portion=0.125,
-    )
+    await add_second_breakfast(hass, hub, feeder)
     feeder.skip_meals = {BREAKFAST_TIME_S, BREAKFAST_TIME_S + 5 * 60}
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)
@@ -375,8 +362,7 @@ async def test_meal_added_after_its_time_is_not_missed_today(
     make_feeder: FeederFactory,
 ) -> None:
     """At 10:00 a meal for 07:00 is added: today's 07:00 was never due, tomorrow's is."""
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     events = feeding_events(hub, feeder)
     start = len(feeder.commands)
@@ -417,8 +403,7 @@ async def test_late_added_meal_is_still_not_due_after_a_restart(
     hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     await add_breakfast(hass, hub, feeder)
     since = hub.state.feeders[dev].meal_since

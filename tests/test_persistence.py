@@ -19,7 +19,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 STIME = 1717243203
 
@@ -111,7 +111,6 @@ def test_meal_times_and_skips_survive_the_json_round_trip() -> None:
 
 
 async def test_a_new_key_is_on_disk_before_anything_else_happens(
-    hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
     hass_storage: dict[str, Any],

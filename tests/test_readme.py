@@ -16,20 +16,20 @@ from pytest_homeassistant_custom_component.common import async_mock_service
 from custom_components.petnet_feeder.const import CONF_GRACE_MINUTES, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_state
-from .feeding_support import (
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import (
+    AT_MORNING,
     BREAKFAST_TIME_S,
     MISSED_AFTER_S,
-    MORNING,
     advance,
     breakfast_feeder,
-    device_id,
     heartbeat,
 )
 
 README = Path(__file__).parent.parent / "README.md"
 
-pytestmark = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+pytestmark = AT_MORNING
 
 
 @pytest.fixture
@@ -60,8 +60,9 @@ async def notifications(hass: HomeAssistant) -> list[ServiceCall]:
     return calls
 
 
+@pytest.mark.usefixtures("notifications")
 async def test_readme_automations_are_valid(
-    hass: HomeAssistant, notifications: list[ServiceCall]
+    hass: HomeAssistant,
 ) -> None:
     names = [
         state.attributes.get("friendly_name")
@@ -119,9 +120,9 @@ async def test_missed_meal_notifies_once_and_not_on_a_reload(
     assert len(notifications) == 1
 
 
+@pytest.mark.usefixtures("hub")
 async def test_low_hopper_notifies(
     hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
     notifications: list[ServiceCall],
 ) -> None:

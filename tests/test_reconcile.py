@@ -170,6 +170,12 @@ class Harness:
         async with asyncio.timeout(WAIT):
             await self.sender.entered.wait()
 
+    async def held_at(self, command: str, reason: str = "edit") -> None:
+        """Start a sync and wait until it hangs sending ``command``."""
+        self.sender.hold(command)
+        self.r.request(reason)
+        await self.blocked()
+
 
 @pytest.fixture
 async def make() -> AsyncIterator[Callable[..., Harness]]:
@@ -227,9 +233,7 @@ async def test_ten_triggers_during_a_sync_give_one_follow_up(
     make: Callable[..., Harness],
 ) -> None:
     h = make()
-    h.sender.hold("schedule_mod_start")
-    h.r.request("first")
-    await h.blocked()
+    await h.held_at("schedule_mod_start", "first")
     h.planner.meals = 3  # edited while the first sync runs
     for i in range(10):
         h.r.request(f"trigger {i}")
@@ -279,9 +283,7 @@ async def test_debounced_edits_during_a_sync_give_one_follow_up(
     make: Callable[..., Harness],
 ) -> None:
     h = make()
-    h.sender.hold("schedule_clear")
-    h.r.request("first")
-    await h.blocked()
+    await h.held_at("schedule_clear", "first")
     for _ in range(5):
         h.r.request("edit", debounce=True)
     h.planner.meals = 4
@@ -326,9 +328,7 @@ async def test_disconnect_mid_sync_then_reconnect_restarts(
     make: Callable[..., Harness], order: str
 ) -> None:
     h = make()
-    h.sender.hold("schedule_mod_start")
-    h.r.request("edit")
-    await h.blocked()
+    await h.held_at("schedule_mod_start")
     assert h.sender.names == ["utc_offset", "schedule_clear"]
 
     h.link_up = False
@@ -362,9 +362,7 @@ async def test_disconnect_mid_sync_then_reconnect_restarts(
 
 async def test_connected_restarts_a_running_sync(make: Callable[..., Harness]) -> None:
     h = make()
-    h.sender.hold("schedule_mod_start")
-    h.r.request("edit")
-    await h.blocked()
+    await h.held_at("schedule_mod_start")
     h.sender.sent.clear()
     h.sender.block_on = None  # the new sync must not block
     h.r.connected()  # a new session without a disconnected() before it
@@ -426,11 +424,19 @@ async def test_failure_state_and_requests_wait_for_backoff(
     assert not h.r.pending and own_timers(h.r) == []
 
 
-async def test_hash_rate_limit(make: Callable[..., Harness]) -> None:
+async def after_a_hash_sync(
+    make: Callable[..., Harness],
+) -> tuple[list[float], Harness]:
+    """A sync a hash asked for has run; the hash rate limit is 300 s on a clock at now[0]."""
     now = [1000.0]
     h = make(clock=lambda: now[0], hash_min_interval_s=300)
     assert h.r.request_from_hash()
     await h.idle()
+    return now, h
+
+
+async def test_hash_rate_limit(make: Callable[..., Harness]) -> None:
+    now, h = await after_a_hash_sync(make)
     now[0] += 300
     assert h.r.request_from_hash()
     await h.idle()
@@ -441,10 +447,7 @@ async def test_hash_rate_limit(make: Callable[..., Harness]) -> None:
 async def test_hash_request_held_back_by_the_rate_limit_runs_later(
     make: Callable[..., Harness],
 ) -> None:
-    now = [1000.0]
-    h = make(clock=lambda: now[0], hash_min_interval_s=300)
-    assert h.r.request_from_hash()
-    await h.idle()
+    now, h = await after_a_hash_sync(make)
     now[0] += 299.95  # 50 ms of the interval left
     assert not h.r.request_from_hash("empty hash")
     assert not h.r.request_from_hash("empty hash")  # still one deferred request
@@ -464,10 +467,7 @@ async def test_hash_request_held_back_by_the_rate_limit_runs_later(
 async def test_async_stop_cancels_a_deferred_hash_request(
     make: Callable[..., Harness],
 ) -> None:
-    now = [1000.0]
-    h = make(clock=lambda: now[0], hash_min_interval_s=300)
-    assert h.r.request_from_hash()
-    await h.idle()
+    now, h = await after_a_hash_sync(make)
     assert not h.r.request_from_hash()
     assert own_timers(h.r)
     await h.r.async_stop()
@@ -476,9 +476,7 @@ async def test_async_stop_cancels_a_deferred_hash_request(
 
 async def test_plan_is_called_fresh_per_attempt(make: Callable[..., Harness]) -> None:
     h = make(retry_initial_s=0.01)
-    h.sender.hold("schedule_add")
-    h.r.request("edit")
-    await h.blocked()
+    await h.held_at("schedule_add")
     h.planner.meals = 3  # an edit between attempts
     h.sender.release(error=TimeoutError("no PUBACK"))
     await h.idle()
@@ -526,9 +524,7 @@ async def test_async_stop_cancels_sync_and_debounce(
 ) -> None:
     before = asyncio.all_tasks()
     h = make(debounce_s=3600)
-    h.sender.hold("schedule_clear")
-    h.r.request("edit")
-    await h.blocked()
+    await h.held_at("schedule_clear")
     h.r.request("edit", debounce=True)  # a debounce waiting behind the running sync
     assert h.r.running and own_timers(h.r)
     assert len(asyncio.all_tasks() - before) == 1
@@ -553,9 +549,7 @@ async def test_async_stop_during_disconnect_left_no_task(
 ) -> None:
     before = asyncio.all_tasks()
     h = make()
-    h.sender.hold("schedule_clear")
-    h.r.request("edit")
-    await h.blocked()
+    await h.held_at("schedule_clear")
     h.link_up = False
     h.r.disconnected()  # the cancelled run may still be unwinding
     await h.r.async_stop()

@@ -15,10 +15,10 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 
 from custom_components.petnet_feeder.const import DOMAIN
-from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory, entity_id, wait_for_entity, wait_for_state
-from .feeding_support import CHICAGO, device_id
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeding import chicago_feeder
 
 
 # The recorder's database must be prepared before hass exists: the autouse fixtures (which
@@ -38,14 +38,13 @@ def isolated_config_dir(
     hass.config.config_dir = str(tmp_path)
 
 
+@pytest.mark.usefixtures("hub")
 async def test_unrecorded_attributes_stay_out_of_the_history(
     hass: HomeAssistant,
-    hub: PetnetHub,
     make_feeder: FeederFactory,
 ) -> None:
     start = dt_util.utcnow() - timedelta(seconds=1)
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     dev = feeder.device_hid
     event = await wait_for_entity(hass, "event", dev, "feeding")
     await hass.services.async_call(

@@ -21,7 +21,8 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.tls import ensure_certificate
 
-from .conftest import FeederFactory, wait_for_entity, wait_for_feeder
+from .helpers.entities import wait_for_entity
+from .helpers.feeders import FeederFactory, wait_for_feeder
 
 GW_HID = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"

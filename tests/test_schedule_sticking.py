@@ -18,8 +18,8 @@ from custom_components.petnet_feeder.schedule_sync import (
     not_sticking_issue_id,
 )
 
-from .conftest import FeederFactory
-from .schedule_support import names_since, settle, with_meals
+from .helpers.feeders import FeederFactory
+from .helpers.schedules import names_since, settle, with_meals
 
 BASE_INTERVAL_S = 0.05
 

@@ -21,24 +21,20 @@ import voluptuous as vol
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.schedule_sync import schedule_entries
+from feeder_sim import SimulatedFeeder
 
-from .conftest import (
-    FeederFactory,
-    both_transports,
-    bundled_only,
-    entity_id,
-    wait_for_entity,
-    wait_for_feeder,
-    wait_for_state,
-)
-from .schedule_support import (
+from .helpers.entities import entity_id, wait_for_entity, wait_for_state
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
+from .helpers.feeding import chicago_feeder
+from .helpers.schedules import (
     FIRMWARES,
     add_two_meals,
-    device_id,
     hold_command,
     names_since,
     settle,
+    with_meals,
 )
+from .helpers.transports import both_transports, bundled_only
 
 pytestmark = both_transports
 
@@ -94,6 +90,21 @@ async def test_edits_reach_the_feeder(
     assert last_sync.state not in ("unknown", "unavailable")
 
 
+async def synced_two_meals(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    firmware: str,
+    sequence: list[str],
+) -> SimulatedFeeder:
+    """A feeder of ``firmware`` that was sent HA's two meals by a sync ending in sequence."""
+    feeder = await make_feeder(firmware=firmware)
+    await add_two_meals(hass, feeder)
+    await feeder.wait_for_command(sequence[-1])
+    await settle(hub, feeder)
+    return feeder
+
+
 @FIRMWARES
 async def test_reboot_restores_the_schedule(
     hass: HomeAssistant,
@@ -102,10 +113,7 @@ async def test_reboot_restores_the_schedule(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     held = feeder.schedule
     assert len(held) == 2
 
@@ -132,10 +140,7 @@ async def test_checkin_before_mqtt_syncs_after_connect(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     problem = entity_id(hass, "binary_sensor", feeder.device_hid, "schedule_sync")
     await wait_for_state(hass, problem, lambda s: s.state == STATE_OFF)
     await feeder.disconnect()
@@ -162,10 +167,7 @@ async def test_ten_triggers_give_one_sync_and_at_most_one_follow_up(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     reconciler = hub.sync.reconciler(feeder.device_hid)
     started = reconciler.syncs_started
     start = len(feeder.commands)
@@ -191,10 +193,7 @@ async def test_session_dropped_mid_sync_restarts_after_reconnect(
     firmware: str,
     sequence: list[str],
 ) -> None:
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     # The session drops while the schedule's first command waits for its PUBACK.
     held, dropped = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
     start = len(feeder.commands)
@@ -229,10 +228,7 @@ async def test_a_feed_during_a_sync_goes_out_between_two_of_its_commands(
     sequence: list[str],
 ) -> None:
     """The feeder handles one command at a time: a feed waits for the one in flight only."""
-    feeder = await make_feeder(firmware=firmware)
-    await add_two_meals(hass, feeder)
-    await feeder.wait_for_command(sequence[-1])
-    await settle(hub, feeder)
+    feeder = await synced_two_meals(hass, hub, make_feeder, firmware, sequence)
     held, release = hold_command(monkeypatch, hub, feeder.gateway_hid, sequence[1])
     start = len(feeder.commands)
     hub.actions.sync_schedule(feeder.device_hid)
@@ -264,8 +260,7 @@ async def test_dst_change_resends_utc_offset(
     make_feeder: FeederFactory,
 ) -> None:
     freezer = before_dst_change
-    await hass.config.async_set_time_zone("America/Chicago")
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     await settle(hub, feeder)
     assert feeder.utc_offset == -18000
     start = len(feeder.commands)
@@ -292,7 +287,7 @@ async def test_dst_change_resends_utc_offset(
 
 
 async def test_empty_feeder_keeps_its_own_schedule_until_ha_has_one(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
     await settle(hub, feeder)
@@ -330,8 +325,7 @@ async def test_bad_schedule_input_changes_nothing(
     service: str,
     data: dict[str, Any],
 ) -> None:
-    feeder = await make_feeder()
-    await add_two_meals(hass, feeder)
+    feeder = await with_meals(hass, hub, make_feeder)
     before = list(hub.state.feeders[feeder.device_hid].meals)
     # Refused by the action's schema (vol.Invalid) or, with a translated message saying
     # what is accepted, by the schedule (ServiceValidationError).

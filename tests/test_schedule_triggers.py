@@ -27,28 +27,22 @@ from custom_components.petnet_feeder.schedule_sync import (
 )
 from feeder_sim import SimulatedFeeder
 
-from .conftest import (
-    FeederFactory,
-    boot_via_broker,
-    both_transports,
-    bundled_only,
-    entity_id,
-    wait_for_feeder,
-    wait_for_state,
-)
-from .mosquitto import Mosquitto
-from .schedule_support import (
+from .helpers.calendar import get_events
+from .helpers.entities import entity_id, wait_for_state
+from .helpers.feeders import FeederFactory, boot_via_broker, device_id, wait_for_feeder
+from .helpers.feeding import chicago_feeder
+from .helpers.mosquitto import Mosquitto
+from .helpers.schedules import (
     FIRMWARES,
     LEGACY_SEQUENCE,
     NEW_SEQUENCE,
     add_two_meals,
-    device_id,
     hold_command,
     names_since,
     settle,
     with_meals,
 )
-from .test_calendar import get_events
+from .helpers.transports import both_transports, bundled_only
 
 pytestmark = both_transports
 
@@ -393,8 +387,7 @@ async def test_skipping_twice_skips_both_occurrences(
     make_feeder: FeederFactory,
 ) -> None:
     freezer = early_morning
-    await hass.config.async_set_time_zone("America/Chicago")
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
     dev = device_id(hass, feeder)
     await hass.services.async_call(

@@ -29,11 +29,13 @@ from custom_components.petnet_feeder.const import (
     STORAGE_KEY,
 )
 
-from .conftest import LOOPBACK, FeederFactory
+from .helpers.feeders import FeederFactory
+from .helpers.ports import LOOPBACK
 
 
+@pytest.mark.usefixtures("loaded_entry")
 async def test_certificate_lives_beside_the_store_not_in_its_place(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
+    hass: HomeAssistant,
 ) -> None:
     # The store is the file .storage/<STORAGE_KEY>; a folder of that name would break every save.
     cert_dir = Path(hass.config.path(".storage", CERT_DIR_NAME))

@@ -160,9 +160,8 @@ async def _handshake(
         await server.wait_closed()
 
 
-async def test_negotiates_tls_12_or_newer(
-    socket_enabled: None, pair: tuple[Path, Path]
-) -> None:
+@pytest.mark.usefixtures("socket_enabled")
+async def test_negotiates_tls_12_or_newer(pair: tuple[Path, Path]) -> None:
     context = server_ssl_context(*pair)
     version, _cipher = await _handshake(context, _client_context())
     assert version == "TLSv1.3"
@@ -176,12 +175,11 @@ async def test_negotiates_tls_12_or_newer(
     assert (version, cipher) == ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
 
 
+@pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.filterwarnings(
     "ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning"
 )
-async def test_refuses_tls_older_than_12(
-    socket_enabled: None, pair: tuple[Path, Path]
-) -> None:
+async def test_refuses_tls_older_than_12(pair: tuple[Path, Path]) -> None:
     context = server_ssl_context(*pair)
     client = _client_context(maximum=ssl.TLSVersion.TLSv1_1)
     client.set_ciphers("ALL:@SECLEVEL=0")

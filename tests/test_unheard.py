@@ -22,8 +22,9 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import missed_issue_id
 
-from .conftest import FeederFactory, entity_id, wait_for_feeder
-from .feeding_support import (
+from .helpers.entities import entity_id
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import (
     BREAKFAST,
     MORNING,
     breakfast_feeder,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import dataclass
 import json
 import ssl
 import time
@@ -20,8 +21,8 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.protocol.ids import hid_from_uid
 
-from ..conftest import LOOPBACK
-from .conftest import ATTACKER_UID, GOOD_UID, Arena
+from ..helpers.arena import ATTACKER_UID, GOOD_UID, Arena
+from ..helpers.ports import LOOPBACK
 
 # Short enough to keep the slow-loris tests quick, long enough for the feeders' own requests.
 TIMEOUT = 1.0
@@ -61,14 +62,12 @@ async def call(
         return response.status, decoded, response
 
 
+@dataclass
 class RawHttp:
     """A bare connection to the Kronos site, for what a well-behaved client never does."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
 
     @classmethod
     async def open(cls, arena: Arena, *, tls: bool = False) -> RawHttp:

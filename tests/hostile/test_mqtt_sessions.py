@@ -8,7 +8,7 @@ import pytest
 
 from feeder_sim import ids as sim_ids
 
-from .conftest import Arena
+from ..helpers.arena import Arena
 
 REFUSED = 5
 GOOD_GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"

@@ -6,7 +6,7 @@ import pytest
 
 from feeder_sim import ids as sim_ids, telemetry
 
-from .conftest import FEED_STIME, Arena
+from ..helpers.arena import Arena, manual_feed_result
 
 SUBACK_FAILURE = 0x80
 PINGREQ = b"\xc0\x00"
@@ -16,18 +16,8 @@ async def test_publish_to_another_gateways_topics_is_dropped(arena: Arena) -> No
     good, attacker = arena.good, arena.attacker
     raw = await arena.raw_attacker()
     forged = telemetry.encode(
-        telemetry.feed_result(
-            good.device_hid,
-            stime=FEED_STIME + 600,
-            etime=FEED_STIME + 604,
-            expected_g=32,
-            actual_g=30,
-            hopper_start=50,
-            hopper_end=49,
-            src=4,
-            rid="E0000001",
-            fail=False,
-            err="",
+        manual_feed_result(
+            good.device_hid, after_s=600, actual_g=30, hopper_end=49, fail=False, err=""
         )
     )
     await raw.publish(sim_ids.telemetry_topic(good.gateway_hid), forged)

@@ -12,7 +12,7 @@ import pytest
 from custom_components.petnet_feeder.const import MAX_FEEDERS_PER_GATEWAY
 from feeder_sim import SimulatedFeeder, ids as sim_ids, telemetry
 
-from .conftest import FEED_STIME, Arena
+from ..helpers.arena import FEED_STIME, Arena, manual_feed_result
 
 type Build = Callable[[SimulatedFeeder], bytes]
 
@@ -37,6 +37,14 @@ def _feed(**fields: Any) -> Build:
     }
     return lambda f: _json(
         {"_|deviceHid": f.device_hid, "s|msg_type": "feed_result", **base, **fields}
+    )
+
+
+def _raw_sensor(fields: bytes) -> Build:
+    """A sensor message with ``fields`` as they are (no JSON encoder would write them)."""
+    return lambda f: (
+        b'{"_|deviceHid": "%s", "s|msg_type": "sensor", %s}'
+        % (f.device_hid.encode(), fields)
     )
 
 
@@ -136,26 +144,11 @@ CASES: dict[str, Case] = {
         may_change=("history",),
         check=_history_starts(NEW_FEED, OLD_FEED),
     ),
-    "sensor-nan": Case(
-        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": NaN}'
-        % f.device_hid.encode()
-    ),
-    "sensor-infinity": Case(
-        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": Infinity}'
-        % f.device_hid.encode()
-    ),
-    "sensor-minus-infinity": Case(
-        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "i|rssi": -Infinity}'
-        % f.device_hid.encode()
-    ),
-    "sensor-1e999": Case(
-        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": 1e999}'
-        % f.device_hid.encode()
-    ),
-    "sensor-huge-integer": Case(
-        lambda f: b'{"_|deviceHid": "%s", "s|msg_type": "sensor", "f|voltage": %s}'
-        % (f.device_hid.encode(), b"9" * 5000)
-    ),
+    "sensor-nan": Case(_raw_sensor(b'"f|voltage": NaN')),
+    "sensor-infinity": Case(_raw_sensor(b'"f|voltage": Infinity')),
+    "sensor-minus-infinity": Case(_raw_sensor(b'"i|rssi": -Infinity')),
+    "sensor-1e999": Case(_raw_sensor(b'"f|voltage": 1e999')),
+    "sensor-huge-integer": Case(_raw_sensor(b'"f|voltage": ' + b"9" * 5000)),
     "unknown-msg-type": Case(_msg("self_destruct", **{"i|countdown": 10})),
     "msg-type-10kb": Case(_msg("x" * 10240)),
     "feed-result-without-times": Case(
@@ -240,18 +233,8 @@ async def test_reports_for_another_gateways_feeder_are_dropped(
     payload = {
         "hb": telemetry.heartbeat(victim),
         "sensor": telemetry.sensor(victim, voltage_mv=3500, rssi=1),
-        "feed_result": telemetry.feed_result(
-            victim,
-            stime=FEED_STIME + 7200,
-            etime=FEED_STIME + 7204,
-            expected_g=32,
-            actual_g=0,
-            hopper_start=1,
-            hopper_end=0,
-            src=4,
-            rid="E0000001",
-            fail=True,
-            err="jam",
+        "feed_result": manual_feed_result(
+            victim, after_s=7200, actual_g=0, hopper_end=0, fail=True, err="jam"
         ),
         # An empty hash would make the victim's schedule be sent again and again.
         "empty-hash": telemetry.schedule_hash(victim, ""),

@@ -10,7 +10,9 @@ import pytest
 
 from feeder_sim import KronosError, SimulatedFeeder
 
-from .conftest import BrokerInfo, FakeKronos, FakeServer
+from ..helpers.sim_peers import BrokerInfo, FakeKronos, FakeServer
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 GW = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 DEV = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
@@ -21,13 +23,12 @@ def header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
 
 
 async def test_boot_sequence_http_side(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     kronos: FakeKronos,
     broker: BrokerInfo,
     server: FakeServer,
 ) -> None:
-    feeder = make_feeder(uid="smartfeeder-795ae773737d")
+    feeder = make_sim_feeder(uid="smartfeeder-795ae773737d")
     assert feeder.api_key is None
     await feeder.boot()
 
@@ -83,14 +84,13 @@ async def test_boot_sequence_http_side(
 
 
 async def test_boot_without_registration_checks_in_with_held_hid(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     kronos: FakeKronos,
     broker: BrokerInfo,
     server: FakeServer,
 ) -> None:
     held_gw = "6ec68eb4" + "0" * 28 + "1abc"  # a hid the real cloud gave, not sha1(uid)
-    feeder = make_feeder(
+    feeder = make_sim_feeder(
         register=False, firmware="1.4.4", gateway_hid=held_gw, device_hid="d" * 40
     )
     await feeder.boot()
@@ -105,7 +105,7 @@ async def test_boot_without_registration_checks_in_with_held_hid(
 
 
 async def test_boot_over_tls_without_verification(
-    socket_enabled: None, kronos_tls: FakeKronos, broker: BrokerInfo, server: FakeServer
+    kronos_tls: FakeKronos, broker: BrokerInfo, server: FakeServer
 ) -> None:
     feeder = SimulatedFeeder(
         uid="smartfeeder-0123456789ab",
@@ -125,9 +125,9 @@ async def test_boot_over_tls_without_verification(
 
 
 async def test_config_for_unknown_gateway_fails_boot(
-    socket_enabled: None, make_feeder: Callable[..., SimulatedFeeder]
+    make_sim_feeder: Callable[..., SimulatedFeeder],
 ) -> None:
-    feeder = make_feeder()
+    feeder = make_sim_feeder()
     with pytest.raises(KronosError) as err:
         await feeder.fetch_config()
     assert err.value.status == 400
@@ -136,9 +136,7 @@ async def test_config_for_unknown_gateway_fails_boot(
         await feeder.connect()
 
 
-async def test_unreachable_server_raises_without_retry(
-    socket_enabled: None, broker: BrokerInfo
-) -> None:
+async def test_unreachable_server_raises_without_retry(broker: BrokerInfo) -> None:
     feeder = SimulatedFeeder(
         uid="smartfeeder-aaaaaaaaaaaa",
         kronos_url="http://127.0.0.1:9",

@@ -6,10 +6,14 @@ from collections.abc import Callable
 import json
 import time
 
+import pytest
+
 from feeder_sim import SimulatedFeeder
 from feeder_sim.schedule import schedule_md5
 
-from .conftest import FakeServer, envelope
+from ..helpers.sim_peers import FakeServer, envelope
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 FEED_RESULT_KEYS = [
     "_|deviceHid", "s|msg_type", "i|stime", "i|etime", "i|pour", "i|full", "f|e_g", "f|a_g",
@@ -34,19 +38,18 @@ def check_types(message: dict[str, object]) -> None:
 
 
 async def booted(
-    make_feeder: Callable[..., SimulatedFeeder], **kwargs: object
+    make_sim_feeder: Callable[..., SimulatedFeeder], **kwargs: object
 ) -> SimulatedFeeder:
-    feeder = make_feeder(**kwargs)
+    feeder = make_sim_feeder(**kwargs)
     await feeder.boot()
     return feeder
 
 
 async def test_heartbeat_and_sensor_payloads(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     await feeder.send_heartbeat()
     await feeder.send_sensor()
     await feeder.send_sensor(voltage_mv=3900, usb=0, chg=1, ir=1, rssi=-61)
@@ -70,11 +73,10 @@ async def test_heartbeat_and_sensor_payloads(
 
 
 async def test_background_heartbeats_and_sensors(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = make_feeder(heartbeat_interval=0.02, sensor_interval=0.02, seed=1)
+    feeder = make_sim_feeder(heartbeat_interval=0.02, sensor_interval=0.02, seed=1)
     await feeder.start()
     await server.wait_telemetry("hb", count=3)
     sensors = await server.wait_telemetry("sensor", count=3)
@@ -85,11 +87,10 @@ async def test_background_heartbeats_and_sensors(
 
 
 async def test_feed_command_reports_feed_result(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, g_per_tbsp=8.0)
+    feeder = await booted(make_sim_feeder, g_per_tbsp=8.0)
     before = int(time.time())
     await server.send(feeder, "feed", {"portion": 0.0625})
     (command,) = await feeder.wait_for_command("feed")
@@ -134,11 +135,10 @@ async def test_feed_command_reports_feed_result(
 
 
 async def test_button_and_utc_offset_commands(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     pressed = await feeder.feed_now_via_button()
     assert pressed is not None
     assert (pressed["i|src"], pressed["f|e_g"]) == (5, 8.0)
@@ -157,11 +157,10 @@ async def test_button_and_utc_offset_commands(
 
 
 async def test_legacy_schedule_command(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, firmware="2.3.2")
+    feeder = await booted(make_sim_feeder, firmware="2.3.2")
     events = [
         {
             "active": True,
@@ -197,14 +196,21 @@ SPEC_SYNC = [
 ]
 
 
-async def test_new_api_schedule_sync_from_the_spec(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
-    server: FakeServer,
-) -> None:
-    feeder = await booted(make_feeder, uid="smartfeeder-795ae773737d")
+async def synced_from_the_spec(
+    make_sim_feeder: Callable[..., SimulatedFeeder], server: FakeServer
+) -> SimulatedFeeder:
+    """A booted feeder sent the spec's schedule sync (its commands may still be arriving)."""
+    feeder = await booted(make_sim_feeder, uid="smartfeeder-795ae773737d")
     for raw in SPEC_SYNC:
         await server.send_raw(feeder, raw)
+    return feeder
+
+
+async def test_new_api_schedule_sync_from_the_spec(
+    make_sim_feeder: Callable[..., SimulatedFeeder],
+    server: FakeServer,
+) -> None:
+    feeder = await synced_from_the_spec(make_sim_feeder, server)
     commands = await feeder.wait_for_command(count=6)
     assert [c.command for c in commands] == [
         "utc_offset", "schedule_clear", "schedule_mod_start", "schedule_add", "schedule_add", "schedule_mod_end",
@@ -218,11 +224,10 @@ async def test_new_api_schedule_sync_from_the_spec(
 
 
 async def test_incomplete_new_api_sequence_keeps_what_was_added(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     event = {
         "active": True,
         "automatic": True,
@@ -245,11 +250,10 @@ async def test_incomplete_new_api_sequence_keeps_what_was_added(
 
 
 async def test_envelope_violations_are_recorded(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, firmware="2.8.0")
+    feeder = await booted(make_sim_feeder, firmware="2.8.0")
     dev = feeder.device_hid
     bad = json.loads(envelope(dev, "feed", {"portion": 0.0625}))
     await server.send_raw(
@@ -302,13 +306,10 @@ async def test_envelope_violations_are_recorded(
 
 
 async def test_reboot_wipes_schedule_and_reports_empty_hash(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, uid="smartfeeder-795ae773737d")
-    for raw in SPEC_SYNC:
-        await server.send_raw(feeder, raw)
+    feeder = await synced_from_the_spec(make_sim_feeder, server)
     await feeder.wait_for_command("schedule_mod_end")
     await feeder.send_hash()
     assert feeder.local_md5 != ""

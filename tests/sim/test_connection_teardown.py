@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from feeder_sim import SimulatedFeeder
 
+from ..helpers.sim_peers import FakeServer
 from ..helpers.tasks import packet_tasks_done, unretrieved_task_failures
-from .conftest import FakeServer
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
 async def test_drop_while_a_puback_waits_to_be_sent(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = make_feeder()
+    feeder = make_sim_feeder()
     await feeder.boot()
     assert feeder._conn is not None
     protocol_handler = feeder._conn._client._handler

@@ -13,23 +13,24 @@ import pytest
 from feeder_sim import Fleet, SimulatedFeeder, run_fleet, uid_for_index
 from feeder_sim.__main__ import build_parser, run
 
-from .conftest import BrokerInfo, FakeKronos, FakeServer
+from ..helpers.sim_peers import BrokerInfo, FakeKronos, FakeServer
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
 async def booted(
-    make_feeder: Callable[..., SimulatedFeeder], **kwargs: object
+    make_sim_feeder: Callable[..., SimulatedFeeder], **kwargs: object
 ) -> SimulatedFeeder:
-    feeder = make_feeder(**kwargs)
+    feeder = make_sim_feeder(**kwargs)
     await feeder.boot()
     return feeder
 
 
 async def test_api_request_round_trip(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     uri = "/api/v1/core/events/kemubcrdlsbqgbcnnchcrnbsdhuusbss/received"
     reply = await feeder.api_request(uri)
     request = next(
@@ -58,11 +59,10 @@ async def test_api_request_round_trip(
 
 
 async def test_unanswered_api_request_times_out(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     server.answer_api = False
     with pytest.raises(TimeoutError):
         await feeder.api_request("/api/v1/kronos/gateways/x/checkin", timeout=0.1)
@@ -70,11 +70,10 @@ async def test_unanswered_api_request_times_out(
 
 
 async def test_command_status_reports(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, report_command_status=True)
+    feeder = await booted(make_sim_feeder, report_command_status=True)
     await server.send(feeder, "utc_offset", {"utc_offset": 3600}, hid="a" * 32)
     await feeder.wait_for_command("utc_offset")
     uris = [
@@ -89,13 +88,12 @@ async def test_command_status_reports(
     assert feeder.protocol_errors == []
 
 
+@pytest.mark.usefixtures("broker")
 async def test_drop_and_reconnect(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
-    broker: BrokerInfo,
 ) -> None:
-    feeder = await booted(make_feeder)
+    feeder = await booted(make_sim_feeder)
     await feeder.drop()
     assert not feeder.connected
     await feeder.connect()
@@ -106,11 +104,10 @@ async def test_drop_and_reconnect(
 
 
 async def test_started_feeder_reconnects_after_connection_loss(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = make_feeder(retry_delay=0.01)
+    feeder = make_sim_feeder(retry_delay=0.01)
     await feeder.start()
     assert feeder._conn is not None
     await feeder._conn.abort()  # the network goes away under the feeder
@@ -120,11 +117,10 @@ async def test_started_feeder_reconnects_after_connection_loss(
 
 
 async def test_run_due_meals_on_the_feeder_clock(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
-    feeder = await booted(make_feeder, g_per_tbsp=8.0)
+    feeder = await booted(make_sim_feeder, g_per_tbsp=8.0)
     dev16 = feeder.device_hid[:16]
     feeder.schedule = [
         {"active": True, "automatic": True, "feeding_id": f"{dev16}_feed1_7:00AM", "name": "FEED0", "portion": 0.25, "reminder": True, "time": 25200},
@@ -171,12 +167,11 @@ async def test_run_due_meals_on_the_feeder_clock(
 
 
 async def test_stop_leaves_no_tasks(
-    socket_enabled: None,
-    make_feeder: Callable[..., SimulatedFeeder],
+    make_sim_feeder: Callable[..., SimulatedFeeder],
     server: FakeServer,
 ) -> None:
     before = asyncio.all_tasks()
-    feeder = make_feeder(
+    feeder = make_sim_feeder(
         heartbeat_interval=0.01, sensor_interval=0.01, report_command_status=True
     )
     await feeder.start(run_schedule=True)
@@ -202,7 +197,7 @@ async def test_stop_leaves_no_tasks(
 
 
 async def test_fleet(
-    socket_enabled: None, kronos: FakeKronos, broker: BrokerInfo, server: FakeServer
+    kronos: FakeKronos, broker: BrokerInfo, server: FakeServer
 ) -> None:
     fleet = await run_fleet(
         3,
@@ -231,7 +226,6 @@ async def test_fleet(
 
 
 async def test_cli_runs_fleet_until_stopped(
-    socket_enabled: None,
     kronos: FakeKronos,
     broker: BrokerInfo,
     server: FakeServer,

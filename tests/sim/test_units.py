@@ -11,6 +11,8 @@ from feeder_sim.ids import device_uid_for, hid_for_uid, uid_for_index
 from feeder_sim.schedule import HeldSchedule, schedule_md5, validate_event
 from feeder_sim.versions import parse_version, uses_new_schedule_api
 
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
 DEV = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 
 

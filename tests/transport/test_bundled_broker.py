@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-import contextlib
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
 import socket
-import ssl
 import threading
 from typing import Any
 
@@ -39,28 +37,27 @@ from custom_components.petnet_feeder.transport.plugins import (
     PetnetTopicPlugin,
 )
 
+from ..helpers.ports import free_port
+from ..helpers.raw_mqtt import (
+    TIMEOUT,
+    RawClient,
+    client_tls_context,
+    mqtt_string,
+    packet,
+)
 from ..helpers.tasks import packet_tasks_done, unretrieved_task_failures
-from ..ports import free_port
 
 GW_A = "488533283e3f06ca4ae929fd01f50a9259dd393f"
 GW_B = "d9eae8344910399224153df53f12400ceb8c5707"
 GW_UNKNOWN = "c3d89400068631f8138a57286982bea94370693d"
 KEY_A = "a1" * 32
 KEY_B = "b2" * 32
-TIMEOUT = 10.0
 REFUSED = 5  # CONNACK "not authorised"
 SUBACK_FAILURE = 0x80
 
 
 def user(gateway_hid: str) -> str:
     return f"/pegasus:{gateway_hid}"
-
-
-def client_tls_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class FakeHandler:
@@ -248,121 +245,6 @@ def _set(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-def _mqtt_string(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return len(data).to_bytes(2, "big") + data
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    length = len(body)
-    encoded = bytearray()
-    while True:
-        digit, length = length % 128, length // 128
-        encoded.append(digit | (0x80 if length else 0))
-        if not length:
-            break
-    return bytes([first]) + bytes(encoded) + body
-
-
-class RawClient:
-    """Minimal MQTT 3.1.1 client over asyncio streams, for what paho will not send."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self._packet_id = 0
-
-    @classmethod
-    async def open(cls, port: int, *, tls: bool = False) -> RawClient:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_tls_context() if tls else None
-        )
-        return cls(reader, writer)
-
-    async def connect(
-        self,
-        client_id: str,
-        username: str | None,
-        password: str | None,
-        *,
-        keepalive: int = 60,
-        will: tuple[str, bytes] | None = None,
-    ) -> int:
-        flags = 0x02  # clean session
-        payload = _mqtt_string(client_id)
-        if will is not None:
-            flags |= 0x04 | 0x08 | 0x20  # will, will QoS 1, will retain
-            payload += _mqtt_string(will[0]) + _mqtt_string(will[1])
-        if username is not None:
-            flags |= 0x80
-            payload += _mqtt_string(username)
-        if password is not None:
-            flags |= 0x40
-            payload += _mqtt_string(password)
-        header = _mqtt_string("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big")
-        await self.send(_packet(0x10, header + payload))
-        first, body = await self.read_packet()
-        assert first == 0x20
-        return body[1]
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def read_packet(self) -> tuple[int, bytes]:
-        async with asyncio.timeout(TIMEOUT):
-            first = (await self.reader.readexactly(1))[0]
-            length, multiplier = 0, 1
-            while True:
-                digit = (await self.reader.readexactly(1))[0]
-                length += (digit & 0x7F) * multiplier
-                multiplier *= 128
-                if not digit & 0x80:
-                    break
-            return first, await self.reader.readexactly(length)
-
-    def _next_id(self) -> int:
-        self._packet_id += 1
-        return self._packet_id
-
-    async def publish(
-        self, topic: str, payload: bytes, *, wait_ack: bool = True
-    ) -> None:
-        """Publish at QoS 1 and wait for the PUBACK (which must be the next packet)."""
-        packet_id = self._next_id()
-        await self.send(
-            _packet(0x32, _mqtt_string(topic) + packet_id.to_bytes(2, "big") + payload)
-        )
-        if not wait_ack:
-            return
-        first, body = await self.read_packet()
-        assert (first, body) == (0x40, packet_id.to_bytes(2, "big"))
-
-    async def subscribe(self, topic_filter: str) -> int:
-        packet_id = self._next_id()
-        body = packet_id.to_bytes(2, "big") + _mqtt_string(topic_filter) + b"\x01"
-        await self.send(_packet(0x82, body))
-        first, body = await self.read_packet()
-        assert first == 0x90
-        assert body[:2] == packet_id.to_bytes(2, "big")
-        return body[2]
-
-    async def at_eof(self) -> bool:
-        """Wait for the broker to close the connection; True when it did."""
-        async with asyncio.timeout(TIMEOUT):
-            try:
-                return await self.reader.read(1) == b""
-            except ConnectionError:
-                return True
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(ConnectionError, ssl.SSLError):
-            await self.writer.wait_closed()
-
-
 @dataclass
 class Harness:
     transport: BundledBrokerTransport
@@ -407,6 +289,27 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ensure_certificate(tmp_path_factory.mktemp("tls"), "petnet.local")
 
 
+async def started_harness(
+    certificate: tuple[Path, Path],
+    transport_class: type[BundledBrokerTransport] = BundledBrokerTransport,
+    **kwargs: Any,
+) -> Harness:
+    """A transport started on free ports with gateways A and B, not yet connected to."""
+    handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
+    mqtt_port, mqtts_port = free_port(), free_port()
+    transport = transport_class(
+        handler,
+        host="127.0.0.1",
+        mqtt_port=mqtt_port,
+        mqtts_port=mqtts_port,
+        ssl_cert=certificate[0],
+        ssl_key=certificate[1],
+        **kwargs,
+    )
+    await transport.async_start()
+    return Harness(transport, handler, mqtt_port, mqtts_port)
+
+
 @pytest.fixture
 async def start_harness(
     socket_enabled: None, certificate: tuple[Path, Path]
@@ -418,19 +321,7 @@ async def start_harness(
         transport_class: type[BundledBrokerTransport] = BundledBrokerTransport,
         **kwargs: Any,
     ) -> Harness:
-        handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
-        mqtt_port, mqtts_port = free_port(), free_port()
-        transport = transport_class(
-            handler,
-            host="127.0.0.1",
-            mqtt_port=mqtt_port,
-            mqtts_port=mqtts_port,
-            ssl_cert=certificate[0],
-            ssl_key=certificate[1],
-            **kwargs,
-        )
-        await transport.async_start()
-        harness = Harness(transport, handler, mqtt_port, mqtts_port)
+        harness = await started_harness(certificate, transport_class, **kwargs)
         harnesses.append(harness)
         return harness
 
@@ -646,9 +537,9 @@ async def test_acknowledged_messages_survive_a_disconnect(harness: Harness) -> N
     """Whatever amqtt acknowledged before the client left must reach the hub (it acks on queueing)."""
     client = await harness.raw_session(GW_A)
     await harness.handler.wait_connected(GW_A)
-    topic = _mqtt_string(topics.telemetry_topic(GW_A))
+    topic = mqtt_string(topics.telemetry_topic(GW_A))
     burst = b"".join(
-        _packet(0x32, topic + packet_id.to_bytes(2, "big") + str(packet_id).encode())
+        packet(0x32, topic + packet_id.to_bytes(2, "big") + str(packet_id).encode())
         for packet_id in range(1, 501)
     )
     await client.send(burst + b"\xe0\x00")  # then DISCONNECT at once
@@ -677,13 +568,11 @@ async def test_a_flood_is_acknowledged_no_faster_than_it_is_delivered(
     """
     client = await harness.raw_session(GW_A)
     await harness.handler.wait_connected(GW_A)
-    topic = _mqtt_string(topics.telemetry_topic(GW_A))
+    topic = mqtt_string(topics.telemetry_topic(GW_A))
     total = 2000
     await client.send(
         b"".join(
-            _packet(
-                0x32, topic + packet_id.to_bytes(2, "big") + str(packet_id).encode()
-            )
+            packet(0x32, topic + packet_id.to_bytes(2, "big") + str(packet_id).encode())
             for packet_id in range(1, total + 1)
         )
     )
@@ -704,8 +593,8 @@ async def test_a_qos0_flood_is_shed_without_errors(
     """QoS 0 is "at most once": what does not fit the session's queue is dropped, quietly."""
     client = await harness.raw_session(GW_A)
     await harness.handler.wait_connected(GW_A)
-    topic = _mqtt_string(topics.telemetry_topic(GW_A))
-    await client.send(b"".join(_packet(0x30, topic + b"q0") for _ in range(3000)))
+    topic = mqtt_string(topics.telemetry_topic(GW_A))
+    await client.send(b"".join(packet(0x30, topic + b"q0") for _ in range(3000)))
     await client.publish(
         topics.telemetry_topic(GW_A), b"last"
     )  # QoS 1, waits for PUBACK
@@ -962,9 +851,9 @@ async def test_connection_without_connect_is_closed(
 
 async def test_other_protocol_levels_are_refused(harness: Harness) -> None:
     client = await harness.raw()
-    header = _mqtt_string("MQTT") + bytes([5, 0xC2]) + (60).to_bytes(2, "big")
-    payload = _mqtt_string(GW_A) + _mqtt_string(user(GW_A)) + _mqtt_string(KEY_A)
-    await client.send(_packet(0x10, header + payload))
+    header = mqtt_string("MQTT") + bytes([5, 0xC2]) + (60).to_bytes(2, "big")
+    payload = mqtt_string(GW_A) + mqtt_string(user(GW_A)) + mqtt_string(KEY_A)
+    await client.send(packet(0x10, header + payload))
     first, body = await client.read_packet()
     assert (first, body[1]) == (0x20, 1)  # unacceptable protocol version
     assert await client.at_eof()
@@ -985,9 +874,10 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+@pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.parametrize("busy", ["mqtt", "mqtts"])
 async def test_port_in_use_raises_oserror_naming_the_port(
-    socket_enabled: None, certificate: tuple[Path, Path], busy: str
+    certificate: tuple[Path, Path], busy: str
 ) -> None:
     tasks_before = asyncio.all_tasks()
     with socket.socket() as blocker:
@@ -1011,24 +901,15 @@ async def test_port_in_use_raises_oserror_naming_the_port(
     await transport.async_stop()  # harmless after a failed start
 
 
+@pytest.mark.usefixtures("socket_enabled")
 async def test_stop_closes_listeners_connections_and_tasks(
-    socket_enabled: None,
     certificate: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tasks_before = asyncio.all_tasks()
-    handler = FakeHandler({GW_A: KEY_A, GW_B: KEY_B})
-    mqtt_port, mqtts_port = free_port(), free_port()
-    transport = BundledBrokerTransport(
-        handler,
-        host="127.0.0.1",
-        mqtt_port=mqtt_port,
-        mqtts_port=mqtts_port,
-        ssl_cert=certificate[0],
-        ssl_key=certificate[1],
-    )
-    await transport.async_start()
-    harness = Harness(transport, handler, mqtt_port, mqtts_port)
+    harness = await started_harness(certificate)
+    transport, handler = harness.transport, harness.handler
+    mqtt_port, mqtts_port = harness.mqtt_port, harness.mqtts_port
     try:
         feeder = await harness.feeder(GW_A)
         tls_feeder = await harness.raw_session(GW_B)
@@ -1133,9 +1014,10 @@ async def test_starting_twice_is_refused_and_the_broker_keeps_running(
     await harness.handler.wait_connected(GW_A)
 
 
+@pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.parametrize("listener", ["mqtt", "mqtts"])
 async def test_either_listener_alone(
-    socket_enabled: None, certificate: tuple[Path, Path], listener: str
+    certificate: tuple[Path, Path], listener: str
 ) -> None:
     port = free_port()
     handler = FakeHandler({GW_A: KEY_A})

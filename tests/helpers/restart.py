@@ -4,6 +4,8 @@ The test harness keeps the config entries and the device and entity registries i
 registry stores never write, and every hass it makes starts with empty registries). A real
 Home Assistant writes them to ``.storage`` when it stops and reads them back at start; these
 helpers do both through the test's ``hass_storage``, which the integration's own store uses too.
+
+``restart`` is the quick kind: the same hass unloads the entry and sets it up again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.storage import Store
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
+
+from custom_components.petnet_feeder.hub import PetnetHub
 
 
 async def async_write_core_storage(hass: HomeAssistant) -> None:
@@ -104,3 +108,16 @@ async def async_setup_entries(hass: HomeAssistant) -> None:
     for entry in entries:
         assert await hass.config_entries.async_setup(entry.entry_id), entry.domain
     await hass.async_block_till_done()
+
+
+async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
+    """Unload the entry and set it up again on the same storage, as after an HA restart."""
+    entry = hub.entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    restarted: PetnetHub = entry.runtime_data
+    assert restarted is not hub
+    restarted.sync.reconciler_options = hub.sync.reconciler_options
+    return restarted

@@ -1,7 +1,7 @@
 """What the feeding tests share.
 
 A 07:00 breakfast in Chicago, a frozen wall clock, a feeder that runs its own schedule,
-restarts, and repairs driven as the frontend drives them.
+and repairs driven as the frontend drives them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+import pytest
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
@@ -22,7 +23,7 @@ from custom_components.petnet_feeder.meals import DELIVERY_SLACK
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, device_id, wait_for_feeder
+from .feeders import FeederFactory, device_id, wait_for_feeder
 
 # Breakfast (07:00, a one-minute grace period in these tests) is missed once its window and the
 # delivery slack after it have passed: 40 s later than that, at 07:03:40.
@@ -32,10 +33,13 @@ BREAKFAST = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)  # 07:00 CDT
 BREAKFAST_TIME_S = 7 * 3600  # breakfast's event "time" on the feeder
 # Half a minute before breakfast.
 MORNING = BREAKFAST - dt.timedelta(seconds=30)
+AT_MORNING = pytest.mark.freeze_time(MORNING.isoformat(), real_asyncio=True)
+"""Freeze the wall clock at MORNING (the ``morning`` fixture moves it); the event loop's
+clock is not frozen, so sessions keep their keep-alive."""
 
 
-def loaded_hub(hass: HomeAssistant) -> PetnetHub:
-    """The hub of the loaded entry (a new one after each restart)."""
+def current_hub(hass: HomeAssistant) -> PetnetHub:
+    """The hub of the loaded entry now (a new one after each ``restart``; see the ``hub`` fixture)."""
     hub: PetnetHub = hass.config_entries.async_loaded_entries(DOMAIN)[0].runtime_data
     return hub
 
@@ -58,7 +62,7 @@ async def advance(
         step = min(seconds, 30)
         seconds -= step
         freezer.tick(step)
-        hub = loaded_hub(hass)
+        hub = current_hub(hass)
         if feeder is not None and feeder.connected:
             await feeder.run_due_meals(dt_util.utcnow())
             await heartbeat(hub, feeder)
@@ -82,19 +86,6 @@ async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
         feeder.device_hid,
         lambda f: f.last_heartbeat is not None and f.last_heartbeat >= now,
     )
-
-
-async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
-    """Unload the entry and set it up again on the same storage, as after an HA restart."""
-    entry = hub.entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    restarted: PetnetHub = entry.runtime_data
-    assert restarted is not hub
-    restarted.sync.reconciler_options = hub.sync.reconciler_options
-    return restarted
 
 
 async def add_meal(
@@ -132,12 +123,20 @@ async def add_breakfast(
     await add_meal(hass, hub, feeder, name="Breakfast", time="07:00", portion=0.25)
 
 
+async def add_second_breakfast(
+    hass: HomeAssistant, hub: PetnetHub, feeder: SimulatedFeeder
+) -> None:
+    """Add a daily 07:05 second breakfast of 1/8 cup and wait until the feeder holds it."""
+    await add_meal(
+        hass, hub, feeder, name="Second breakfast", time="07:05", portion=0.125
+    )
+
+
 async def breakfast_feeder(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> SimulatedFeeder:
     """HA in Chicago, and a feeder that holds a 07:00 breakfast."""
-    await hass.config.async_set_time_zone(CHICAGO)
-    feeder = await make_feeder()
+    feeder = await chicago_feeder(hass, make_feeder)
     await add_breakfast(hass, hub, feeder)
     return feeder
 
@@ -187,3 +186,24 @@ async def submit_fix_flow(client: Any, flow_id: str) -> dict[str, Any]:
     assert response.status == 200, await response.text()
     result: dict[str, Any] = await response.json()
     return result
+
+
+async def feed_history(hass: HomeAssistant, feeder: SimulatedFeeder) -> dict[str, Any]:
+    """The feeder's feed history as the get_feed_history action returns it."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "get_feed_history",
+        {"device_id": device_id(hass, feeder)},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    return dict(response)
+
+
+async def chicago_feeder(
+    hass: HomeAssistant, make_feeder: FeederFactory
+) -> SimulatedFeeder:
+    """HA in Chicago, and a feeder booted there."""
+    await hass.config.async_set_time_zone(CHICAGO)
+    return await make_feeder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -10,9 +11,11 @@ import pytest
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, device_id, wait_for_feeder, wait_until_received
+from .feeders import FeederFactory, device_id, wait_for_feeder
+from .transports import wait_until_received
 
 NEW_SEQUENCE = [
     "utc_offset",
@@ -23,6 +26,8 @@ NEW_SEQUENCE = [
     "schedule_mod_end",
 ]
 LEGACY_SEQUENCE = ["utc_offset", "schedule"]
+ONE_MEAL_SEQUENCE = [*NEW_SEQUENCE[:-2], "schedule_mod_end"]
+"""A sync of one meal to new firmware."""
 
 
 async def settle(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
@@ -106,3 +111,17 @@ def hold_command(
 
     monkeypatch.setattr(transport, "async_publish", slow)
     return held, release
+
+
+def add_meals(hub: PetnetHub, stored: Feeder, meals: Iterable[tuple[Any, ...]]) -> None:
+    """Add meals to the hub's feeder directly: (name, "HH:MM", portion[, enabled=True])."""
+    for name, hhmm, portion, *rest in meals:
+        enabled = rest[0] if rest else True
+        hours, minutes = map(int, hhmm.split(":"))
+        hub.meal_editor.add_meal(
+            stored,
+            name=name,
+            time_s=hours * 3600 + minutes * 60,
+            portion=portion,
+            enabled=enabled,
+        )

@@ -1,0 +1,88 @@
+"""Diagnostics of the integration and of one feeder: everything the hub knows, secrets removed."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.json import JSONEncoder
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
+
+from custom_components.petnet_feeder.const import DOMAIN, PORT_KEYS
+from custom_components.petnet_feeder.diagnostics import (
+    async_get_config_entry_diagnostics,
+    async_get_device_diagnostics,
+)
+
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeding import chicago_feeder, current_hub
+
+
+# Four seconds after the 07:00 CDT breakfast the feeder reports; the loop's clock stands
+# still too, so the sync the new meal asks for stays owed (a stable snapshot).
+@pytest.mark.freeze_time("2024-06-01T12:00:04+00:00")
+@pytest.mark.usefixtures("loaded_entry")
+async def test_entry_diagnostics(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, make_feeder: FeederFactory
+) -> None:
+    """What the download holds for a feeder with a reading, a meal and a feed result."""
+    feeder = await chicago_feeder(hass, make_feeder)
+    hub = current_hub(hass)
+    await feeder.send_sensor(voltage_mv=3950, usb=1, chg=0, ir=0, rssi=80)
+    await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
+    hub.meal_editor.add_meal(
+        hub.state.feeders[feeder.device_hid],
+        name="Breakfast",
+        time_s=7 * 3600,
+        portion=0.25,
+    )
+    await hass.async_block_till_done()
+
+    # As the download serialises it (the download's HTTP view adds HA's system info).
+    data = json.loads(
+        json.dumps(
+            await async_get_config_entry_diagnostics(hass, hub.entry),
+            cls=JSONEncoder,
+        )
+    )
+
+    assert data == snapshot(exclude=props(*PORT_KEYS))
+    assert data["entry"].keys() >= set(PORT_KEYS)
+    text = json.dumps(data)
+    assert feeder.api_key
+    assert feeder.api_key not in text
+    assert hub.state.gateways[feeder.gateway_hid].api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
+
+
+@pytest.mark.usefixtures("hub")
+async def test_diagnostics_redact_keys_and_uids(
+    hass: HomeAssistant,
+    make_feeder: FeederFactory,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    feeder = await make_feeder()
+    data = await async_get_config_entry_diagnostics(hass, loaded_entry)
+    text = repr(data)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert data["gateways"][feeder.gateway_hid]["api_key"] == "**REDACTED**"
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, feeder.device_hid)}
+    )
+    assert device is not None
+    one = await async_get_device_diagnostics(hass, loaded_entry, device)
+    assert one["feeder"]["hid"] == feeder.device_hid
+    assert one["feeder"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["uid"] == "**REDACTED**"
+    assert one["gateway"]["api_key"] == "**REDACTED**"
+    text = repr(one)
+    assert feeder.api_key not in text
+    assert feeder.uid not in text
+    assert feeder.device_uid not in text
