@@ -7,7 +7,9 @@ timers would.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
@@ -25,28 +27,50 @@ from .helpers.feeders import FeederFactory
 from .helpers.feeding import add_meal, heartbeat
 
 
-async def live_through(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    freezer: FrozenDateTimeFactory,
-    feeder: SimulatedFeeder,
-    seconds: int,
-) -> list[int]:
-    """Let time pass; return the feeder's dispense start times (epoch s) meanwhile."""
-    dispensed: list[int] = []
-    while seconds > 0:
-        step = min(seconds, 30)
-        seconds -= step
-        freezer.tick(step)
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
-        await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
-        dispensed.extend(
-            int(result["i|stime"])
-            for result in await feeder.run_due_meals(dt_util.utcnow())
-        )
-        await heartbeat(hub, feeder)
-    return dispensed
+@dataclass
+class NightMeal:
+    """A feeder holding one 1/8 cup meal, "Night", in the night the clocks change."""
+
+    hass: HomeAssistant
+    hub: PetnetHub
+    freezer: FrozenDateTimeFactory
+    feeder: SimulatedFeeder
+    stored: Feeder
+    change: datetime
+    """When the clocks change."""
+
+    async def live_through(self, seconds: int) -> list[int]:
+        """Let time pass; return the feeder's dispense start times (epoch s) meanwhile."""
+        hass, hub, feeder = self.hass, self.hub, self.feeder
+        dispensed: list[int] = []
+        while seconds > 0:
+            step = min(seconds, 30)
+            seconds -= step
+            self.freezer.tick(step)
+            async_fire_time_changed(hass)
+            await hass.async_block_till_done()
+            await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
+            dispensed.extend(
+                int(result["i|stime"])
+                for result in await feeder.run_due_meals(dt_util.utcnow())
+            )
+            await heartbeat(hub, feeder)
+        return dispensed
+
+
+def seconds_of(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+CLOCK_CHANGE = ("zone", "started", "change", "meal_time", "before", "after")
+
+
+def clock_changes(rows: list[tuple[Any, ...]]) -> pytest.MarkDecorator:
+    """Run the test once for each row (named by its zone) with the wall clock at its start."""
+    return pytest.mark.parametrize(
+        CLOCK_CHANGE, rows, ids=[row[0] for row in rows], indirect=["started"]
+    )
 
 
 # Zone, a start before the meal's first time (UTC), when the clocks go back (UTC), a meal
@@ -86,7 +110,6 @@ FALL_BACK = [
         10 * 3600 + 1800,
     ),
 ]
-FALL_BACK_IDS = [row[0] for row in FALL_BACK]
 
 
 @pytest.fixture
@@ -96,14 +119,8 @@ def started(freezer: FrozenDateTimeFactory, request: pytest.FixtureRequest) -> s
     return str(request.param)
 
 
-@pytest.mark.parametrize("transport", [TRANSPORT_BUNDLED], indirect=True)
-@pytest.mark.parametrize(
-    ("zone", "started", "change", "meal_time", "before", "after"),
-    FALL_BACK,
-    ids=FALL_BACK_IDS,
-    indirect=["started"],
-)
-async def test_a_meal_in_the_repeated_span_is_dispensed_once(
+@pytest.fixture
+async def night(
     started: str,
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -113,30 +130,35 @@ async def test_a_meal_in_the_repeated_span_is_dispensed_once(
     change: str,
     meal_time: str,
     before: int,
-    after: int,
-) -> None:
+) -> NightMeal:
+    """HA in the row's zone; its feeder holds "Night" at the row's meal time."""
     await hass.config.async_set_time_zone(zone)
     feeder = await make_feeder()
     await add_meal(hass, hub, feeder, name="Night", time=meal_time, portion=0.125)
-    stored = hub.state.feeders[feeder.device_hid]
     assert feeder.utc_offset == before
+    stored = hub.state.feeders[feeder.device_hid]
+    return NightMeal(hass, hub, freezer, feeder, stored, datetime.fromisoformat(change))
 
+
+@pytest.mark.parametrize("transport", [TRANSPORT_BUNDLED], indirect=True)
+@clock_changes(FALL_BACK)
+async def test_a_meal_in_the_repeated_span_is_dispensed_once(
+    night: NightMeal, meal_time: str, after: int
+) -> None:
     # The meal's first time, the clocks going back, its second time, the end of the span.
-    dispensed = await live_through(hass, hub, freezer, feeder, 120 * 60)
+    dispensed = await night.live_through(120 * 60)
     assert len(dispensed) == 1
-    assert feeder.utc_offset == after  # the new offset reached the feeder
+    assert night.feeder.utc_offset == after  # the new offset reached the feeder
     # After the repeated span the meal is back for tomorrow.
-    assert stored.clock_holds == {}
-    hours, minutes = meal_time.split(":")
-    assert [e["time"] for e in feeder.schedule if e.get("active", True)] == [
-        int(hours) * 3600 + int(minutes) * 60
-    ]
+    assert night.stored.clock_holds == {}
+    active = [e["time"] for e in night.feeder.schedule if e.get("active", True)]
+    assert active == [seconds_of(meal_time)]
 
 
 @pytest.mark.parametrize(
     ("zone", "start", "change", "meal_time", "before", "after"),
     FALL_BACK,
-    ids=FALL_BACK_IDS,
+    ids=[row[0] for row in FALL_BACK],
 )
 def test_the_clock_finds_when_the_offset_changed(
     zone: str, start: str, change: str, meal_time: str, before: int, after: int
@@ -194,45 +216,21 @@ SPRING_FORWARD = [
         11 * 3600,
     ),
 ]
-SPRING_FORWARD_IDS = [row[0] for row in SPRING_FORWARD]
 
 
 @pytest.mark.parametrize("transport", [TRANSPORT_BUNDLED], indirect=True)
-@pytest.mark.parametrize(
-    ("zone", "started", "change", "meal_time", "before", "after"),
-    SPRING_FORWARD,
-    ids=SPRING_FORWARD_IDS,
-    indirect=["started"],
-)
+@clock_changes(SPRING_FORWARD)
 async def test_a_meal_the_clocks_jump_over_is_dispensed_once_after_the_jump(
-    started: str,
-    hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    zone: str,
-    change: str,
-    meal_time: str,
-    before: int,
-    after: int,
+    night: NightMeal, meal_time: str, after: int
 ) -> None:
-    await hass.config.async_set_time_zone(zone)
-    feeder = await make_feeder()
-    await add_meal(hass, hub, feeder, name="Night", time=meal_time, portion=0.125)
-    stored = hub.state.feeders[feeder.device_hid]
-    assert feeder.utc_offset == before
-
-    dispensed = await live_through(hass, hub, freezer, feeder, 40 * 60)
-    changed = datetime.fromisoformat(change)
+    dispensed = await night.live_through(40 * 60)
     # Once, in the first minute the feeder's clock shows after the jump.
     assert len(dispensed) == 1
-    assert 0 <= dispensed[0] - changed.timestamp() < 60
-    assert feeder.utc_offset == after
+    assert 0 <= dispensed[0] - night.change.timestamp() < 60
+    assert night.feeder.utc_offset == after
     # HA counts it as that day's meal, and the meal has its own time again for tomorrow.
+    stored = night.stored
     (row,) = stored.history
-    assert hub.monitor.occurrence_of(stored, row.result) is not None
+    assert night.hub.monitor.occurrence_of(stored, row.result) is not None
     assert stored.clock_moves == {}
-    hours, minutes = meal_time.split(":")
-    assert [e["time"] for e in feeder.schedule] == [
-        int(hours) * 3600 + int(minutes) * 60
-    ]
+    assert [e["time"] for e in night.feeder.schedule] == [seconds_of(meal_time)]
