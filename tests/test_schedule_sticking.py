@@ -17,11 +17,23 @@ from custom_components.petnet_feeder.schedule_sync import (
     STICK_WINDOW_S,
     not_sticking_issue_id,
 )
+from feeder_sim import SimulatedFeeder
 
 from .helpers.feeders import FeederFactory
 from .helpers.schedules import names_since, settle, with_meals
 
 BASE_INTERVAL_S = 0.05
+
+pytestmark = pytest.mark.usefixtures("quick_hash_syncs")
+
+
+async def lose_schedule(hub: PetnetHub, feeder: SimulatedFeeder) -> int:
+    """The feeder reports an empty schedule; wait until HA restored it. Returns where it began."""
+    start = len(feeder.commands)
+    await feeder.send_hash("")
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await settle(hub, feeder)
+    return start
 
 
 @pytest.fixture
@@ -33,7 +45,6 @@ def quick_hash_syncs(hub: PetnetHub) -> None:
     }
 
 
-@pytest.mark.usefixtures("quick_hash_syncs")
 async def test_a_schedule_that_never_sticks_backs_off_and_raises_a_repair(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
@@ -43,10 +54,7 @@ async def test_a_schedule_that_never_sticks_backs_off_and_raises_a_repair(
     registry = ir.async_get(hass)
     issue_id = not_sticking_issue_id(dev)
     for lost in range(1, NOT_STICKING_AFTER + 2):
-        start = len(feeder.commands)
-        await feeder.send_hash("")  # the feeder lost what it was just sent
-        await feeder.wait_for_command("schedule_mod_end", since=start)
-        await settle(hub, feeder)
+        start = await lose_schedule(hub, feeder)  # it lost what it was just sent
         assert names_since(feeder, start)[-1] == "schedule_mod_end"
         if lost < NOT_STICKING_AFTER:
             assert registry.async_get_issue(DOMAIN, issue_id) is None
@@ -76,7 +84,6 @@ async def test_a_schedule_that_never_sticks_backs_off_and_raises_a_repair(
     assert reconciler.hash_interval_s == BASE_INTERVAL_S
 
 
-@pytest.mark.usefixtures("quick_hash_syncs")
 async def test_a_schedule_lost_long_after_its_delivery_is_just_restored(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
@@ -87,10 +94,7 @@ async def test_a_schedule_lost_long_after_its_delivery_is_just_restored(
     for _ in range(NOT_STICKING_AFTER + 1):
         assert stored.last_synced_at is not None
         stored.last_synced_at -= STICK_WINDOW_S  # as if delivered long ago
-        start = len(feeder.commands)
-        await feeder.send_hash("")
-        await feeder.wait_for_command("schedule_mod_end", since=start)
-        await settle(hub, feeder)
+        await lose_schedule(hub, feeder)
     assert (
         ir.async_get(hass).async_get_issue(DOMAIN, not_sticking_issue_id(dev)) is None
     )
