@@ -7,6 +7,7 @@ toolchain is checked or anything is installed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 import importlib.util
 import io
 import json
@@ -62,22 +63,28 @@ def run_develop(
     return result
 
 
-@pytest.fixture
-def bound_port(socket_enabled: None) -> Iterator[int]:
-    """A loopback port that a socket holds (bound, not listening)."""
+@contextmanager
+def held_port(*, listening: bool) -> Iterator[int]:
+    """A free loopback port that a socket holds: bound, and listened on if ``listening``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         port = free_port()
         sock.bind((LOOPBACK, port))
+        if listening:
+            sock.listen(1)
+        yield port
+
+
+@pytest.fixture
+def bound_port(socket_enabled: None) -> Iterator[int]:
+    """A loopback port that a socket holds (bound, not listening)."""
+    with held_port(listening=False) as port:
         yield port
 
 
 @pytest.fixture
 def listening_port(socket_enabled: None) -> Iterator[int]:
     """A loopback port something listens on, as another Home Assistant would."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        port = free_port()
-        sock.bind((LOOPBACK, port))
-        sock.listen(1)
+    with held_port(listening=True) as port:
         yield port
 
 
