@@ -1,7 +1,9 @@
 """Missed meals: noticed once, reported (event, repair issue, sync) and recovered once.
 
 The simulated feeder runs its own schedule; it is told to skip a meal, as a feeder that lost
-its schedule or jammed silently would.
+its schedule or jammed silently would. A scheduled dispense that fails is a repair too, not
+only an event, and its fix tries once more. A meal due while Home Assistant was stopped is
+unconfirmed, never missed.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from custom_components.petnet_feeder.const import (
 )
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.monitor import (
+    failed_issue_id,
     missed_issue_id,
     offline_issue_id,
     zone_issue_id,
 )
 
 from .helpers.entities import entity_id, wait_for_entity
-from .helpers.feeders import FeederFactory, device_id
+from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
 from .helpers.feeding import (
     AT_MORNING,
     BREAKFAST,
@@ -49,7 +52,7 @@ from .helpers.feeding import (
     start_fix_flow,
     submit_fix_flow,
 )
-from .helpers.restart import restart
+from .helpers.restart import restart, start_again, stop
 
 LATE_MORNING = BREAKFAST + dt.timedelta(hours=3)  # 10:00 CDT
 
@@ -61,6 +64,11 @@ def entry_options() -> dict[str, Any]:
 
 
 pytestmark = AT_MORNING
+
+AUTO_FEED_MISSED = pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
+)
+"""Run the test with missed meals fed automatically."""
 
 
 @pytest.fixture
@@ -144,9 +152,7 @@ async def test_skipped_meal_is_missed_once_and_fixed_once(
     assert missed_issue(hass, dev) is None
 
 
-@pytest.mark.parametrize(
-    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
-)
+@AUTO_FEED_MISSED
 async def test_auto_feed_feeds_once_even_if_the_check_runs_twice(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -266,9 +272,7 @@ async def test_missed_issue_is_raised_again_after_a_restart(
     before = missed_issue(hass, dev)
     assert before is not None
 
-    entry = hub.entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+    await stop(hass, hub)
     # HA restarts: its issue registry is read back from disk, where an issue that is not
     # persistent keeps nothing but whether it was ignored.
     registry = ir.async_get(hass)
@@ -277,11 +281,7 @@ async def test_missed_issue_is_raised_again_after_a_restart(
     reloaded = missed_issue(hass, dev)
     assert reloaded is not None
     assert not reloaded.active
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    options = hub.sync.reconciler_options
-    hub = entry.runtime_data
-    hub.sync.reconciler_options = options
+    hub = await start_again(hass, hub)
 
     issue = missed_issue(hass, dev)
     assert issue is not None
@@ -352,9 +352,7 @@ async def test_removing_the_feeder_deletes_its_issues(
 
 
 @pytest.mark.freeze_time(LATE_MORNING.isoformat(), real_asyncio=True)
-@pytest.mark.parametrize(
-    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_AUTO_FEED_MISSED: True}]
-)
+@AUTO_FEED_MISSED
 async def test_meal_added_after_its_time_is_not_missed_today(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -451,3 +449,114 @@ async def test_an_unknown_time_zone_is_a_repair_never_a_silent_utc(
     hub.meal_editor.set_time_zone(stored, CHICAGO)
     hub.monitor.async_check_now()
     assert registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_a_failed_meal_is_a_repair_whose_fix_tries_once_more(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    repairs_client: Any,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.fail_meals = {BREAKFAST_TIME_S: "motor jam"}
+    events = feeding_events(hub, feeder)
+    start = len(feeder.commands)
+    await advance(hass, freezer, 90, feeder)  # 07:01: breakfast was tried and failed
+    assert [e.event_type for e in events] == ["failed"]
+    registry = ir.async_get(hass)
+    issue = registry.async_get_issue(DOMAIN, failed_issue_id(dev))
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.translation_key == "failed_dispense"
+    assert issue.translation_placeholders == {
+        "feeder": "SmartFeeder 73737D",
+        "meal": "Breakfast",
+        "time": "07:00",
+        "error": "motor jam",
+        "expected": "32.0 g",
+        "measured": "0.0 g",
+    }
+    # A failed meal is not a missed one: no second alarm for the same breakfast.
+    await advance(hass, freezer, 5 * 60, feeder)
+    assert registry.async_get_issue(DOMAIN, missed_issue_id(dev)) is None
+
+    # Opened twice, submitted twice: one more try, no more.
+    first = await start_fix_flow(repairs_client, failed_issue_id(dev))
+    second = await start_fix_flow(repairs_client, failed_issue_id(dev))
+    assert (first["type"], first["step_id"]) == ("form", "confirm")
+    done = await submit_fix_flow(repairs_client, first["flow_id"])
+    assert done["type"] == "create_entry"
+    again = await submit_fix_flow(repairs_client, second["flow_id"])
+    assert (again["type"], again["reason"]) == ("abort", "already_fed")
+    await feeder.wait_for_command("feed", since=start)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    assert registry.async_get_issue(DOMAIN, failed_issue_id(dev)) is None
+
+
+async def test_a_later_meal_dispensed_clears_the_failure(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.fail_meals = {BREAKFAST_TIME_S: "hopper empty"}
+    await advance(hass, freezer, 90, feeder)
+    registry = ir.async_get(hass)
+    assert registry.async_get_issue(DOMAIN, failed_issue_id(dev)) is not None
+    # The owner fixed the hopper; the next day's breakfast goes through.
+    feeder.fail_meals = {}
+    await feeder.disconnect()
+    freezer.move_to(
+        MORNING + dt.timedelta(days=1)
+    )  # nobody is connected: a jump is fine
+    await feeder.connect()
+    await heartbeat(hub, feeder)
+    await hub.sync.reconciler(dev).async_wait_idle()
+    await advance(hass, freezer, 90, feeder)
+    assert registry.async_get_issue(DOMAIN, failed_issue_id(dev)) is None
+
+
+@AUTO_FEED_MISSED
+async def test_a_meal_due_while_home_assistant_was_stopped_is_unconfirmed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """Home Assistant stopped over the meal: unconfirmed, never missed, never fed again.
+
+    The broker runs inside Home Assistant: while it is stopped, nothing the feeder sends can
+    arrive. A meal due then may well have been dispensed. Automatic feeding is on: an
+    unconfirmed meal must still never be fed again.
+    """
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    start = len(feeder.commands)
+    await stop(hass, hub)  # HA stops at 06:59:30
+    await feeder.disconnect()
+    # 07:00: the feeder dispenses breakfast on its own clock; nobody can hear it.
+    freezer.move_to(BREAKFAST + dt.timedelta(minutes=10))
+    hub = await start_again(hass, hub)
+    await feeder.connect()
+    await heartbeat(hub, feeder)
+    events = feeding_events(hub, feeder)
+    hub.monitor.async_check_now()
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert events == []
+    assert ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev)) is None
+    assert commands_named(feeder, "feed", start) == []
+    status = entity_id(hass, "sensor", dev, "last_meal_status")
+    assert hass.states.get(status).state == "unconfirmed"
+
+    # The feeder replays what it could not send: breakfast was dispensed after all.
+    await feeder.send_feed_result(
+        stime=int(BREAKFAST.timestamp()) + 2, portion=0.25, src=6
+    )
+    await wait_for_feeder(hub, dev, lambda f: len(f.history) == 1)
+    await hass.async_block_till_done()
+    assert hass.states.get(status).state == "dispensed"

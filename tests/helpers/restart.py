@@ -5,7 +5,8 @@ registry stores never write, and every hass it makes starts with empty registrie
 Home Assistant writes them to ``.storage`` when it stops and reads them back at start; these
 helpers do both through the test's ``hass_storage``, which the integration's own store uses too.
 
-``restart`` is the quick kind: the same hass unloads the entry and sets it up again.
+``restart`` is the quick kind: the same hass unloads the entry and sets it up again (``stop``
+and ``start_again`` apart, for what happens while it is stopped).
 """
 
 from __future__ import annotations
@@ -110,14 +111,27 @@ async def async_setup_entries(hass: HomeAssistant) -> None:
     await hass.async_block_till_done()
 
 
-async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
-    """Unload the entry and set it up again on the same storage, as after an HA restart."""
-    entry = hub.entry
-    assert await hass.config_entries.async_unload(entry.entry_id)
+async def stop(hass: HomeAssistant, hub: PetnetHub) -> None:
+    """Unload the hub's entry, as Home Assistant does when it stops."""
+    assert await hass.config_entries.async_unload(hub.entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def start_again(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
+    """Set the stopped hub's entry up again on the same storage; returns the new hub.
+
+    The new hub's schedule syncs start as quickly as the old one's did.
+    """
+    entry = hub.entry
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     restarted: PetnetHub = entry.runtime_data
     assert restarted is not hub
     restarted.sync.reconciler_options = hub.sync.reconciler_options
     return restarted
+
+
+async def restart(hass: HomeAssistant, hub: PetnetHub) -> PetnetHub:
+    """Unload the entry and set it up again on the same storage, as after an HA restart."""
+    await stop(hass, hub)
+    return await start_again(hass, hub)
