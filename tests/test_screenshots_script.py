@@ -1,6 +1,6 @@
 """scripts/screenshots.py: the parts that need no browser and no Home Assistant.
 
-The whole run (a demo, Chromium, about six minutes) is not part of the suite; these check that
+The whole run (a demo, Chromium, four to six minutes) is not part of the suite; these check that
 the README's example dashboard still parses into the card the run saves, and how the missed
 meal's minute is chosen.
 """
