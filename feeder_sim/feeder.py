@@ -124,6 +124,8 @@ class SimulatedFeeder:
         self.skip_meals: set[int] = set()  # event "time" values never dispensed
         # event "time" -> error: the dispense of that meal fails (b|fail) with this s|err
         self.fail_meals: dict[int, str] = {}
+        # The error every remote feed (Feed now) is reported failed with; None: they work.
+        self.fail_feeds: str | None = None
         self._held = HeldSchedule()
 
         # Records for tests.
@@ -758,7 +760,11 @@ class SimulatedFeeder:
         if not is_number(portion) or portion <= 0:
             return False
         await self.send_feed_result(
-            stime=int(time.time()), portion=portion, src=SRC_REMOTE
+            stime=int(time.time()),
+            portion=portion,
+            src=SRC_REMOTE,
+            fail=self.fail_feeds is not None,
+            err=self.fail_feeds or "",
         )
         return True
 

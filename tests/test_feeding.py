@@ -224,9 +224,10 @@ async def test_hopper_matches_the_protocol_vector(
     )
     base = int(MORNING.timestamp()) + 60
     # 100 feeds of 5 g expected each: the simulator reports portion * 16 * g_per_tbsp grams,
-    # so 1/32 cup at 10 g/tbsp is exactly 5 g.
+    # so 1/32 cup at 10 g/tbsp is exactly 5 g. A second apart: the clock is frozen, and a
+    # result more than ten minutes ahead of it is dropped as implausible.
     for i in range(100):
-        await feeder.send_feed_result(stime=base + i * 60, portion=1 / 32, src=4)
+        await feeder.send_feed_result(stime=base + i, portion=1 / 32, src=4)
     await wait_for_feeder(hub, dev, lambda f: len(f.history) == 100)
     await hass.async_block_till_done()
     assert hass.states.get(hopper).state == "84.0"

@@ -15,7 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
-from .feeder_actions import FeederActions
+from .errors import FeedFailedError
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 from .translate import translated
@@ -27,19 +27,28 @@ PARALLEL_UPDATES = 1
 class PetnetButtonEntityDescription(ButtonEntityDescription, PetnetEntityDescription):
     """A feeder button and what pressing it does."""
 
-    press_fn: Callable[[FeederActions, Feeder], Awaitable[None]]
+    press_fn: Callable[[PetnetHub, Feeder], Awaitable[None]]
 
 
-async def _feed_now(actions: FeederActions, feeder: Feeder) -> None:
-    await actions.async_feed(feeder.hid, actions.manual_portion(feeder))
+async def _feed_now(hub: PetnetHub, feeder: Feeder) -> None:
+    """Feed, and say so when the feeder reports that the dispense failed (within a minute)."""
+    result = await hub.monitor.async_feed_and_wait(
+        feeder.hid, hub.actions.manual_portion(feeder)
+    )
+    if result is not None and result.fail:
+        raise FeedFailedError(name=feeder.display_name, error=result.error or "unknown")
 
 
-async def _sync_schedule(actions: FeederActions, feeder: Feeder) -> None:
-    actions.sync_schedule(feeder.hid)
+async def _sync_schedule(hub: PetnetHub, feeder: Feeder) -> None:
+    hub.actions.sync_schedule(feeder.hid)
 
 
-async def _hopper_refilled(actions: FeederActions, feeder: Feeder) -> None:
-    actions.set_hopper_level(feeder.hid, 100)
+async def _hopper_refilled(hub: PetnetHub, feeder: Feeder) -> None:
+    hub.actions.set_hopper_level(feeder.hid, 100)
+
+
+async def _reboot(hub: PetnetHub, feeder: Feeder) -> None:
+    await hub.actions.async_reboot(feeder.hid)
 
 
 BUTTONS: tuple[PetnetButtonEntityDescription, ...] = (
@@ -63,7 +72,7 @@ BUTTONS: tuple[PetnetButtonEntityDescription, ...] = (
         key="reboot",
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda actions, feeder: actions.async_reboot(feeder.hid),
+        press_fn=_reboot,
     ),
 )
 
@@ -89,4 +98,4 @@ class PetnetButton(PetnetEntity, ButtonEntity):
     @translated
     async def async_press(self) -> None:
         """Send the command."""
-        await self.entity_description.press_fn(self.hub.actions, self.feeder)
+        await self.entity_description.press_fn(self.hub, self.feeder)

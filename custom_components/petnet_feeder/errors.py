@@ -32,6 +32,12 @@ class FeederUnreachableError(PetnetError):
     translation_key = "feeder_offline"
 
 
+class FeedFailedError(PetnetError):
+    """The feeder reported that a dispense failed."""
+
+    translation_key = "feed_failed"
+
+
 def invalid(translation_key: str, **placeholders: object) -> InvalidRequestError:
     """The error for a refused value, ready to raise."""
     return InvalidRequestError(translation_key, **placeholders)

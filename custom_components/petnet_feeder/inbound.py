@@ -7,6 +7,7 @@ one warning per gateway and kind; nothing it carried reaches the state.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 import logging
 from typing import Any, Protocol
 
@@ -30,6 +31,9 @@ from .state import FeederState, now
 from .transport.base import GatewayNotConnectedError
 
 _LOGGER = logging.getLogger(__name__)
+
+# A feed result may start this far ahead of Home Assistant's clock (the clocks differ a little).
+FUTURE_SLACK_S = 600
 
 
 class InboundListener(Protocol):
@@ -198,16 +202,30 @@ class InboundHandler:
             return
         at = now()
         feeder.last_seen = at
+        if implausible := getattr(message, "implausible", ()):
+            self._log.warning(
+                gateway_hid,
+                "implausible",
+                "Dropped implausible %s from feeder %s",
+                ", ".join(implausible),
+                feeder.hid,
+            )
         match message:
             case Heartbeat():
                 feeder.last_heartbeat = at
             case SensorReading():
+                before = feeder.telemetry
+                # An implausible value is dropped; the good one stored before stays.
                 feeder.telemetry = Telemetry(
-                    voltage_v=message.voltage_v,
+                    voltage_v=before.voltage_v
+                    if "f|voltage" in message.implausible
+                    else message.voltage_v,
                     usb=message.usb,
                     charging=message.charging,
                     ir=message.ir,
-                    rssi=message.rssi,
+                    rssi=before.rssi
+                    if "i|rssi" in message.implausible
+                    else message.rssi,
                     received_at=at,
                 )
             case FeedResult():
@@ -230,6 +248,16 @@ class InboundHandler:
 
     def _store_feed_result(self, feeder: Feeder, result: FeedResult, at: float) -> None:
         """Keep a feed result once per start time, newest first, bounded."""
+        if result.start_ms > (at + FUTURE_SLACK_S) * 1000:
+            # A dispense that has not happened yet would become "Last feed" and count today.
+            self._log.warning(
+                feeder.gateway_hid,
+                "future",
+                "Dropped a feed result of feeder %s that starts in the future (%s)",
+                feeder.hid,
+                datetime.fromtimestamp(result.start_ms / 1000, UTC).isoformat(),
+            )
+            return
         if any(row.result.start_ms == result.start_ms for row in feeder.history):
             _LOGGER.debug(
                 "Duplicate feed result %s of %s ignored", result.start_ms, feeder.hid

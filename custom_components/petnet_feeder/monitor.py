@@ -6,7 +6,9 @@ window passed without a dispense and for feeders that stayed silent too long.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
@@ -46,6 +48,8 @@ EVENT_MAX_AGE = timedelta(hours=6)
 # Meals whose window closed longer ago than this are not reported as missed any more.
 MISS_LOOKBACK = timedelta(hours=6)
 MISS_LOG_LIMIT = 200
+# How long a Feed now waits for the feeder's report of the dispense.
+FEED_RESULT_TIMEOUT_S = 60.0
 # A gap in listening shorter than this (a reload) is not worth remembering.
 UNHEARD_MIN_S = 5.0
 
@@ -133,6 +137,8 @@ class FeedingMonitor:
         self._signatures: dict[str, tuple[Any, ...]] = {}
         # The occurrence behind each feeder's open failed-dispense issue (its key).
         self._failures: dict[str, str] = {}
+        # Who waits for the result of a Feed now, per feeder.
+        self._feed_waiters: dict[str, list[asyncio.Future[FeedResult]]] = {}
 
     @callback
     def start(self) -> None:
@@ -224,6 +230,38 @@ class FeedingMonitor:
             unheard=feeder.unheard,
         )
 
+    @contextlib.contextmanager
+    def feed_result(self, feeder_hid: str) -> Iterator[asyncio.Future[FeedResult]]:
+        """A future for the next remote (Feed now) result of the feeder, while in the block.
+
+        Enter before sending the feed, so that a quick result is not missed.
+        """
+        waiter: asyncio.Future[FeedResult] = asyncio.get_running_loop().create_future()
+        waiters = self._feed_waiters.setdefault(feeder_hid, [])
+        waiters.append(waiter)
+        try:
+            yield waiter
+        finally:
+            waiters.remove(waiter)
+            if not waiters:
+                self._feed_waiters.pop(feeder_hid, None)
+            waiter.cancel()
+
+    async def async_feed_and_wait(
+        self, feeder_hid: str, portion: float
+    ) -> FeedResult | None:
+        """Feed now, then wait (at most FEED_RESULT_TIMEOUT_S) for the feeder's report of it.
+
+        None when no report came in time (the feeder may not report, or report later).
+        """
+        with self.feed_result(feeder_hid) as waiter:
+            await self._feeding.async_feed(feeder_hid, portion)
+            try:
+                async with asyncio.timeout(FEED_RESULT_TIMEOUT_S):
+                    return await waiter
+            except TimeoutError:
+                return None
+
     @callback
     def result_stored(self, feeder: Feeder, result: FeedResult) -> None:
         """A new feed result: fire its event, and resolve the missed meal if it is one.
@@ -231,6 +269,10 @@ class FeedingMonitor:
         The missed meal's issue is resolved when that meal or a later one is dispensed; an
         older result (replayed after a reconnect) leaves it as it is.
         """
+        if result.source == SOURCE_REMOTE:
+            for waiter in self._feed_waiters.get(feeder.hid, ()):
+                if not waiter.done():
+                    waiter.set_result(result)
         occurrence = self.occurrence_of(feeder, result)
         if (
             (miss := feeder.open_miss) is not None

@@ -13,10 +13,10 @@ Semantics (the decisions the protocol leaves open are marked **[D]**):
   runs merge into exactly one follow-up sync, which starts as soon as the running one
   ends (or, if one of those requests was debounced, once its debounce has expired).
 * **[D]** Debounce: ``request(..., debounce=True)`` (schedule edits) (re)arms a timer of
-  ``debounce_s``; the sync starts when it fires. A request *without* debounce cancels a
-  waiting debounce and starts at once; the edits made so far are included because
-  ``plan()`` reads fresh state at the start of every attempt. A burst of edits therefore
-  gives one sync, and a later edit gives at most one more.
+  ``debounce_s`` (0 by default: an edit goes out at once, and the edits of one loop pass,
+  or of one running delivery, still make one sync); the sync starts when it fires. A
+  request *without* debounce cancels a waiting debounce and starts at once; the edits made
+  so far are included because ``plan()`` reads fresh state at the start of every attempt.
 * While disconnected a request only marks the sync owed; ``connected()`` runs it.
 * Each attempt calls ``target.plan()``, sends the commands in order, awaiting each (QoS-1
   PUBACK), with ``pacing_s`` between commands but not before the first, and then reports
@@ -86,7 +86,7 @@ class ScheduleReconciler:
         *,
         name: str,
         target: SyncTarget,
-        debounce_s: float = 2.0,
+        debounce_s: float = 0.0,
         pacing_s: float = 0.25,
         retry_initial_s: float = 30.0,
         retry_max_s: float = 600.0,

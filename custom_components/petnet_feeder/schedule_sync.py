@@ -9,17 +9,15 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 import logging
 from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import (
-    async_track_point_in_utc_time,
-    async_track_time_interval,
-)
+from homeassistant.helpers.event import async_track_time_interval
 
+from .clock_changes import ClockChanges
 from .const import DOMAIN
 from .feeder_clock import FeederClock
 from .meals import Meal
@@ -54,12 +52,6 @@ STICK_WINDOW_S = 600
 # After this many such deliveries in a row, the owner is told and deliveries back off.
 NOT_STICKING_AFTER = 3
 MAX_HASH_INTERVAL_S = 6 * 3600
-# A meal held over a repeated hour is restored this long after that hour ends.
-HOLD_MARGIN = timedelta(minutes=1)
-# How far ahead the minute check looks for a change of the offset, and how long after the
-# change the new offset is sent (the change itself is a whole second).
-CHANGE_LOOKAHEAD = timedelta(seconds=90)
-CHANGE_DELAY = timedelta(seconds=1)
 
 type Spawn = Callable[[Coroutine[Any, Any, Any], str], object]
 
@@ -163,8 +155,7 @@ class ScheduleSync:
         self.reconciler_options: dict[str, Any] = {}
         # Deliveries in a row that the feeder lost again within STICK_WINDOW_S, per feeder.
         self._not_sticking: dict[str, int] = {}
-        # Per feeder, the timer that sends the new offset when the clocks change.
-        self._change_timers: dict[str, CALLBACK_TYPE] = {}
+        self._clock_changes = ClockChanges(hass, clock, self._offset_changed)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,9 +176,7 @@ class ScheduleSync:
         if self._unsub_tick is not None:
             self._unsub_tick()
             self._unsub_tick = None
-        for cancel in self._change_timers.values():
-            cancel()
-        self._change_timers.clear()
+        self._clock_changes.stop()
         for reconciler in list(self._reconcilers.values()):
             await reconciler.async_stop()
         self._reconcilers.clear()
@@ -208,8 +197,7 @@ class ScheduleSync:
         if (reconciler := self._reconcilers.pop(feeder_hid, None)) is not None:
             self._spawn(reconciler.async_stop(), "stop reconciler")
         self._not_sticking.pop(feeder_hid, None)
-        if (cancel := self._change_timers.pop(feeder_hid, None)) is not None:
-            cancel()
+        self._clock_changes.forget(feeder_hid)
         ir.async_delete_issue(self._hass, DOMAIN, not_sticking_issue_id(feeder_hid))
 
     def reconciler(self, feeder_hid: str) -> ScheduleReconciler:
@@ -346,27 +334,9 @@ class ScheduleSync:
         )
         return float(base)
 
-    def _watch_next_change(self, feeder: Feeder, now_utc: datetime) -> None:
-        """Send the new offset at the instant the clocks change, not up to a minute later.
-
-        A meal at the first minute after the change needs the new offset by then.
-        """
-        if feeder.hid in self._change_timers:
-            return
-        change = self._clock.change_within(feeder, now_utc, CHANGE_LOOKAHEAD)
-        if change is None:
-            return
-        hid = feeder.hid
-
-        @callback
-        def changed(_now: datetime) -> None:
-            self._change_timers.pop(hid, None)
-            if (current := self._state.feeders.get(hid)) is not None:
-                self.request_sync(current, "utc offset changed")
-
-        self._change_timers[hid] = async_track_point_in_utc_time(
-            self._hass, changed, change + CHANGE_DELAY
-        )
+    def _offset_changed(self, feeder_hid: str) -> None:
+        if (feeder := self._state.feeders.get(feeder_hid)) is not None:
+            self.request_sync(feeder, "utc offset changed")
 
     def _delivery_stuck(self, feeder: Feeder, at: float) -> None:
         """A delivery that was not lost within STICK_WINDOW_S: the back-off ends."""
@@ -412,22 +382,8 @@ class ScheduleSync:
             ]
             for meal_id in expired:
                 feeder.log_skip(meal_id, feeder.skipped.pop(meal_id))
-            released = [
-                k
-                for k, until in feeder.clock_holds.items()
-                if until <= now_utc.timestamp()
-            ]
-            for meal_id in released:
-                del feeder.clock_holds[meal_id]
-            moved_back = [
-                k
-                for k, (_time_s, until) in feeder.clock_moves.items()
-                if until <= now_utc.timestamp()
-            ]
-            for meal_id in moved_back:
-                del feeder.clock_moves[meal_id]
-            released += moved_back
-            self._watch_next_change(feeder, now_utc)
+            released = self._clock_changes.release_due(feeder, now_utc)
+            self._clock_changes.watch(feeder, now_utc)
             if expired or released:
                 self.request_sync(feeder, "skipped or held meal restored")
             elif (
@@ -450,8 +406,7 @@ class ScheduleSync:
         """What a sync of the feeder sends now."""
         feeder = self._state.feeders[feeder_hid]
         offset = self._clock.utc_offset(feeder)
-        self._hold_repeated_meals(feeder, offset)
-        self._move_skipped_meals(feeder, offset)
+        self._clock_changes.adjust(feeder, offset)
         planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
         entries = schedule_entries(feeder)
         fingerprint = schedule_fingerprint(feeder.hid, entries)
@@ -481,73 +436,6 @@ class ScheduleSync:
             )
         self._planned[feeder_hid] = (offset, carries_schedule)
         return SyncPlan(commands=planned, fingerprint=fingerprint)
-
-    def _hold_repeated_meals(self, feeder: Feeder, offset: int) -> None:
-        """The clocks went back: meals in the hour that comes again must not run again.
-
-        The feeder knows only UTC plus the offset it was sent; with the new, smaller offset
-        its wall clock repeats the hour (or half hour) just passed, and every meal in it
-        would be dispensed a second time. Those meals go out inactive until the repeated
-        span is over; the minute check then restores them.
-        """
-        sent = feeder.sent_utc_offset
-        if sent is None or offset >= sent:
-            return
-        now_utc = datetime.now(UTC)
-        change = self._clock.last_change(feeder, now_utc, timedelta(hours=25))
-        if change is None or change[1] >= 0:
-            return
-        start, delta = change
-        repeat = -delta
-        end = start + timedelta(seconds=repeat)
-        if now_utc >= end:
-            return
-        local_start = (int(start.timestamp()) + offset) % 86400
-        until = (end + HOLD_MARGIN).timestamp()
-        for meal in feeder.meals:
-            if (meal.time_s - local_start) % 86400 < repeat:
-                if meal.meal_id not in feeder.clock_holds:
-                    _LOGGER.info(
-                        "Feeder %s: %s held until the repeated hour is over (clocks went "
-                        "back)",
-                        feeder.hid,
-                        meal.name,
-                    )
-                feeder.clock_holds.setdefault(meal.meal_id, until)
-
-    def _move_skipped_meals(self, feeder: Feeder, offset: int) -> None:
-        """The clocks went forward: meals whose time was jumped over run at its end.
-
-        The feeder's wall clock jumps from the start of the gap to its end, so a meal inside
-        never comes due. Until the jump is past, such meals are sent with the first minute
-        after the gap as their time (where meals.meal_target puts them); the minute check
-        then restores their own time.
-        """
-        sent = feeder.sent_utc_offset
-        if sent is None or offset <= sent:
-            return
-        now_utc = datetime.now(UTC)
-        change = self._clock.last_change(feeder, now_utc, timedelta(hours=25))
-        if change is None or change[1] <= 0:
-            return
-        start, gap = change
-        until = (start + self._clock.window + HOLD_MARGIN).timestamp()
-        if now_utc.timestamp() >= until:
-            return
-        gap_start = (int(start.timestamp()) + sent) % 86400  # wall time, old offset
-        gap_end = (gap_start + gap) % 86400
-        for meal in feeder.meals:
-            if (meal.time_s - gap_start) % 86400 < gap and meal.meal_id not in (
-                feeder.clock_moves
-            ):
-                _LOGGER.info(
-                    "Feeder %s: %s, whose time the clocks jumped over, runs at %02d:%02d",
-                    feeder.hid,
-                    meal.name,
-                    gap_end // 3600,
-                    gap_end // 60 % 60,
-                )
-                feeder.clock_moves[meal.meal_id] = (gap_end - gap_end % 60, until)
 
     def _report_too_long(self, feeder: Feeder) -> None:
         _LOGGER.warning(

@@ -27,6 +27,7 @@ from .meals import Meal
 from .models import Feeder
 from .monitor import source_name
 from .protocol.commands import MAX_PORTION, MIN_PORTION
+from .protocol.messages import FeedResult
 from .translate import ha_errors
 
 ATTR_MEAL_ID = "meal_id"
@@ -147,6 +148,19 @@ def feed_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, A
     return rows
 
 
+def feed_response(result: FeedResult | None) -> dict[str, Any]:
+    """What the feed action returns: the feeder's report, or that none came in time."""
+    if result is None:
+        return {"status": "no_report"}
+    return {
+        "status": "failed" if result.fail else "dispensed",
+        "started": dt_util.utc_from_timestamp(result.start_ms / 1000).isoformat(),
+        "grams_expected": result.grams_expected,
+        "grams_actual": result.grams_actual,
+        "error": (result.error or None) if result.fail else None,
+    }
+
+
 def _seconds(value: dt_time) -> int:
     return value.hour * 3600 + value.minute * 60
 
@@ -186,10 +200,16 @@ def async_register_services(hass: HomeAssistant) -> None:
             DOMAIN, name, call, schema=schema, supports_response=response
         )
 
-    async def feed(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
+    async def feed(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
         # Neither portion nor grams: what the feed-now button would dispense.
         portion = _portion(hub, feeder, call.data, hub.actions.manual_portion(feeder))
-        await hub.actions.async_feed(feeder.hid, portion)
+        if not call.return_response:
+            await hub.actions.async_feed(feeder.hid, portion)
+            return None
+        # With a response: wait (about a minute at most) for the feeder's report.
+        return feed_response(await hub.monitor.async_feed_and_wait(feeder.hid, portion))
 
     async def set_hopper_level(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
@@ -270,7 +290,7 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def set_time_zone(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         hub.meal_editor.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
 
-    register(SERVICE_FEED, FEED_SCHEMA, feed)
+    register(SERVICE_FEED, FEED_SCHEMA, feed, SupportsResponse.OPTIONAL)
     register("set_hopper_level", HOPPER_SCHEMA, set_hopper_level)
     register(
         "get_feed_history", HISTORY_SCHEMA, get_feed_history, SupportsResponse.ONLY

@@ -20,6 +20,19 @@ from .ids import is_safe_id
 MAX_PAYLOAD_BYTES: Final = 65536
 
 # Feed times outside this window (epoch s) are clock garbage or the wrong unit (e.g. ms).
+# What a feeder can report; a value outside its range is dropped (the message's other values
+# are kept). Voltage in mV; rssi in an unknown unit (U2), so both dBm and percent pass;
+# grams up to far more than the largest portion; hopper and pour values in unknown units (U1).
+PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "f|voltage": (0.0, 10_000.0),
+    "i|rssi": (-127.0, 100.0),
+    "f|e_g": (0.0, 5_000.0),
+    "f|a_g": (0.0, 5_000.0),
+    "f|h_s": (0.0, 10_000.0),
+    "f|h_e": (0.0, 10_000.0),
+    "i|pour": (0.0, 10_000.0),
+    "i|full": (0.0, 10_000.0),
+}
 MIN_PLAUSIBLE_EPOCH_S: Final = 1_420_070_400  # 2015-01-01T00:00:00Z
 MAX_PLAUSIBLE_EPOCH_S: Final = 4_102_444_800  # 2100-01-01T00:00:00Z
 
@@ -213,6 +226,8 @@ class SensorReading:
     charging: bool | None
     ir: bool | None
     rssi: int | None
+    # Wire keys whose values were out of range, and so dropped.
+    implausible: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +256,14 @@ class FeedResult:
     bowl: bool | None
     recipe_id: str | None
     error: str | None
+    # Wire keys whose values were out of range, and so dropped (not stored).
+    implausible: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict keyed by field name, for storage."""
-        return asdict(self)
+        data = asdict(self)
+        del data["implausible"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -315,15 +334,32 @@ class UnknownTelemetry:
 Telemetry = Heartbeat | SensorReading | FeedResult | ScheduleHash | UnknownTelemetry
 
 
+def _plausible[N: (int, float)](
+    key: str, value: N | None, implausible: list[str]
+) -> N | None:
+    """The value if it lies in its key's range (PLAUSIBLE_RANGES); else None, noted."""
+    if value is None or key not in PLAUSIBLE_RANGES:
+        return value
+    low, high = PLAUSIBLE_RANGES[key]
+    if low <= value <= high:
+        return value
+    implausible.append(key)
+    return None
+
+
 def _parse_sensor(device_hid: str, message: Mapping[str, Any]) -> SensorReading:
-    millivolts = _as_float(message.get("f|voltage"))
+    implausible: list[str] = []
+    millivolts = _plausible(
+        "f|voltage", _as_float(message.get("f|voltage")), implausible
+    )
     reading = SensorReading(
         device_hid=device_hid,
         voltage_v=None if millivolts is None else millivolts / 1000,
         usb=_as_bool(message.get("i|usb")),
         charging=_as_bool(message.get("i|chg")),
         ir=_as_bool(message.get("i|ir")),
-        rssi=_as_int(message.get("i|rssi")),
+        rssi=_plausible("i|rssi", _as_int(message.get("i|rssi")), implausible),
+        implausible=tuple(implausible),
     )
     # A reading without one usable value would only wipe the last good one.
     if all(
@@ -348,8 +384,9 @@ def _parse_feed_result(device_hid: str, message: Mapping[str, Any]) -> FeedResul
     # An end before the start is as implausible as a missing end; the start alone is enough.
     if end_s is not None and end_s < start_s:
         end_s = None
-    optional = {
-        field: convert(message.get(key))
+    implausible: list[str] = []
+    optional: dict[str, Any] = {
+        field: _plausible(key, convert(message.get(key)), implausible)
         for key, field, convert in _FEED_RESULT_WIRE_FIELDS
     }
     return FeedResult(
@@ -357,6 +394,7 @@ def _parse_feed_result(device_hid: str, message: Mapping[str, Any]) -> FeedResul
         start_ms=start_s * 1000,
         end_ms=None if end_s is None else end_s * 1000,
         **optional,
+        implausible=tuple(implausible),
     )
 
 

@@ -67,7 +67,7 @@ from amqtt.session import Session
 
 _LOGGER = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
 DELIVERY_QUEUE_LIMIT = 16
 """Messages of one session taken in (and acknowledged) but not yet delivered (point 10)."""
 MAX_PACKET_SIZE = 256 * 1024

@@ -1,0 +1,73 @@
+"""scripts/screenshots.py: the parts that need no browser and no Home Assistant.
+
+The whole run (a demo, Chromium, four to six minutes) is not part of the suite; these check that
+the README's example dashboard still parses into the card the run saves, and how the missed
+meal's minute is chosen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+import importlib.util
+from pathlib import Path
+import subprocess
+import sys
+from types import ModuleType
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).parent.parent
+
+
+def load_screenshots() -> ModuleType:
+    """scripts/screenshots.py, which is not in a package."""
+    spec = importlib.util.spec_from_file_location(
+        "screenshots", ROOT / "scripts" / "screenshots.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+screenshots = load_screenshots()
+
+
+def test_readme_example_dashboard_becomes_the_saved_card() -> None:
+    config = screenshots.example_dashboard("smartfeeder_abcdef")
+    (view,) = config["views"]
+    (card,) = view["cards"]
+    assert card["type"] == "vertical-stack"
+    calendar, entities, buttons = card["cards"]
+    assert calendar["entities"] == ["calendar.smartfeeder_abcdef_meals"]
+    assert "sensor.smartfeeder_abcdef_next_meal" in entities["entities"]
+    assert all("73737d" not in entity for entity in entities["entities"])
+    assert [b["entity"] for b in buttons["cards"]] == [
+        "button.smartfeeder_abcdef_feed_now",
+        "button.smartfeeder_abcdef_hopper_refilled",
+    ]
+
+
+def test_missed_meal_minute_is_ahead_and_avoids_the_snack() -> None:
+    zone = ZoneInfo("America/Chicago")
+    now = datetime(2026, 12, 4, 18, 20, 10, tzinfo=zone)
+    assert screenshots.next_free_minute(now, set()) == now.replace(minute=21, second=0)
+    late = now.replace(second=30)  # 45 s ahead is in the next minute already
+    assert screenshots.next_free_minute(late, set()) == now.replace(minute=22, second=0)
+    assert screenshots.next_free_minute(now, {"18:21"}) == now.replace(
+        minute=22, second=0
+    )
+
+
+def test_wrapper_help_needs_nothing_installed() -> None:
+    result = subprocess.run(
+        [ROOT / "scripts" / "screenshots", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "docs/images" in result.stdout
+    assert "--out DIR" in result.stdout
