@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-import importlib.util
 import io
 import json
 import os
@@ -17,31 +16,18 @@ import socket
 import subprocess
 import sys
 import time
-from types import ModuleType
 
 import pytest
 
 from .helpers.ports import LOOPBACK, free_port
+from .helpers.scripts import load_script_module
 
 ROOT = Path(__file__).parent.parent
 DEVELOP = ROOT / "scripts" / "develop"
 FAST = 10  # seconds: the fast paths take a fraction of one
 
 
-def load_support() -> ModuleType:
-    """scripts/develop_support.py, which is not in a package."""
-    spec = importlib.util.spec_from_file_location(
-        "develop_support", ROOT / "scripts" / "develop_support.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+support = load_script_module("develop_support")
 
 
 def run_develop(

@@ -10,16 +10,15 @@ from custom_components.petnet_feeder import monitor
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 
-from .conftest import FeederFactory, device_id, wait_for_entity
+from .helpers.entities import wait_for_entity
+from .helpers.feeders import FeederFactory, device_id
 
 
 async def feed_with_response(hass: HomeAssistant, target: str) -> dict[str, object]:
+    """Call the feed action for a quarter cup and return its response."""
+    data = {"device_id": target, "portion": 0.25}
     response = await hass.services.async_call(
-        DOMAIN,
-        "feed",
-        {"device_id": target, "portion": 0.25},
-        blocking=True,
-        return_response=True,
+        DOMAIN, "feed", data, blocking=True, return_response=True
     )
     assert isinstance(response, dict)
     return response

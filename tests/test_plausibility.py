@@ -5,21 +5,23 @@ from __future__ import annotations
 import logging
 import time
 
-from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
 
-from .conftest import FeederFactory, wait_for_feeder
+from .helpers.feeders import FeederFactory, wait_for_feeder
+
+
+@pytest.fixture
+async def feeder(make_feeder: FeederFactory) -> SimulatedFeeder:
+    """A connected simulated feeder."""
+    return await make_feeder()
 
 
 async def test_an_implausible_voltage_keeps_the_last_good_one(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    caplog: pytest.LogCaptureFixture,
+    hub: PetnetHub, feeder: SimulatedFeeder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    feeder = await make_feeder()
     stored = hub.state.feeders[feeder.device_hid]
     await feeder.send_sensor(voltage_mv=4520, rssi=90)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: f.telemetry.rssi == 90)
@@ -40,12 +42,8 @@ async def test_an_implausible_voltage_keeps_the_last_good_one(
 
 
 async def test_a_feed_result_from_the_future_is_dropped(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    caplog: pytest.LogCaptureFixture,
+    hub: PetnetHub, feeder: SimulatedFeeder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    feeder = await make_feeder()
     stored = hub.state.feeders[feeder.device_hid]
     tomorrow = int(time.time()) + 86400
     await feeder.send_feed_result(stime=tomorrow, portion=0.25, src=4)

@@ -8,30 +8,16 @@ meal's minute is chosen.
 from __future__ import annotations
 
 from datetime import datetime
-import importlib.util
 from pathlib import Path
 import subprocess
-import sys
-from types import ModuleType
 from zoneinfo import ZoneInfo
+
+from .helpers.scripts import load_script_module
 
 ROOT = Path(__file__).parent.parent
 
 
-def load_screenshots() -> ModuleType:
-    """scripts/screenshots.py, which is not in a package."""
-    spec = importlib.util.spec_from_file_location(
-        "screenshots", ROOT / "scripts" / "screenshots.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-screenshots = load_screenshots()
+screenshots = load_script_module("screenshots")
 
 
 def test_readme_example_dashboard_becomes_the_saved_card() -> None:
