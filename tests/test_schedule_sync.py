@@ -264,21 +264,27 @@ async def test_dst_change_resends_utc_offset(
     await settle(hub, feeder)
     assert feeder.utc_offset == -18000
     start = len(feeder.commands)
-    # The clock moves in steps shorter than the bundled broker's keep-alive (90 s) and
-    # HA-MQTT's window (120 s), and the feeder speaks in between, as a live one does:
-    # through HA's MQTT it counts as connected only while it is heard.
-    freezer.move_to("2024-11-03T06:59:10+00:00")  # 01:59:10 CDT
-    async_fire_time_changed(hass)  # the minute check runs: nothing changed yet
-    await feeder.send_heartbeat()
-    await wait_for_feeder(
-        hub,
-        feeder.device_hid,
-        lambda f: f.last_heartbeat == dt_util.utcnow().timestamp(),
-    )
+
+    # The clock moves in 20 s steps, well inside every keep-alive (the broker's, and that of
+    # HA's own MQTT client, whose clock is frozen too), and the feeder speaks after each, as
+    # a live one does: through HA's MQTT it counts as connected only while it is heard.
+    async def step_to(moment: str) -> None:
+        target = dt_util.parse_datetime(moment)
+        assert target is not None
+        while (left := (target - dt_util.utcnow()).total_seconds()) > 0:
+            freezer.tick(min(left, 20))
+            async_fire_time_changed(hass)  # the minute checks run as their timers would
+            await feeder.send_heartbeat()
+            await wait_for_feeder(
+                hub,
+                feeder.device_hid,
+                lambda f: f.last_heartbeat == dt_util.utcnow().timestamp(),
+            )
+
+    await step_to("2024-11-03T06:59:10+00:00")  # 01:59:10 CDT
     assert feeder.commands[start:] == []
-    freezer.move_to("2024-11-03T07:00:20+00:00")  # 01:00:20 CST
-    # The minute check runs; it finds the zone's offset changed since the last sync.
-    async_fire_time_changed(hass)
+    await step_to("2024-11-03T07:00:20+00:00")  # 01:00:20 CST
+    # The offset changed at 07:00:00 and went out then.
     await feeder.wait_for_command("utc_offset", since=start)
     await settle(hub, feeder)
     assert feeder.utc_offset == -21600
