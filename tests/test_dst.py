@@ -26,6 +26,7 @@ from feeder_sim import SimulatedFeeder
 
 from .helpers.feeders import FeederFactory
 from .helpers.feeding import add_meal, heartbeat
+from .helpers.schedules import settle
 
 
 @dataclass
@@ -248,3 +249,20 @@ async def test_a_meal_the_clocks_jump_over_is_dispensed_once_after_the_jump(
     assert night.hub.monitor.occurrence_of(stored, row.result) is not None
     assert stored.clock_moves == {}
     assert [e["time"] for e in night.feeder.schedule] == [seconds_of(meal_time)]
+
+
+async def test_the_change_timer_resends_nothing_already_sent(
+    hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """The minute check may send the new offset first: the timer then starts no sync.
+
+    A second sync right after the change would clear the schedule again in the minute a
+    meal moved past the gap is due.
+    """
+    feeder = await make_feeder()
+    await settle(hub, feeder)
+    reconciler = hub.sync.reconciler(feeder.device_hid)
+    started = reconciler.syncs_started
+    hub.sync._offset_changed(feeder.device_hid)
+    assert reconciler.syncs_started == started
+    assert not reconciler.pending

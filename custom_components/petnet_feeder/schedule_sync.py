@@ -335,7 +335,13 @@ class ScheduleSync:
         return float(base)
 
     def _offset_changed(self, feeder_hid: str) -> None:
-        if (feeder := self._state.feeders.get(feeder_hid)) is not None:
+        # The minute check may have sent the new offset already: a second sync would clear
+        # the schedule again in the very minute a moved meal is due.
+        if (
+            (feeder := self._state.feeders.get(feeder_hid)) is not None
+            and not feeder.sync_pending
+            and feeder.sent_utc_offset != self._clock.utc_offset(feeder)
+        ):
             self.request_sync(feeder, "utc offset changed")
 
     def _delivery_stuck(self, feeder: Feeder, at: float) -> None:
