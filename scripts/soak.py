@@ -30,6 +30,8 @@ KEYS = (
     ("missed_unreported", "missed, unreported"),
     ("wrong_credit", "wrong credit"),
     ("unconfirmed", "unconfirmed"),
+    ("failed", "failed (truth)"),
+    ("skipped", "skipped"),
     ("stray_dispenses", "stray dispenses"),
 )
 

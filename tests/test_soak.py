@@ -38,6 +38,8 @@ Counters (keys of the JSON report):
 * ``wrong_credit``: HA shows it dispensed or failed with a result that is not one of this
   occurrence's own schedule dispenses (a button press, Feed now, or another meal's result).
 * ``unconfirmed``: HA shows it unconfirmed (it could not hear the feeder then).
+* ``failed`` / ``skipped``: the feeder only reported failed dispenses of it / the user
+  skipped it (context for the other counts).
 * ``mismatches``: every occurrence where HA's state is not what the truth calls for, with
   details: dispensed -> ``dispensed`` (``unconfirmed`` if its result was lost while HA was
   down); failed only -> ``failed`` (same exception); nothing and skipped -> ``skipped``;
@@ -474,32 +476,32 @@ class Soak:
                 at += 300
             return at
 
+        # Every kind at least once per segment (so a short run meets each), then the rates.
+        draws = [(self.rng.randrange(self.count), kind) for kind in rates]
         for index in range(self.count):
             for kind, rate in rates.items():
-                for _ in range(self._poisson(rate * span_days)):
-                    if kind in (
-                        "failed_dispense",
-                        "button_near_meal",
-                        "feed_now_near_meal",
-                    ):
-                        if not targets:
-                            continue
-                        target = self.rng.choice(targets)
-                        if kind == "failed_dispense":
-                            at = target - 90
-                        else:
-                            at = target + self.rng.randint(-4, 4) * 60 + 15
-                        self.script.append(Fault(at, kind, index, target))
-                    elif kind == "reboot":
-                        at = self.rng.uniform(start + 600, end - 600)
-                        self.script.append(Fault(at, kind, index))
-                    elif kind == "power_out":
-                        at = self.rng.uniform(start + 600, end - 3600)
-                        hours = self.rng.uniform(1, 6)
-                        self.script.append(Fault(at, kind, index, hours * 3600))
-                    else:
-                        at = quiet(self.rng.uniform(start + 600, end - 1800))
-                        self.script.append(Fault(at, kind, index))
+                draws += [(index, kind)] * self._poisson(rate * span_days)
+        near = ("failed_dispense", "button_near_meal", "feed_now_near_meal")
+        for index, kind in draws:
+            if kind in near:
+                if not targets:
+                    continue
+                target = self.rng.choice(targets)
+                if kind == "failed_dispense":
+                    at = target - 90
+                else:
+                    at = target + self.rng.randint(-4, 4) * 60 + 15
+                self.script.append(Fault(at, kind, index, target))
+            elif kind == "reboot":
+                at = self.rng.uniform(start + 600, end - 600)
+                self.script.append(Fault(at, kind, index))
+            elif kind == "power_out":
+                at = self.rng.uniform(start + 600, end - 3600)
+                hours = self.rng.uniform(1, 6)
+                self.script.append(Fault(at, kind, index, hours * 3600))
+            else:
+                at = quiet(self.rng.uniform(start + 600, end - 1800))
+                self.script.append(Fault(at, kind, index))
         for _ in range(max(1, round(span_days))):
             at = self.rng.uniform(start + 1800, end - 7200)
             self.script.append(Fault(at, "ha_restart", -1, self.rng.uniform(300, 5400)))
@@ -547,16 +549,22 @@ class Soak:
             await self.hass.async_block_till_done()
             await self.reconnect(sim)
         elif kind == "failed_dispense":
-            held = {
-                v[-1].time_s
-                for v in sim.plan.values()
-                if abs(self._target_today(v[-1].time_s, fault.arg) - fault.arg) < 1
-            }
-            if not held:
+            # The drawn feeder, else the next one that is up and has a meal then.
+            for other in [*self.sims[fault.index :], *self.sims[: fault.index]]:
+                held = {
+                    v[-1].time_s
+                    for v in other.plan.values()
+                    if v[-1].until == float("inf")
+                    and v[-1].enabled
+                    and abs(self._target_today(v[-1].time_s, fault.arg) - fault.arg) < 1
+                }
+                if held and other.mode == "on":
+                    break
+            else:
                 return
             for time_s in held:
-                feeder.fail_meals[time_s] = "motor jam"
-            self.pending_unfail.append((fault.arg + self.window_s + 60, sim, held))
+                other.feeder.fail_meals[time_s] = "motor jam"
+            self.pending_unfail.append((fault.arg + self.window_s + 60, other, held))
         elif kind == "button_near_meal":
             await feeder.feed_now_via_button()
             await self.heartbeat(sim)
@@ -753,6 +761,10 @@ class Soak:
         ok = [record for _, record in mine if not record["fail"]]
         failed = [record for _, record in mine if record["fail"]]
         skipped = (meal_id, int(at)) in sim.skips
+        if not ok and failed:
+            report["failed"] += 1
+        if skipped:
+            report["skipped"] += 1
         if len(ok) == 1:
             report["dispensed_once"] += 1
         elif len(ok) >= 2:
@@ -927,6 +939,8 @@ class Soak:
             "missed_unreported",
             "wrong_credit",
             "unconfirmed",
+            "failed",
+            "skipped",
             "stray_dispenses",
         )
         return {
