@@ -48,6 +48,10 @@ def table(report: dict[str, Any]) -> str:
         "mismatch: " + json.dumps(mismatch, sort_keys=True)
         for mismatch in report["mismatches"]
     ]
+    lines += [
+        "missed: " + json.dumps(missed, sort_keys=True)
+        for missed in report.get("missed", [])
+    ]
     return "\n".join(lines)
 
 

@@ -191,6 +191,7 @@ class Sim:
     missed_events: set[tuple[int, int]] = field(default_factory=set)
     last_heartbeat: float = 0.0
     meal_count: int = 0
+    fault_log: list[tuple[float, str]] = field(default_factory=list)
     ran_minute: int = 0  # the epoch minute the feeder last ran its schedule in
 
 
@@ -235,6 +236,8 @@ class Soak:
         self.claimed: set[tuple[int, int]] = set()  # (sim index, dispense index)
         self.report: Counter[str] = Counter()
         self.mismatches: list[dict[str, Any]] = []
+        # Every occurrence nothing was dispensed for, with the faults before it (triage).
+        self.missed: list[dict[str, Any]] = []
         self.segment: tuple[float, float] = (0.0, 0.0)
 
     # ------------------------------------------------------------- helpers
@@ -525,6 +528,10 @@ class Soak:
         kind = fault.kind
         if kind == "ha_restart":
             self.faults[kind] += 1
+            for sim in self.sims:
+                sim.fault_log.append(
+                    (self.now, f"ha_restart ({fault.arg / 60:.0f} min down)")
+                )
             await self.restart_ha(fault.arg)
             return
         sim = self.sims[fault.index]
@@ -538,6 +545,7 @@ class Soak:
             await feeder.drop()
             sim.mode = "power_out"
             sim.power_back = self.now + fault.arg
+            kind = f"power_out ({fault.arg / 3600:.1f} h)"
         elif kind == "mqtt_drop_mid_sync":
             start = len(feeder.commands)
             await self.call("sync_schedule", sim)
@@ -562,6 +570,7 @@ class Soak:
                     break
             else:
                 return
+            sim = other
             for time_s in held:
                 other.feeder.fail_meals[time_s] = "motor jam"
             self.pending_unfail.append((fault.arg + self.window_s + 60, other, held))
@@ -637,7 +646,8 @@ class Soak:
                         continue
                     target = self._target_today(version.time_s, until - self.window_s)
                     sim.skips.add((meal_id, int(target)))
-        self.faults[kind] += 1
+        self.faults[fault.kind] += 1
+        sim.fault_log.append((self.now, kind))
 
     def _target_today(self, time_s: int, near: float) -> float:
         """The target of a meal time on the local day of ``near`` (or the day before)."""
@@ -744,6 +754,27 @@ class Soak:
             day += dt.timedelta(days=1)
         return found
 
+    def nearest_target(self, sim: Sim, meal_id: int, stime: float) -> float | None:
+        """The planned occurrence of the meal nearest to a dispense (a moved meal has two)."""
+        targets = [
+            at
+            for version in sim.plan.get(meal_id, [])
+            if version.enabled
+            for at in self.slot_targets_of(version.time_s, stime - 7200, stime + 7200)
+            if version.since <= at < version.until
+        ]
+        if not targets:
+            return None
+        return min(targets, key=lambda target: (abs(target - stime), target))
+
+    def faults_before(self, sim: Sim, at: float) -> list[str]:
+        """The faults on this feeder (and HA restarts) in the six hours up to a target."""
+        return [
+            f"{dt.datetime.fromtimestamp(when, ZONE).isoformat()} {kind}"
+            for when, kind in sim.fault_log
+            if at - 6 * 3600 <= when <= at + self.window_s + 180
+        ]
+
     def judge_one(self, index: int, sim: Sim, meal_id: int, at: float) -> None:
         report = self.report
         report["occurrences"] += 1
@@ -755,6 +786,7 @@ class Soak:
             and self.meal_id_of(record) == meal_id
             and dt.datetime.fromtimestamp(record["stime"], ZONE).date() == local_day
             and abs(record["stime"] - at) <= 7200
+            and self.nearest_target(sim, meal_id, record["stime"]) == at
         ]
         for position, _ in mine:
             self.claimed.add((index, position))
@@ -859,6 +891,18 @@ class Soak:
                     ],
                     "skipped": skipped,
                     "missed_reported": reported,
+                    "faults_before": self.faults_before(sim, at),
+                }
+            )
+        if not ok and not failed and not skipped:
+            self.missed.append(
+                {
+                    "feeder": sim.name,
+                    "firmware": sim.feeder.firmware,
+                    "meal_id": meal_id,
+                    "target": dt.datetime.fromtimestamp(at, ZONE).isoformat(),
+                    "ha_state": str(state) if state else None,
+                    "faults_before": self.faults_before(sim, at),
                 }
             )
 
@@ -948,6 +992,7 @@ class Soak:
             "feeders": self.count,
             **{key: self.report[key] for key in keys},
             "mismatches": self.mismatches,
+            "missed": self.missed,
             "faults": dict(sorted(self.faults.items())),
             "wall_s": round(time.clock_gettime(time.CLOCK_MONOTONIC) - started, 1),
         }
