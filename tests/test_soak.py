@@ -47,6 +47,8 @@ Counters (keys of the JSON report):
   twice, a skipped meal dispensed, a missed meal without a report, a report of a miss that
   was not one (or of no planned occurrence), and a schedule dispense that belongs to no
   occurrence (``stray``) are mismatches too.
+* ``missed``: every occurrence nothing was dispensed for (not skipped), with HA's state and
+  the faults on that feeder in the six hours before (to tell a miss from its cause).
 * ``faults``: how many of each fault the script injected; ``sim_days``, ``feeders``, ``wall_s``.
 
 Parameters come from the environment (``scripts/soak`` sets them): SOAK_DAYS (1), SOAK_FEEDERS
