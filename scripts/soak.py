@@ -28,6 +28,7 @@ KEYS = (
     ("dispensed_twice", "dispensed twice"),
     ("missed_reported", "missed, reported"),
     ("missed_unreported", "missed, unreported"),
+    ("missed_unexplained", "missed, unexplained"),
     ("wrong_credit", "wrong credit"),
     ("unconfirmed", "unconfirmed"),
     ("failed", "failed (truth)"),

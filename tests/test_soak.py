@@ -35,6 +35,8 @@ Counters (keys of the JSON report):
 * ``missed_reported``: nothing dispensed (not skipped by the user), and HA reported it missed.
 * ``missed_unreported``: nothing dispensed, not skipped, and HA neither reported it missed nor
   showed it unconfirmed.
+* ``missed_unexplained``: nothing dispensed, not skipped, and neither a power cut of that
+  feeder nor HA being down covers its window: the feeder should have fed it.
 * ``wrong_credit``: HA shows it dispensed or failed with a result that is not one of this
   occurrence's own schedule dispenses (a button press, Feed now, or another meal's result).
 * ``unconfirmed``: HA shows it unconfirmed (it could not hear the feeder then).
@@ -194,6 +196,7 @@ class Sim:
     last_heartbeat: float = 0.0
     meal_count: int = 0
     fault_log: list[tuple[float, str]] = field(default_factory=list)
+    powered_off: list[tuple[float, float]] = field(default_factory=list)
     ran_minute: int = 0  # the epoch minute the feeder last ran its schedule in
 
 
@@ -546,6 +549,7 @@ class Soak:
         elif kind == "power_out":
             await feeder.drop()
             sim.mode = "power_out"
+            sim.powered_off.append((self.now, self.now + fault.arg))
             sim.power_back = self.now + fault.arg
             kind = f"power_out ({fault.arg / 3600:.1f} h)"
         elif kind == "mqtt_drop_mid_sync":
@@ -897,8 +901,16 @@ class Soak:
                 }
             )
         if not ok and not failed and not skipped:
+            # A power cut or HA being down explains a miss; nothing else should cause one.
+            explained = unheard_then or any(
+                off <= at + self.window_s and at - self.window_s <= on
+                for off, on in sim.powered_off
+            )
+            if not explained:
+                report["missed_unexplained"] += 1
             self.missed.append(
                 {
+                    "explained": explained,
                     "feeder": sim.name,
                     "firmware": sim.feeder.firmware,
                     "meal_id": meal_id,
@@ -983,6 +995,7 @@ class Soak:
             "dispensed_twice",
             "missed_reported",
             "missed_unreported",
+            "missed_unexplained",
             "wrong_credit",
             "unconfirmed",
             "failed",
@@ -1063,4 +1076,5 @@ async def test_soak(
         assert report["dispensed_twice"] == 0, summary
         assert report["wrong_credit"] == 0, summary
         assert report["missed_unreported"] == 0, summary
+        assert report["missed_unexplained"] == 0, summary
         assert report["mismatches"] == [], summary
