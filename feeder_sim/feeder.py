@@ -136,6 +136,11 @@ class SimulatedFeeder:
         self.messages_published = 0
         self.api_latencies: list[float] = []
         self.boot_count = 0
+        # Every dispense the feeder made, recorded before its result is published (so one
+        # whose result could not be sent is here too): stime, src, portion, fail, err, the
+        # schedule event's feeding_id (None for Feed now and the button), published.
+        self.dispense_log: list[dict[str, Any]] = []
+        self._dispensing: dict[str, Any] | None = None
 
         self._rng = random.Random(seed if seed is not None else uid)  # noqa: S311 - simulation
         self._http = http_session
@@ -441,6 +446,16 @@ class SimulatedFeeder:
         self, *, stime: int, portion: float, src: int, fail: bool = False, err: str = ""
     ) -> dict[str, Any]:
         """Publish a feed_result (§5.4) for a dispense of ``portion`` cups."""
+        record: dict[str, Any] = {
+            "stime": stime,
+            "src": src,
+            "portion": portion,
+            "fail": fail,
+            "err": err,
+            "feeding_id": (self._dispensing or {}).get("feeding_id"),
+            "published": False,
+        }
+        self.dispense_log.append(record)
         expected_g = round(portion * 16 * self.g_per_tbsp, 2)
         actual_g = 0.0 if fail else round(expected_g * MEASURED_FRACTION, 1)
         hopper_start = self.hopper
@@ -459,7 +474,9 @@ class SimulatedFeeder:
             fail=fail,
             err=err,
         )
-        return await self._publish(ids.telemetry_topic(self.gateway_hid), message)
+        sent = await self._publish(ids.telemetry_topic(self.gateway_hid), message)
+        record["published"] = True
+        return sent
 
     async def feed_now_via_button(
         self, portion: float | None = None
@@ -507,15 +524,19 @@ class SimulatedFeeder:
             if not is_number(portion):
                 continue
             error = self.fail_meals.get(event["time"])
-            results.append(
-                await self.send_feed_result(
-                    stime=stamp,
-                    portion=portion,
-                    src=SRC_SCHEDULE,
-                    fail=error is not None,
-                    err=error or "",
+            self._dispensing = event
+            try:
+                results.append(
+                    await self.send_feed_result(
+                        stime=stamp,
+                        portion=portion,
+                        src=SRC_SCHEDULE,
+                        fail=error is not None,
+                        err=error or "",
+                    )
                 )
-            )
+            finally:
+                self._dispensing = None
         return results
 
     # ------------------------------------------------------------ API via MQTT
