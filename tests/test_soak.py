@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 import datetime as dt
 import json
@@ -83,7 +82,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.petnet_feeder.accounting import occurrence_status
-from custom_components.petnet_feeder.compat import async_get_device
 from custom_components.petnet_feeder.const import DOMAIN, TRANSPORT_BUNDLED
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.meals import (
@@ -95,6 +93,8 @@ from custom_components.petnet_feeder.meals import (
 from custom_components.petnet_feeder.monitor import EVENT_MISSED, FeedingEvent
 from feeder_sim import SimulatedFeeder
 from feeder_sim.mqtt_client import MqttError
+
+from .helpers.feeders import device_id, wait_for_feeder
 
 ZONE_NAME = "America/Chicago"
 ZONE = ZoneInfo(ZONE_NAME)
@@ -131,40 +131,6 @@ def _slot_s(slot: str) -> int:
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
-
-
-# ----------------------------------------------------------------- small harness pieces
-# (kept here rather than imported: the suite's helpers are being moved around)
-
-
-def device_id(hass: HomeAssistant, feeder: SimulatedFeeder) -> str:
-    """The HA device id of a simulated feeder."""
-    identifier = (DOMAIN, feeder.device_hid)
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        if device := async_get_device(hass, entry.entry_id, identifier):
-            return device.id
-    raise AssertionError(f"no device for {feeder.device_hid}")
-
-
-async def wait_for_feeder(
-    hub: PetnetHub, feeder_hid: str, predicate: Callable[[Any], bool]
-) -> None:
-    """Wait until the hub's state of a feeder satisfies predicate."""
-    done = asyncio.Event()
-
-    @callback
-    def check() -> None:
-        if (feeder := hub.state.feeders.get(feeder_hid)) is not None and predicate(
-            feeder
-        ):
-            done.set()
-
-    unsub = hub.state.async_subscribe_feeder(feeder_hid, check)
-    try:
-        check()
-        await asyncio.wait_for(done.wait(), 10)
-    finally:
-        unsub()
 
 
 # ----------------------------------------------------------------- the plan and the fleet
