@@ -33,6 +33,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .registry import RegistrationLimitError, RegistrationPendingError
+from .repair_issues import raise_issue
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -184,15 +185,11 @@ class RegistrationControl:
             gateway_hid,
             held.label,
         )
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             pending_issue_id(gateway_hid),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=PENDING_ISSUE,
-            translation_placeholders=self.placeholders(held),
+            PENDING_ISSUE,
+            self.placeholders(held),
             data={"gateway_hid": gateway_hid},
         )
         raise RegistrationPendingError(gateway_hid)

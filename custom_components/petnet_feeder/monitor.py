@@ -25,6 +25,7 @@ from .feeder_clock import FeederClock
 from .meals import MealOccurrence, MealState, occurrences_between
 from .models import Feeder, MissedMeal
 from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
+from .repair_issues import raise_issue
 from .schedule_sync import ScheduleSync
 from .state import FeederState
 
@@ -416,17 +417,11 @@ class FeedingMonitor:
     def _raise_missed_issue(self, feeder: Feeder, miss: MissedMeal) -> None:
         target = dt_util.utc_from_timestamp(miss.target)
         local = target.astimezone(self._clock.zone(feeder))
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             missed_issue_id(feeder.hid),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="missed_meal_online"
-            if miss.online
-            else "missed_meal_offline",
-            translation_placeholders={
+            "missed_meal_online" if miss.online else "missed_meal_offline",
+            {
                 "feeder": feeder.display_name,
                 "meal": miss.meal_name,
                 "time": local.strftime("%H:%M"),
@@ -454,15 +449,11 @@ class FeedingMonitor:
             result.error or "unknown error",
         )
         self._failures[feeder.hid] = key
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             failed_issue_id(feeder.hid),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=FAILED_ISSUE,
-            translation_placeholders={
+            FAILED_ISSUE,
+            {
                 "feeder": feeder.display_name,
                 "meal": meal.name,
                 "time": local.strftime("%H:%M"),
@@ -530,15 +521,12 @@ class FeedingMonitor:
                 feeder.hid,
                 zone,
             )
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             issue_id,
-            is_fixable=False,
-            is_persistent=False,
+            ZONE_ISSUE,
+            {"feeder": feeder.display_name, "zone": zone},
             severity=ir.IssueSeverity.ERROR,
-            translation_key=ZONE_ISSUE,
-            translation_placeholders={"feeder": feeder.display_name, "zone": zone},
         )
 
     def _check_offline(self, feeder: Feeder) -> None:
@@ -552,15 +540,11 @@ class FeedingMonitor:
         if self._state.is_online(feeder) or silent_for is None or silent_for < limit:
             ir.async_delete_issue(self._hass, DOMAIN, issue_id)
             return
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="feeder_offline",
-            translation_placeholders={
+            "feeder_offline",
+            {
                 "feeder": feeder.display_name,
                 "minutes": str(int(silent_for // 60)),
             },

@@ -34,6 +34,7 @@ from .protocol.schedule import (
     schedule_fingerprint,
 )
 from .reconcile import DEFAULT_HASH_INTERVAL_S, ScheduleReconciler, SyncPlan
+from .repair_issues import raise_issue
 from .state import FeederState, now
 from .transport.base import GatewayNotConnectedError
 
@@ -312,15 +313,11 @@ class ScheduleSync:
                 count,
                 reconciler.hash_interval_s,
             )
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=NOT_STICKING_ISSUE,
-            translation_placeholders={
+            NOT_STICKING_ISSUE,
+            {
                 "feeder": feeder.display_name,
                 "count": str(count),
                 "family": "new" if uses_new_api(feeder) else "legacy",
@@ -451,19 +448,16 @@ class ScheduleSync:
             feeder.software_version or "unknown",
             len(feeder.meals),
         )
-        ir.async_create_issue(
+        raise_issue(
             self._hass,
-            DOMAIN,
             too_long_issue_id(feeder.hid),
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="schedule_too_long",
-            translation_placeholders={
+            "schedule_too_long",
+            {
                 "feeder": feeder.display_name,
                 "firmware": feeder.software_version or "unknown",
                 "count": str(len(feeder.meals)),
             },
+            severity=ir.IssueSeverity.ERROR,
         )
 
     async def async_send(self, feeder_hid: str, command: OutboundCommand) -> None:
