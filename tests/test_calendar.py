@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.calendar import DATA_COMPONENT
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
@@ -25,7 +27,7 @@ from feeder_sim import SimulatedFeeder
 from .helpers.calendar import get_events
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, wait_for_feeder
-from .helpers.feeding import CHICAGO
+from .helpers.feeding import CHICAGO, meals_existed_since
 from .helpers.platforms import SNAPSHOT_TIME, EntitiesSnapshot
 from .helpers.schedules import add_meals
 
@@ -58,8 +60,9 @@ def planned_long_ago(hub: PetnetHub, feeder: SimulatedFeeder) -> None:
     A meal is planned only from when it got its time (the calendar hides earlier days
     without a dispense); these tests look at fixed days in 2024.
     """
-    stored = hub.state.feeders[feeder.device_hid]
-    stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)
+    meals_existed_since(
+        hub.state.feeders[feeder.device_hid], datetime(2024, 1, 1, tzinfo=UTC)
+    )
 
 
 async def ws(client: Any, message: dict[str, Any]) -> dict[str, Any]:
@@ -467,7 +470,10 @@ async def test_events_across_dst_change(
 
 @pytest.mark.freeze_time("2024-06-01 17:00:00", real_asyncio=True)
 async def test_meal_status(
-    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     # Frozen at 12:00:00 CDT.
     feeder, calendar = await start_feeder(hass, hub, make_feeder)
@@ -527,9 +533,23 @@ async def test_meal_status(
     assert state.attributes["start_time"] == "2024-06-01 12:00:00"
     assert state.attributes["end_time"] == "2024-06-01 12:01:00"
 
-    # Once Lunch is removed, the next meal is the (skipped) Dinner, and the state follows.
+    # Lunch is removed while it is due: the feeder may be dispensing it, and deleting a meal
+    # never rewrites what was due. Today's Lunch stays; tomorrow's is gone.
     lunch = next(m for m in stored.meals if m.name == "Lunch")
     hub.meal_editor.remove_meal(stored, lunch.meal_id)
+    state = hass.states.get(calendar)
+    assert state is not None
+    assert (state.state, state.attributes["message"]) == (STATE_ON, "Lunch")
+    events = await get_events(
+        hass, calendar, "2024-06-01T00:00:00-05:00", "2024-06-03T00:00:00-05:00"
+    )
+    lunches = [e["start"] for e in events if e["summary"] == "Lunch"]
+    assert lunches == ["2024-06-01T12:00:00-05:00"]
+
+    # Once Lunch's minute is over, the next meal is the (skipped) Dinner.
+    freezer.tick(60)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
     state = hass.states.get(calendar)
     assert state is not None
     assert state.state == STATE_OFF
@@ -798,7 +818,8 @@ async def test_days_before_a_meal_was_planned_are_not_missed(
     dinner = hub.meal_editor.add_meal(
         stored, name="Dinner", time_s=18 * 3600, portion=0.25
     )
-    stored.meal_since[dinner.meal_id] = time.time() - 86400  # June 1st, 10:00
+    june_1_10 = datetime(2024, 6, 1, 10, 0, tzinfo=ZoneInfo(CHICAGO))
+    meals_existed_since(stored, june_1_10, [dinner.meal_id])
 
     events = await get_events(
         hass, calendar, "2024-05-31T00:00:00-05:00", "2024-06-04T00:00:00-05:00"

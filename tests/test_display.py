@@ -26,6 +26,7 @@ from custom_components.petnet_feeder.calendar_mapping import (
 )
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.errors import InvalidRequestError, invalid
+from custom_components.petnet_feeder.feeder_clock import FeederClock
 from custom_components.petnet_feeder.feeder_view import DELIVERY_GRACE
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.meal_editor import MealEditor
@@ -100,7 +101,7 @@ class NoSync:
 
 
 def test_a_second_meal_at_the_same_minute_is_refused() -> None:
-    editor = MealEditor(clock=None, sync=NoSync())  # type: ignore[arg-type]
+    editor = MealEditor(clock=FeederClock(lambda: "UTC", 5), sync=NoSync())  # type: ignore[arg-type]
     feeder = Feeder(hid=SILENT_HID, gateway_hid=SILENT_GW, name="Kibble")
     breakfast = editor.add_meal(feeder, name="Breakfast", time_s=7 * 3600, portion=0.25)
     dinner = editor.add_meal(feeder, name="Dinner", time_s=18 * 3600, portion=0.25)
@@ -328,7 +329,7 @@ async def test_a_delivery_late_by_a_minute_is_a_problem(
 
 
 def test_a_new_schedule_with_two_meals_at_one_minute_is_refused() -> None:
-    editor = MealEditor(clock=None, sync=NoSync())  # type: ignore[arg-type]
+    editor = MealEditor(clock=FeederClock(lambda: "UTC", 5), sync=NoSync())  # type: ignore[arg-type]
     feeder = Feeder(hid=SILENT_HID, gateway_hid=SILENT_GW)
     editor.add_meal(feeder, name="Old", time_s=9 * 3600, portion=0.25)
     with pytest.raises(InvalidRequestError) as caught:

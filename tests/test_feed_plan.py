@@ -14,7 +14,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.sensor import MAX_STATE_LENGTH, _feed_plan
 
 from .helpers.feeders import FeederFactory, wait_for_feeder
-from .helpers.feeding import chicago_feeder
+from .helpers.feeding import chicago_feeder, meals_existed_since
 from .helpers.schedules import add_meals
 
 README = Path(__file__).parent.parent / "README.md"
@@ -67,7 +67,7 @@ async def test_the_card_reads_every_status(
             ("Night", "23:59", 0.0625, True),
         ),
     )
-    stored.meal_since = dict.fromkeys(stored.meal_since, 0.0)  # planned since long ago
+    meals_existed_since(stored, datetime(2024, 6, 1, tzinfo=ZoneInfo(CHICAGO)))
     hub.meal_editor.skip_next_meal(stored)  # Dinner
 
     def at(hhmm: str) -> int:

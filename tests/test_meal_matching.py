@@ -2,14 +2,17 @@
 
 The simulator holds the schedule HA sent and dispenses by its clock (UTC + the last
 ``utc_offset``), like the firmware; HA then finds the meal of each result. Around midnight and
-on both DST days of America/Chicago.
+on both DST days of America/Chicago. The wall clock stands a little after the last dispense, and
+the results arrive as a feeder replays them after a reconnect; the meals existed from the day
+before the first one.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 import pytest
 
@@ -18,8 +21,18 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import SimulatedFeeder
 
 from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
-from .helpers.feeding import feed_history
+from .helpers.feeding import feed_history, meals_existed_since
 from .helpers.schedules import settle
+
+
+@pytest.fixture
+def replayed_at(
+    freezer: FrozenDateTimeFactory, dispenses: list[tuple[str, int]]
+) -> datetime:
+    """Stand the wall clock five minutes after the last dispense, before HA starts."""
+    moments = sorted(datetime.fromisoformat(moment) for moment, _ in dispenses)
+    freezer.move_to(moments[-1] + timedelta(minutes=5))
+    return moments[0]
 
 
 async def feeder_with_meals(
@@ -28,6 +41,7 @@ async def feeder_with_meals(
     make_feeder: FeederFactory,
     zone: str,
     meals: list[tuple[str, str]],
+    first_dispense: datetime,
 ) -> SimulatedFeeder:
     await hass.config.async_set_time_zone(zone)
     feeder = await make_feeder()
@@ -44,8 +58,9 @@ async def feeder_with_meals(
     )
     await settle(hub, feeder)
     assert len(feeder.schedule) == len(meals)
-    # The dispenses these tests replay are in 2024: the meals must have existed by then.
-    hub.state.feeders[feeder.device_hid].meal_since.clear()
+    meals_existed_since(
+        hub.state.feeders[feeder.device_hid], first_dispense - timedelta(days=1)
+    )
     return feeder
 
 
@@ -132,6 +147,7 @@ async def history(
     ],
 )
 async def test_meals(
+    replayed_at: datetime,
     hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
@@ -141,28 +157,38 @@ async def test_meals(
     expected: list[tuple[str, str | None]],
 ) -> None:
     """Each dispense goes to the meal of its day and window, whatever the clock did."""
-    feeder = await feeder_with_meals(hass, hub, make_feeder, zone, meals)
+    feeder = await feeder_with_meals(hass, hub, make_feeder, zone, meals, replayed_at)
     await dispense_at(hub, feeder, dispenses)
     assert await history(hass, feeder) == expected
 
 
-@pytest.mark.parametrize("offset_minutes", [-6, 6])
+# 07:00 on June 2nd in Tokyo, by a feeder whose clock is off by six minutes either way.
+_BREAKFAST = datetime(2024, 6, 1, 22, 0, tzinfo=UTC)
+_OFF_BY_SIX = [
+    pytest.param(
+        [
+            (
+                (_BREAKFAST + timedelta(minutes=minutes)).isoformat(),
+                9 * 3600 - minutes * 60,
+            )
+        ],
+        id=f"{minutes:+d}_minutes",
+    )
+    for minutes in (-6, 6)
+]
+
+
+@pytest.mark.parametrize("dispenses", _OFF_BY_SIX)
 async def test_a_dispense_outside_the_window_is_no_meal(
+    replayed_at: datetime,
     hass: HomeAssistant,
     hub: PetnetHub,
     make_feeder: FeederFactory,
-    offset_minutes: int,
+    dispenses: list[tuple[str, int]],
 ) -> None:
-    # A feeder whose clock is off by six minutes (the window is five) dispenses no meal.
+    # The window is five minutes: the dispense is no meal.
     feeder = await feeder_with_meals(
-        hass, hub, make_feeder, "Asia/Tokyo", [("Breakfast", "07:00")]
+        hass, hub, make_feeder, "Asia/Tokyo", [("Breakfast", "07:00")], replayed_at
     )
-    target = datetime(2024, 6, 1, 22, 0, tzinfo=UTC)  # 07:00 on June 2nd in Tokyo
-    offset = 9 * 3600 - offset_minutes * 60
-    moment = target.timestamp() + offset_minutes * 60
-    await dispense_at(
-        hub,
-        feeder,
-        [(datetime.fromtimestamp(moment, UTC).isoformat(), offset)],
-    )
+    await dispense_at(hub, feeder, dispenses)
     assert [meal for _, meal in await history(hass, feeder)] == [None]

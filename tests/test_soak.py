@@ -25,7 +25,7 @@ segment. Each is judged once its window plus the delivery slack plus a minute ha
 * truth: the feeder's schedule dispenses of that meal (its ``feeding_id``) on that local day
   within two hours of the target: ``ok`` (not failed) and ``failed`` ones.
 * HA's account: the occurrence's state as the integration shows it then
-  (``occurrences_between`` over the stored feeder, skips included), and whether the monitor
+  (``feeder_occurrences``: the meal ledger every entity reads), and whether the monitor
   reported it missed (a ``missed`` feeding event, or the key in ``Feeder.misses``).
 
 Counters (keys of the JSON report):
@@ -81,15 +81,10 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.petnet_feeder.accounting import occurrence_status
+from custom_components.petnet_feeder.accounting import feeder_occurrences
 from custom_components.petnet_feeder.const import DOMAIN, TRANSPORT_BUNDLED
 from custom_components.petnet_feeder.hub import PetnetHub
-from custom_components.petnet_feeder.meals import (
-    DELIVERY_SLACK,
-    MealState,
-    meal_target,
-    occurrences_between,
-)
+from custom_components.petnet_feeder.meals import DELIVERY_SLACK, MealState, meal_target
 from custom_components.petnet_feeder.monitor import EVENT_MISSED, FeedingEvent
 from feeder_sim import SimulatedFeeder
 from feeder_sim.mqtt_client import MqttError
@@ -778,22 +773,19 @@ class Soak:
         occurrence = next(
             (
                 found
-                for found in occurrences_between(
-                    stored.meals,
-                    [row.result for row in stored.history],
+                for found in feeder_occurrences(
+                    stored,
+                    ZONE,
                     dt.datetime.fromtimestamp(at - 1, dt.UTC),
                     dt.datetime.fromtimestamp(at + 1, dt.UTC),
-                    ZONE,
                     dt_util.utcnow(),
                     self.hub.clock.window,
-                    since=stored.meal_since,
-                    unheard=stored.unheard,
                 )
                 if found.meal.meal_id == meal_id
             ),
             None,
         )
-        state = occurrence_status(stored, occurrence) if occurrence else None
+        state = occurrence.state if occurrence else None
         reported = (meal_id, int(at)) in sim.missed_events or (
             f"{meal_id}@{int(at)}" in stored.misses
         )

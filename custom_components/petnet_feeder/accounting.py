@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .meals import MealOccurrence, MealState, hopper_level, occurrences_between
+from . import ledger
+from .meals import MealOccurrence, MealState, hopper_level
 from .models import Feeder
 from .protocol.messages import FeedResult
 
@@ -37,48 +38,76 @@ def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(now.astimezone(zone).date(), time(), tzinfo=zone)
 
 
-def occurrence_status(feeder: Feeder, occurrence: MealOccurrence) -> MealState:
-    """What became of an occurrence, a skip included: skipped unless a result came anyway."""
-    if occurrence.result is None and feeder.was_skipped(
-        occurrence.meal.meal_id, occurrence.target
-    ):
-        return MealState.SKIPPED
-    return occurrence.state
+def feeder_occurrences(
+    feeder: Feeder,
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    window: timedelta,
+    *,
+    include_disabled: bool = False,
+) -> list[MealOccurrence]:
+    """The feeder's meal occurrences with a target in [start, end): the one account.
+
+    Calendar, sensors, repairs, automatic feeding and the history action all read this.
+    """
+    return ledger.occurrences(
+        feeder.ledger,
+        feeder.meals,
+        [row.result for row in feeder.history],
+        start,
+        end,
+        zone,
+        now,
+        window,
+        # A meal added or moved after its time was never due then.
+        since=feeder.meal_since,
+        unheard=feeder.unheard,
+        was_skipped=feeder.was_skipped,
+        include_disabled=include_disabled,
+    )
+
+
+def record_meals(
+    feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
+) -> None:
+    """Record the occurrences whose time has come and settle the open ones.
+
+    Called by the minute check, when a result arrives, and before the meals are edited (so
+    that what was due under the old meals stays as it was).
+    """
+    ledger.record(
+        feeder.ledger,
+        feeder.meals,
+        zone,
+        now,
+        since=feeder.meal_since,
+        was_skipped=feeder.was_skipped,
+    )
+    ledger.occurrences(
+        feeder.ledger,
+        feeder.meals,
+        [row.result for row in feeder.history],
+        now,
+        now,
+        zone,
+        now,
+        window,
+        since=feeder.meal_since,
+        unheard=feeder.unheard,
+        was_skipped=feeder.was_skipped,
+        settle=True,
+    )
 
 
 def today_occurrences(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> list[MealOccurrence]:
-    """Today's meal occurrences (enabled meals that were due) in the feeder's zone."""
+    """Today's meal occurrences (enabled meals that were or will be due) in the feeder's zone."""
     start = local_midnight(now, zone)
     end = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=zone)
-    return _due_occurrences(feeder, start, end, zone, now, window)
-
-
-def _due_occurrences(
-    feeder: Feeder,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo,
-    now: datetime,
-    window: timedelta,
-) -> list[MealOccurrence]:
-    # A meal added or moved after its time today was never due today (since=meal_since).
-    return [
-        occurrence
-        for occurrence in occurrences_between(
-            feeder.meals,
-            [row.result for row in feeder.history],
-            start,
-            end,
-            zone,
-            now,
-            window,
-            since=feeder.meal_since,
-            unheard=feeder.unheard,
-        )
-        if occurrence.state is not MealState.DISABLED
-    ]
+    return feeder_occurrences(feeder, zone, start, end, now, window)
 
 
 def day_totals(
@@ -97,10 +126,7 @@ def day_totals(
         ),
         0.0,
     )
-    states = [
-        occurrence_status(feeder, o)
-        for o in today_occurrences(feeder, zone, now, window)
-    ]
+    states = [o.state for o in today_occurrences(feeder, zone, now, window)]
     return DayTotals(
         grams=round(grams, 1),
         meals_dispensed=states.count(MealState.DISPENSED),
@@ -112,13 +138,13 @@ def last_meal_status(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> MealState | None:
     """Status of the latest meal whose time has come (within a day); upcoming if none has yet."""
-    occurrences = _due_occurrences(
-        feeder, now - timedelta(days=1), now + timedelta(days=1), zone, now, window
+    occurrences = feeder_occurrences(
+        feeder, zone, now - timedelta(days=1), now + timedelta(days=1), now, window
     )
     if not occurrences:
         return None
     passed = [o for o in occurrences if o.target <= now]
-    return occurrence_status(feeder, passed[-1]) if passed else MealState.UPCOMING
+    return passed[-1].state if passed else MealState.UPCOMING
 
 
 def hopper_percent(feeder: Feeder) -> float | None:

@@ -33,7 +33,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .accounting import occurrence_status
+from .accounting import feeder_occurrences
 from .calendar_mapping import (
     DAILY,
     EVENT_LENGTH,
@@ -50,7 +50,7 @@ from .calendar_mapping import (
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .errors import invalid
 from .hub import PetnetConfigEntry, PetnetHub
-from .meals import MealOccurrence, MealState, format_portion, occurrences_between
+from .meals import MealOccurrence, MealState, format_portion
 from .models import Feeder
 from .translate import translated
 
@@ -127,24 +127,10 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         self, start: datetime, end: datetime, now: datetime
     ) -> list[MealOccurrence]:
         """Occurrences of the enabled meals with a target in [start, end)."""
-        feeder = self.feeder
-        return [
-            occurrence
-            for occurrence in occurrences_between(
-                feeder.meals,
-                [row.result for row in feeder.history],
-                start,
-                end,
-                self.view.zone,
-                now,
-                self.view.window,
-                # Before a meal had its time it was not planned: no occurrence at all.
-                since=feeder.meal_since,
-                unheard=feeder.unheard,
-            )
-            # Disabled meals are not shown; the meal actions enable them again.
-            if occurrence.state is not MealState.DISABLED
-        ]
+        # Disabled meals are not shown; the meal actions enable them again.
+        return feeder_occurrences(
+            self.feeder, self.view.zone, start, end, now, self.view.window
+        )
 
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:
         meal = occurrence.meal
@@ -170,7 +156,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
                 local_zone=dt_util.get_default_time_zone(),
             )
         # A result, if one came anyway (say, the front button), still shows what happened.
-        return STATUS_TEXT[occurrence_status(self.feeder, occurrence)]
+        return STATUS_TEXT[occurrence.state]
 
     # ------------------------------------------------------------------ editing
 

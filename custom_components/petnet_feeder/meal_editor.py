@@ -7,10 +7,11 @@ edit asks the schedule sync to deliver it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .accounting import record_meals
 from .errors import invalid
 from .feeder_clock import FeederClock
 from .meals import Meal
@@ -160,6 +161,7 @@ class MealEditor:
         if upcoming is None:
             raise invalid("no_meal_to_skip")
         meal, target = upcoming
+        self._record(feeder)
         if (current := feeder.skipped.get(meal.meal_id)) is not None:
             # Skipping the occurrence after an already skipped one: both stay skipped.
             feeder.log_skip(meal.meal_id, current)
@@ -175,6 +177,7 @@ class MealEditor:
             except (ZoneInfoNotFoundError, ValueError) as err:
                 raise invalid("invalid_time_zone", zone=zone) from err
         if feeder.time_zone != zone:
+            self._record(feeder)
             feeder.time_zone = zone
             self._sync.request_sync(feeder, "time zone changed")
 
@@ -200,6 +203,8 @@ class MealEditor:
             raise invalid("too_many_meals", max=MAX_MEALS)
         if not uses_new_api(feeder) and not legacy_fits(feeder, meals):
             raise invalid("legacy_schedule_too_long", count=len(meals))
+        # What was due under the meals as they were stays in the ledger as it was.
+        self._record(feeder)
         before = {m.meal_id: m.time_s for m in feeder.meals}
         at = now()
         feeder.meal_since = {
@@ -214,6 +219,14 @@ class MealEditor:
         feeder.clock_holds = {k: v for k, v in feeder.clock_holds.items() if k in kept}
         feeder.clock_moves = {k: v for k, v in feeder.clock_moves.items() if k in kept}
         self._sync.request_sync(feeder, reason, debounce=True)
+
+    def _record(self, feeder: Feeder) -> None:
+        record_meals(
+            feeder,
+            self._clock.zone(feeder),
+            datetime.fromtimestamp(now(), UTC),
+            self._clock.window,
+        )
 
     @staticmethod
     def _meal(feeder: Feeder, meal_id: int) -> Meal:

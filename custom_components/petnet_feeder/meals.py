@@ -142,14 +142,15 @@ class MealOccurrence:
 # --------------------------------------------------------------------------- time helpers
 
 
-def _epoch_ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
     """Return the epoch milliseconds of an aware datetime (exact, fold-aware)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"datetime must be timezone-aware, got {moment!r}")
     return (moment - _EPOCH) // _ONE_MS
 
 
-def _window_ms(window: timedelta) -> int:
+def window_ms_of(window: timedelta) -> int:
+    """Return a window's length in milliseconds; a negative window raises ValueError."""
     if window < timedelta(0):
         raise ValueError(f"window must not be negative, got {window}")
     return window // _ONE_MS
@@ -197,7 +198,7 @@ def meal_target(day: date, time_s: int, tz: ZoneInfo) -> datetime:
 
 
 @dataclass(slots=True)
-class _Slot:
+class Slot:
     """An enabled meal on one day, during matching."""
 
     meal: Meal
@@ -207,12 +208,12 @@ class _Slot:
     result: FeedResult | None = None
 
 
-def _enabled_slots(
+def enabled_slots(
     meals: Sequence[Meal],
     day: date,
     tz: ZoneInfo,
     since: Mapping[int, float] | None = None,
-) -> list[_Slot]:
+) -> list[Slot]:
     """The enabled meals' occurrences on ``day``; with ``since``, only those due by then.
 
     ``since`` maps a meal id to when (epoch seconds) the meal got its current time: an
@@ -222,15 +223,15 @@ def _enabled_slots(
     for meal in meals:
         if meal.enabled:
             target = meal_target(day, meal.time_s, tz)
-            target_ms = _epoch_ms(target)
+            target_ms = epoch_ms(target)
             if since is not None and target_ms < since.get(meal.meal_id, 0.0) * 1000:
                 continue
-            slots.append(_Slot(meal, day, target, target_ms))
+            slots.append(Slot(meal, day, target, target_ms))
     return slots
 
 
-def _credit(
-    slots: Sequence[_Slot], results: Sequence[FeedResult], window_ms: int
+def credit_slots(
+    slots: Sequence[Slot], results: Sequence[FeedResult], window_ms: int
 ) -> None:
     """Give each slot at most one schedule result, and each result at most one slot.
 
@@ -265,7 +266,7 @@ def _credit(
             slot.result = results[result_index]
 
 
-def _first_independent(slots: Sequence[_Slot], upto: int, window_ms: int) -> int:
+def _first_independent(slots: Sequence[Slot], upto: int, window_ms: int) -> int:
     """Return the latest index ``i <= upto`` from which matching does not depend on ``slots[:i]``.
 
     Matching is greedy in target order, so later meals never change what earlier meals take.
@@ -283,12 +284,13 @@ def _first_independent(slots: Sequence[_Slot], upto: int, window_ms: int) -> int
     return 0
 
 
-def _state(
-    slot: _Slot,
+def slot_state(
+    slot: Slot,
     now_ms: int,
     window_ms: int,
     unheard: Sequence[tuple[float, float]] = (),
 ) -> MealState:
+    """The state of a slot at ``now_ms`` from its result, its time and the unheard periods."""
     if slot.result is not None:
         return MealState.FAILED if slot.result.fail is True else MealState.DISPENSED
     if now_ms < slot.target_ms:
@@ -342,12 +344,12 @@ def evaluate_day(
     """
     meal_list = list(meals)
     result_list = list(results)
-    now_ms = _epoch_ms(now)
-    window_ms = _window_ms(window)
+    now_ms = epoch_ms(now)
+    window_ms = window_ms_of(window)
 
-    slots: list[_Slot] = []
+    slots: list[Slot] = []
     for back in range(_LOOKBACK_DAYS, -1, -1):
-        slots.extend(_enabled_slots(meal_list, day - back * _ONE_DAY, tz, since))
+        slots.extend(enabled_slots(meal_list, day - back * _ONE_DAY, tz, since))
     slots.sort(key=lambda slot: (slot.target_ms, slot.meal.meal_id))
     wanted = [index for index, slot in enumerate(slots) if slot.day == day]
 
@@ -358,7 +360,7 @@ def evaluate_day(
         high = active[-1].target_ms + window_ms
         # Results outside every window can never match; keep the others (in their order).
         nearby = [r for r in result_list if low <= r.start_ms <= high]
-        _credit(active, nearby, window_ms)
+        credit_slots(active, nearby, window_ms)
 
     occurrences = [
         (
@@ -367,7 +369,7 @@ def evaluate_day(
             MealOccurrence(
                 slot.meal,
                 slot.target,
-                _state(slot, now_ms, window_ms, unheard),
+                slot_state(slot, now_ms, window_ms, unheard),
                 slot.result,
             ),
         )
@@ -379,7 +381,7 @@ def evaluate_day(
             target = meal_target(day, meal.time_s, tz)
             occurrences.append(
                 (
-                    _epoch_ms(target),
+                    epoch_ms(target),
                     meal.meal_id,
                     MealOccurrence(meal, target, MealState.DISABLED, None),
                 )
@@ -405,8 +407,8 @@ def occurrences_between(
     each side, so no zone, DST change or month end can drop a target), and the occurrences are
     kept by their instant. Ordered by target, then meal_id. An empty or inverted range gives [].
     """
-    start_ms = _epoch_ms(start)
-    end_ms = _epoch_ms(end)
+    start_ms = epoch_ms(start)
+    end_ms = epoch_ms(end)
     if end_ms <= start_ms:
         return []
     meal_list = list(meals)
@@ -419,7 +421,7 @@ def occurrences_between(
         for occurrence in evaluate_day(
             meal_list, result_list, day, tz, now, window, since, unheard
         ):
-            target_ms = _epoch_ms(occurrence.target)
+            target_ms = epoch_ms(occurrence.target)
             if start_ms <= target_ms < end_ms:
                 found.append((target_ms, occurrence.meal.meal_id, occurrence))
         day += _ONE_DAY
@@ -435,12 +437,12 @@ def next_occurrence(
     Searches the local day of ``after`` and the two days that follow (one day earlier too, for
     safety around odd offsets). Equal targets: lower meal_id first. None without enabled meals.
     """
-    after_ms = _epoch_ms(after)
+    after_ms = epoch_ms(after)
     enabled = [meal for meal in meals if meal.enabled]
     first_day = after.astimezone(tz).date()
     best: tuple[int, int, Meal, datetime] | None = None
     for offset in range(-1, _LOOKAHEAD_DAYS + 1):
-        for slot in _enabled_slots(enabled, first_day + offset * _ONE_DAY, tz):
+        for slot in enabled_slots(enabled, first_day + offset * _ONE_DAY, tz):
             if slot.target_ms <= after_ms:
                 continue
             key = (slot.target_ms, slot.meal.meal_id, slot.meal, slot.target)

@@ -7,6 +7,7 @@ from datetime import datetime
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from .ledger import MealLedger
 from .meals import Meal
 from .protocol.messages import FeedResult
 
@@ -159,6 +160,8 @@ class Feeder:
     # stopped): a meal due then is unconfirmed, not missed. Epoch seconds.
     heard_until: float | None = None
     unheard: list[tuple[float, float]] = field(default_factory=list)
+    # Every meal occurrence that was due, and what became of it (stored separately).
+    ledger: MealLedger = field(default_factory=MealLedger)
 
     def note_unheard(self, since: float, until: float) -> None:
         """Remember a period in which nothing the feeder sent could arrive."""
@@ -195,6 +198,7 @@ class Feeder:
             not in (
                 "telemetry",
                 "history",
+                "ledger",
                 "meals",
                 "skipped",
                 "clock_holds",
@@ -228,9 +232,10 @@ class Feeder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Load the stored form (without history)."""
+        """Load the stored form (without history and ledger)."""
         known = _known_fields(cls, data)
         known.pop("history", None)
+        known.pop("ledger", None)
         known["telemetry"] = Telemetry.from_dict(data.get("telemetry") or {})
         open_miss = data.get("open_miss")
         known["open_miss"] = MissedMeal.from_dict(open_miss) if open_miss else None

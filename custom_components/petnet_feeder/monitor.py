@@ -19,10 +19,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .accounting import last_meal_status
+from .accounting import feeder_occurrences, last_meal_status, record_meals
 from .const import DOMAIN
 from .feeder_clock import FeederClock
-from .meals import MealOccurrence, MealState, occurrences_between
+from .ledger import MISSED_OFFLINE, MISSED_SILENT
+from .meals import MealOccurrence, MealState
 from .models import Feeder, MissedMeal
 from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
 from .repair_issues import raise_issue
@@ -211,24 +212,26 @@ class FeedingMonitor:
             start - window - timedelta(days=1),
             start + window + timedelta(minutes=1),
         ):
-            if occurrence.result is result:
+            if occurrence.result == result:
                 return occurrence
         return None
 
     def _occurrences(
         self, feeder: Feeder, start: datetime, end: datetime
     ) -> list[MealOccurrence]:
-        return occurrences_between(
-            feeder.meals,
-            [row.result for row in feeder.history],
+        return feeder_occurrences(
+            feeder,
+            self._clock.zone(feeder),
             start,
             end,
-            self._clock.zone(feeder),
             dt_util.utcnow(),
             self._clock.window,
-            # A meal added or moved after its time was never due then.
-            since=feeder.meal_since,
-            unheard=feeder.unheard,
+        )
+
+    def _record(self, feeder: Feeder) -> None:
+        """Bring the feeder's meal ledger up to now."""
+        record_meals(
+            feeder, self._clock.zone(feeder), dt_util.utcnow(), self._clock.window
         )
 
     @contextlib.contextmanager
@@ -274,6 +277,7 @@ class FeedingMonitor:
             for waiter in self._feed_waiters.get(feeder.hid, ()):
                 if not waiter.done():
                     waiter.set_result(result)
+        self._record(feeder)
         occurrence = self.occurrence_of(feeder, result)
         if (
             (miss := feeder.open_miss) is not None
@@ -327,6 +331,7 @@ class FeedingMonitor:
         for feeder in list(self._state.feeders.values()):
             feeder.heard_until = at  # written with the next (lazy) save
             self._check_zone(feeder)
+            self._record(feeder)
             self._check_missed(feeder)
             self._check_offline(feeder)
             self._refresh_if_day_changed(feeder)
@@ -357,9 +362,6 @@ class FeedingMonitor:
         for occurrence in self._occurrences(feeder, now - MISS_LOOKBACK, now):
             if occurrence.state is not MealState.MISSED:
                 continue
-            meal_id = occurrence.meal.meal_id
-            if feeder.was_skipped(meal_id, occurrence.target):
-                continue
             key = miss_key(occurrence)
             if key in feeder.misses:
                 continue
@@ -371,6 +373,8 @@ class FeedingMonitor:
     def _report_missed(self, feeder: Feeder, occurrence: MealOccurrence) -> None:
         online = self._state.is_online(feeder)
         meal = occurrence.meal
+        if (entry := feeder.ledger.entry(meal.meal_id, occurrence.target)) is not None:
+            entry.missed_reason = MISSED_SILENT if online else MISSED_OFFLINE
         key = miss_key(occurrence)
         local = occurrence.target.astimezone(self._clock.zone(feeder))
         _LOGGER.warning(

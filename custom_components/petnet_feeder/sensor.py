@@ -31,7 +31,6 @@ from .accounting import (
     last_feed,
     last_meal_status,
     local_midnight,
-    occurrence_status,
     today_occurrences,
 )
 from .battery import battery_percent
@@ -133,16 +132,20 @@ def _feed_plan(view: FeederView) -> str:
     """
     feeder = view.feeder
     zone, now, window = _clock(view)
-    today = {o.meal.meal_id: o for o in today_occurrences(feeder, zone, now, window)}
+    # Keyed by time too: a meal moved today also has its earlier (recorded) occurrence.
+    today = {
+        (o.meal.meal_id, o.meal.time_s): o
+        for o in today_occurrences(feeder, zone, now, window)
+    }
     plan = ""
     for meal in feeder.meals:
-        occurrence = today.get(meal.meal_id)
+        occurrence = today.get((meal.meal_id, meal.time_s))
         if not meal.enabled:
             code = FEED_PLAN_DISABLED
         elif occurrence is None:
             code = FEED_PLAN_PENDING  # not due today (added after its time)
         else:
-            code = FEED_PLAN_STATUS[occurrence_status(feeder, occurrence)]
+            code = FEED_PLAN_STATUS[occurrence.state]
         group = (
             f"{meal.meal_id},{meal.time_s // 3600},{meal.time_s // 60 % 60},"
             f"{round(meal.portion * 16)},{code}"

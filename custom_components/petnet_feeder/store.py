@@ -1,4 +1,4 @@
-"""Persistence of gateways, feeders and feed history with HA's Store."""
+"""Persistence of gateways, feeders, feed history and meal ledgers with HA's Store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from .const import SAVE_DELAY_S, STORAGE_KEY, STORAGE_VERSION
+from .ledger import MealLedger
 from .models import Feeder, Gateway, StoredFeedResult
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class PetnetStore:
             if (gateway := _read(Gateway.from_dict, raw, "gateway", hid)) is not None:
                 gateways[hid] = gateway
         history = _section(data, "history")
+        ledgers = _section(data, "ledger")
         for hid, raw in _section(data, "feeders").items():
             if (feeder := _read(Feeder.from_dict, raw, "feeder", hid)) is None:
                 continue
@@ -58,6 +60,10 @@ class PetnetStore:
                     )
                 ) is not None:
                     feeder.history.append(result)
+            if isinstance(raw_ledger := ledgers.get(hid), dict):
+                feeder.ledger = MealLedger.from_dict(raw_ledger)
+            elif raw_ledger is not None:
+                _LOGGER.warning("Skipping unreadable meal ledger of %s", hid)
             feeders[hid] = feeder
         return gateways, feeders
 
@@ -148,5 +154,10 @@ def serialize(gateways: dict[str, Gateway], feeders: dict[str, Feeder]) -> Store
             hid: [row.to_dict() for row in feeder.history]
             for hid, feeder in feeders.items()
             if feeder.history
+        },
+        "ledger": {
+            hid: feeder.ledger.to_dict()
+            for hid, feeder in feeders.items()
+            if feeder.ledger.recorded_until is not None
         },
     }

@@ -31,7 +31,14 @@ GOOD_UID = "smartfeeder-795ae773737d"
 ATTACKER_UID = "smartfeeder-4b09fa082bbd"
 # Fields that change with every message or sync; nothing hostile can do harm through them.
 VOLATILE = frozenset(
-    {"last_seen", "last_heartbeat", "last_hash_at", "received_at", "last_synced_at"}
+    {
+        "last_seen",
+        "last_heartbeat",
+        "last_hash_at",
+        "received_at",
+        "last_synced_at",
+        "recorded_until",
+    }
 )
 # Loggers of the test's own clients (the simulator and its MQTT library log their own side).
 FEED_STIME = 1717243203

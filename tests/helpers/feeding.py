@@ -6,7 +6,7 @@ and repairs driven as the frontend drives them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 import contextlib
 import datetime as dt
 from typing import Any
@@ -19,7 +19,9 @@ import pytest
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from custom_components.petnet_feeder.ledger import MealLedger
 from custom_components.petnet_feeder.meals import DELIVERY_SLACK
+from custom_components.petnet_feeder.models import Feeder
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
@@ -207,3 +209,19 @@ async def chicago_feeder(
     """HA in Chicago, and a feeder booted there."""
     await hass.config.async_set_time_zone(CHICAGO)
     return await make_feeder()
+
+
+def meals_existed_since(
+    stored: Feeder, moment: dt.datetime, meal_ids: Iterable[int] | None = None
+) -> None:
+    """Let the feeder's meals (or those named) count as planned since ``moment``.
+
+    The meals were set just now; this rewinds the ledger and the meals' start to ``moment``,
+    so that their occurrences since then exist (until the next edit or result records them)
+    and results from then are credited.
+    """
+    since = moment.timestamp()
+    for meal in stored.meals:
+        if meal_ids is None or meal.meal_id in meal_ids:
+            stored.meal_since[meal.meal_id] = since
+    stored.ledger = MealLedger(recorded_until=since)
