@@ -319,6 +319,9 @@ class FeedingMonitor:
                     "source": source_name(result.source),
                     ATTR_STARTED: started.isoformat(),
                     "error": (result.error or None) if result.fail else None,
+                    # A late result of a meal already reported missed (and perhaps fed).
+                    "reported_missed": occurrence is not None
+                    and miss_key(occurrence) in feeder.misses,
                 },
             ),
         )

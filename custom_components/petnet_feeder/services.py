@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import time as dt_time
+from datetime import UTC, time as dt_time, timedelta
 from typing import Any, cast
 
 from homeassistant.const import ATTR_DEVICE_ID
@@ -19,10 +19,12 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
+from .accounting import feeder_occurrences
 from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
 from .entity import feeder_hid_of
 from .errors import invalid
 from .hub import PetnetHub
+from .ledger import LEDGER_DAYS
 from .meals import Meal
 from .models import Feeder
 from .monitor import source_name
@@ -148,6 +150,42 @@ def feed_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, A
     return rows
 
 
+def meal_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, Any]]:
+    """The newest meal occurrences that were due, from the ledger, newest first."""
+    now = dt_util.utcnow()
+    due = feeder_occurrences(
+        feeder,
+        hub.clock.zone(feeder),
+        now - timedelta(days=LEDGER_DAYS),
+        now + timedelta(seconds=1),
+        now,
+        hub.clock.window,
+    )
+    rows = []
+    for occurrence in reversed(due[-limit:]):
+        meal, result = occurrence.meal, occurrence.result
+        entry = feeder.ledger.entry(meal.meal_id, occurrence.target)
+        rows.append(
+            {
+                "meal": meal.name,
+                "meal_id": meal.meal_id,
+                "scheduled": occurrence.target.astimezone(UTC).isoformat(),
+                "portion": meal.portion,
+                "status": occurrence.state.value,
+                "missed_reason": entry.missed_reason if entry else None,
+                "started": dt_util.utc_from_timestamp(
+                    result.start_ms / 1000
+                ).isoformat()
+                if result
+                else None,
+                "grams_expected": result.grams_expected if result else None,
+                "grams_actual": result.grams_actual if result else None,
+                "error": (result.error or None) if result and result.fail else None,
+            }
+        )
+    return rows
+
+
 def feed_response(result: FeedResult | None) -> dict[str, Any]:
     """What the feed action returns: the feeder's report, or that none came in time."""
     if result is None:
@@ -219,10 +257,10 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def get_feed_history(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
+        limit = call.data[ATTR_LIMIT]
         return {
-            "results": cast(
-                "list[JsonValueType]", feed_history(hub, feeder, call.data[ATTR_LIMIT])
-            )
+            "results": cast("list[JsonValueType]", feed_history(hub, feeder, limit)),
+            "meals": cast("list[JsonValueType]", meal_history(hub, feeder, limit)),
         }
 
     async def add_meal(
