@@ -21,6 +21,7 @@ from custom_components.petnet_feeder.const import (
     CONF_AUTO_FEED_MISSED,
     CONF_GRACE_MINUTES,
     CONF_OFFLINE_ALERT_MINUTES,
+    CONF_RETRY_FAILED,
     DOMAIN,
 )
 from custom_components.petnet_feeder.hub import PetnetHub
@@ -493,6 +494,29 @@ async def test_a_failed_meal_is_a_repair_whose_fix_tries_once_more(
     await feeder.wait_for_command("feed", since=start)
     assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
     assert registry.async_get_issue(DOMAIN, failed_issue_id(dev)) is None
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_GRACE_MINUTES: 1, CONF_RETRY_FAILED: True}]
+)
+async def test_a_failed_meal_is_retried_once_automatically_with_the_option(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    feeder = await breakfast_feeder(hass, hub, make_feeder)
+    dev = feeder.device_hid
+    feeder.fail_meals = {BREAKFAST_TIME_S: "motor jam"}
+    start = len(feeder.commands)
+    # 07:00: tried and failed; the minute check after it tries once more.
+    await advance(hass, freezer, 30, feeder)
+    await feeder.wait_for_command("feed", since=start)
+    await advance(hass, freezer, 10 * 60, feeder)
+    assert commands_named(feeder, "feed", start) == [{"portion": 0.25}]
+    registry = ir.async_get(hass)
+    assert registry.async_get_issue(DOMAIN, failed_issue_id(dev)) is None
+    assert registry.async_get_issue(DOMAIN, missed_issue_id(dev)) is None
 
 
 async def test_a_later_meal_dispensed_clears_the_failure(

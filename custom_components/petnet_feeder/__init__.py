@@ -28,6 +28,7 @@ from .const import (
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
+    CONF_RETRY_FAILED,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
     CONF_TRANSPORT,
@@ -128,6 +129,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
             default_portion=settings.get(CONF_DEFAULT_PORTION, DEFAULT_PORTION),
             grace_minutes=int(settings.get(CONF_GRACE_MINUTES, DEFAULT_GRACE_MINUTES)),
             auto_feed_missed=bool(settings.get(CONF_AUTO_FEED_MISSED, False)),
+            retry_failed=bool(settings.get(CONF_RETRY_FAILED, False)),
             offline_alert_minutes=int(
                 settings.get(CONF_OFFLINE_ALERT_MINUTES, DEFAULT_OFFLINE_ALERT_MINUTES)
             ),

@@ -30,6 +30,7 @@ from .const import (
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
+    CONF_RETRY_FAILED,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
     CONF_TRANSPORT,
@@ -361,6 +362,9 @@ class PetnetFeederOptionsFlow(OptionsFlowBase):
             ): GRACE_SELECTOR,
             vol.Required(
                 CONF_AUTO_FEED_MISSED, default=current.get(CONF_AUTO_FEED_MISSED, False)
+            ): selector.BooleanSelector(),
+            vol.Required(
+                CONF_RETRY_FAILED, default=current.get(CONF_RETRY_FAILED, False)
             ): selector.BooleanSelector(),
             vol.Required(
                 CONF_OFFLINE_ALERT_MINUTES,

@@ -20,6 +20,7 @@ CONF_SSL_KEY: Final = "ssl_key"
 CONF_DEFAULT_PORTION: Final = "default_portion"
 CONF_GRACE_MINUTES: Final = "grace_minutes"
 CONF_AUTO_FEED_MISSED: Final = "auto_feed_missed"
+CONF_RETRY_FAILED: Final = "retry_failed_dispense"
 CONF_OFFLINE_ALERT_MINUTES: Final = "offline_alert_minutes"
 CONF_ACCEPT_NEW_FEEDERS: Final = "accept_new_feeders"
 # Also answer the Kronos routes on Home Assistant's own HTTP server (for a reverse proxy).

@@ -46,6 +46,7 @@ class HubSettings:
     default_portion: float
     grace_minutes: int = 5
     auto_feed_missed: bool = False
+    retry_failed: bool = False
     offline_alert_minutes: int = 60
     accept_new_feeders: bool = True
 
@@ -89,6 +90,7 @@ class PetnetHub:
             self.actions,
             MonitorSettings(
                 auto_feed_missed=settings.auto_feed_missed,
+                retry_failed=settings.retry_failed,
                 offline_alert_minutes=settings.offline_alert_minutes,
             ),
             self.spawn,

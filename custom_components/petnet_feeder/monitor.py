@@ -103,6 +103,7 @@ class MonitorSettings:
     """The options monitoring follows."""
 
     auto_feed_missed: bool = False
+    retry_failed: bool = False
     offline_alert_minutes: int = 60
 
 
@@ -139,6 +140,8 @@ class FeedingMonitor:
         self._signatures: dict[str, tuple[Any, ...]] = {}
         # The occurrence behind each feeder's open failed-dispense issue (its key).
         self._failures: dict[str, str] = {}
+        # Failed meals to dispense once more (the retry option): feeder -> (key, portion).
+        self._retries: dict[str, tuple[str, float]] = {}
         # Who waits for the result of a Feed now, per feeder.
         self._feed_waiters: dict[str, list[asyncio.Future[FeedResult]]] = {}
 
@@ -193,6 +196,7 @@ class FeedingMonitor:
         ir.async_delete_issue(self._hass, DOMAIN, zone_issue_id(feeder_hid))
         ir.async_delete_issue(self._hass, DOMAIN, failed_issue_id(feeder_hid))
         self._failures.pop(feeder_hid, None)
+        self._retries.pop(feeder_hid, None)
         self._signatures.pop(feeder_hid, None)
 
     def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
@@ -336,6 +340,7 @@ class FeedingMonitor:
             self._check_zone(feeder)
             self._record(feeder)
             self._check_missed(feeder)
+            self._retry_failed(feeder)
             self._check_offline(feeder)
             self._refresh_if_day_changed(feeder)
         if self._state.feeders:
@@ -470,6 +475,23 @@ class FeedingMonitor:
             },
             data={"feeder_hid": feeder.hid, "key": key, "portion": meal.portion},
         )
+        if self.settings.retry_failed:
+            # Tried by the next minute check, not from inside the handling of the result.
+            self._retries[feeder.hid] = (key, meal.portion)
+
+    def _retry_failed(self, feeder: Feeder) -> None:
+        """With the option, dispense a failed meal's portion once more while it is online.
+
+        Once: the retry marks the occurrence fed, so neither it nor the fix flow repeats.
+        """
+        if feeder.hid not in self._retries or not self._state.is_online(feeder):
+            return
+        key, portion = self._retries.pop(feeder.hid)
+        if self._failures.get(feeder.hid) == key:
+            self._spawn(
+                self.async_retry_failed(feeder.hid, key, portion),
+                "retry failed dispense",
+            )
 
     def _resolve_failure(self, feeder_hid: str) -> None:
         self._failures.pop(feeder_hid, None)
