@@ -1060,6 +1060,7 @@ def test_meal_state_values() -> None:
         "disabled",
         "skipped",
         "unconfirmed",
+        "paused",
     ]
     assert MealState("missed") is MealState.MISSED
 

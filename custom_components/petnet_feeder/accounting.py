@@ -65,6 +65,7 @@ def feeder_occurrences(
         since=feeder.meal_since,
         unheard=feeder.unheard,
         was_skipped=feeder.was_skipped,
+        was_paused=feeder.was_paused,
         include_disabled=include_disabled,
     )
 
@@ -84,6 +85,7 @@ def record_meals(
         now,
         since=feeder.meal_since,
         was_skipped=feeder.was_skipped,
+        was_paused=feeder.was_paused,
     )
     ledger.occurrences(
         feeder.ledger,
@@ -97,6 +99,7 @@ def record_meals(
         since=feeder.meal_since,
         unheard=feeder.unheard,
         was_skipped=feeder.was_skipped,
+        was_paused=feeder.was_paused,
         settle=True,
     )
 
@@ -115,7 +118,7 @@ def day_totals(
 ) -> DayTotals:
     """Grams dispensed since local midnight and today's meals dispensed / planned.
 
-    A skipped meal is not planned (unless it was dispensed anyway).
+    A skipped or paused meal is not planned (unless it was dispensed anyway).
     """
     since_ms = int(local_midnight(now, zone).timestamp() * 1000)
     grams = sum(
@@ -130,7 +133,9 @@ def day_totals(
     return DayTotals(
         grams=round(grams, 1),
         meals_dispensed=states.count(MealState.DISPENSED),
-        meals_planned=sum(1 for state in states if state is not MealState.SKIPPED),
+        meals_planned=sum(
+            1 for state in states if state not in (MealState.SKIPPED, MealState.PAUSED)
+        ),
     )
 
 

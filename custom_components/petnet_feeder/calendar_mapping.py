@@ -35,6 +35,7 @@ STATUS_TEXT = {
     MealState.DUE: "Due",
     MealState.MISSED: "Missed",
     MealState.UNCONFIRMED: "Unconfirmed (Home Assistant was not running)",
+    MealState.PAUSED: "Paused",
 }
 
 

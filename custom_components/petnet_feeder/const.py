@@ -65,3 +65,4 @@ CERT_HOSTNAME: Final = "api.arrowconnect.io"
 
 ATTR_PORTION: Final = "portion"
 SERVICE_FEED: Final = "feed"
+ATTR_UNTIL: Final = "until"

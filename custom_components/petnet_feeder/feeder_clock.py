@@ -104,9 +104,17 @@ class FeederClock:
         )
 
     def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
-        """The next enabled meal and when it is due; a skipped occurrence does not count."""
+        """The next enabled meal and when it is due; a skipped or paused one does not count.
+
+        None while feeding is paused without an end.
+        """
         now = dt_util.utcnow()
         zone = self.zone(feeder)
+        if feeder.paused:
+            if feeder.paused_until is None:
+                return None
+            # The first meal at or after the end of the pause.
+            now = max(now, dt_util.utc_from_timestamp(feeder.paused_until - 1))
         found: list[tuple[Meal, datetime]] = []
         for meal in feeder.meals:
             skipped_until = dt_util.utc_from_timestamp(

@@ -31,6 +31,7 @@ from .meal_editor import MealEditor
 from .models import Feeder
 from .monitor import FeedingMonitor, MonitorSettings
 from .outbox import Outbox
+from .pauses import FeedingPauses
 from .protocol.messages import FeedResult, ScheduleHash
 from .registry import GatewayRegistry
 from .schedule_sync import ScheduleSync
@@ -79,6 +80,7 @@ class PetnetHub:
         self.clock = FeederClock(lambda: hass.config.time_zone, settings.grace_minutes)
         self.sync = ScheduleSync(hass, self.state, self.clock, self.outbox, self.spawn)
         self.meal_editor = MealEditor(self.clock, self.sync)
+        self.pauses = FeedingPauses(hass, self.state, self.clock, self.sync)
         self.actions = FeederActions(
             self.state, self.outbox, self.sync, settings.default_portion
         )
@@ -95,6 +97,7 @@ class PetnetHub:
             ),
             self.spawn,
         )
+        self.monitor.add_check(self.pauses.check)
         self.registry = GatewayRegistry(
             self.state, self.confirmations, self, self.spawn
         )
@@ -145,6 +148,7 @@ class PetnetHub:
         for gateway_hid in self.state.gateways:
             transport.gateway_added(gateway_hid)
         self.monitor.start()
+        self.pauses.start()
         self._unsub_availability = async_track_time_interval(
             self.hass,
             self.state.async_check_availability,
@@ -161,6 +165,7 @@ class PetnetHub:
             self._unsub_availability()
             self._unsub_availability = None
         self.monitor.stop()
+        self.pauses.stop()
         self.registrations.clear()
         self.outbox.clear()
         await self.sync.async_stop()
@@ -176,6 +181,7 @@ class PetnetHub:
         if self.state.remove_feeder(feeder_hid):
             self.sync.feeder_removed(feeder_hid)
             self.monitor.feeder_removed(feeder_hid)
+            self.pauses.feeder_removed(feeder_hid)
 
     def _gateway_approved(self, held: PendingGateway) -> None:
         self.registry.create_gateway(

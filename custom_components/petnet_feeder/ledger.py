@@ -66,6 +66,7 @@ class LedgerEntry:
     day: date
     target_s: float  # epoch seconds
     skipped: bool = False
+    paused: bool = False
     state: MealState = MealState.DUE
     result: FeedResult | None = None
     # Why a missed meal was missed: the feeder was offline, or online but did not dispense.
@@ -87,6 +88,7 @@ class LedgerEntry:
             "day": self.day.isoformat(),
             "target_s": self.target_s,
             "skipped": self.skipped,
+            "paused": self.paused,
             "state": self.state.value,
             "result": self.result.to_dict() if self.result is not None else None,
             "missed_reason": self.missed_reason,
@@ -106,6 +108,7 @@ class LedgerEntry:
             day=date.fromisoformat(data["day"]),
             target_s=float(data["target_s"]),
             skipped=bool(data.get("skipped", False)),
+            paused=bool(data.get("paused", False)),
             state=MealState(data.get("state", MealState.DUE)),
             result=FeedResult.from_dict(result) if result else None,
             missed_reason=data.get("missed_reason"),
@@ -196,6 +199,7 @@ def record(
     now: datetime,
     since: Mapping[int, float] | None = None,
     was_skipped: WasSkipped = _never_skipped,
+    was_paused: WasSkipped = _never_skipped,
 ) -> list[LedgerEntry]:
     """Record every occurrence of the current meals whose time came since the last call.
 
@@ -221,6 +225,7 @@ def record(
                 day=slot.day,
                 target_s=target_s,
                 skipped=was_skipped(slot.meal.meal_id, slot.target),
+                paused=was_paused(slot.meal.meal_id, slot.target),
             )
         )
     ledger.recorded_until = max(epoch_ms(now), after_ms) / 1000
@@ -254,6 +259,7 @@ def occurrences(
     since: Mapping[int, float] | None = None,
     unheard: Sequence[tuple[float, float]] = (),
     was_skipped: WasSkipped = _never_skipped,
+    was_paused: WasSkipped = _never_skipped,
     include_disabled: bool = False,
     settle: bool = False,
 ) -> list[MealOccurrence]:
@@ -303,7 +309,9 @@ def occurrences(
             window_ms,
         )
 
-    def state_of(slot: Slot, skipped: bool) -> MealState:
+    def state_of(slot: Slot, skipped: bool, paused: bool) -> MealState:
+        if slot.result is None and paused:
+            return MealState.PAUSED
         if slot.result is None and skipped:
             return MealState.SKIPPED
         return slot_state(slot, now_ms, window_ms, unheard)
@@ -311,7 +319,9 @@ def occurrences(
     if settle:
         final_before = now_ms / 1000 - SETTLE_DAYS * 86400
         for item in opened:
-            item.entry.state = state_of(item.slot, item.entry.skipped)
+            item.entry.state = state_of(
+                item.slot, item.entry.skipped, item.entry.paused
+            )
             item.entry.result = item.slot.result
             item.entry.final = item.entry.target_s < final_before
 
@@ -329,7 +339,10 @@ def occurrences(
             )
         else:
             occurrence = MealOccurrence(
-                slot.meal, slot.target, state_of(slot, entry.skipped), slot.result
+                slot.meal,
+                slot.target,
+                state_of(slot, entry.skipped, entry.paused),
+                slot.result,
             )
         found.append((target_ms, entry.meal_id, occurrence))
 
@@ -340,12 +353,16 @@ def occurrences(
         for slot in _computed_slots(meals, tz, lower_ms, last, since):
             slot = credited.get((slot.meal.meal_id, slot.target_ms), slot)
             skipped = was_skipped(slot.meal.meal_id, slot.target)
+            paused = was_paused(slot.meal.meal_id, slot.target)
             found.append(
                 (
                     slot.target_ms,
                     slot.meal.meal_id,
                     MealOccurrence(
-                        slot.meal, slot.target, state_of(slot, skipped), slot.result
+                        slot.meal,
+                        slot.target,
+                        state_of(slot, skipped, paused),
+                        slot.result,
                     ),
                 )
             )

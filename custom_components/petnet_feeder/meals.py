@@ -127,6 +127,8 @@ class MealState(StrEnum):
     # Home Assistant could not hear the feeder while the meal was due (it was stopped): it may
     # have been dispensed. A late or replayed result makes it dispensed.
     UNCONFIRMED = "unconfirmed"
+    # The owner paused feeding (away, at the vet): not delivered, never missed.
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True, slots=True)

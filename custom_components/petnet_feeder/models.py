@@ -102,6 +102,7 @@ class StoredFeedResult:
 
 SKIP_LOG_LIMIT = 50
 UNHEARD_LIMIT = 20
+PAUSE_LOG_LIMIT = 50
 
 
 @dataclass(slots=True)
@@ -160,6 +161,11 @@ class Feeder:
     # stopped): a meal due then is unconfirmed, not missed. Epoch seconds.
     heard_until: float | None = None
     unheard: list[tuple[float, float]] = field(default_factory=list)
+    # Feeding paused (epoch seconds): since when and until when (None: until resumed).
+    paused_from: float | None = None
+    paused_until: float | None = None
+    # Earlier pauses, so their occurrences still show as paused.
+    pause_log: list[tuple[float, float]] = field(default_factory=list)
     # Every meal occurrence that was due, and what became of it (stored separately).
     ledger: MealLedger = field(default_factory=MealLedger)
 
@@ -167,6 +173,38 @@ class Feeder:
         """Remember a period in which nothing the feeder sent could arrive."""
         self.unheard.append((since, until))
         del self.unheard[:-UNHEARD_LIMIT]
+
+    @property
+    def paused(self) -> bool:
+        """Feeding is paused now (the feeder holds its meals inactive)."""
+        return self.paused_from is not None
+
+    def was_paused(self, _meal_id: int, target: datetime) -> bool:
+        """Whether feeding was (or is to be) paused at this occurrence's time."""
+        stamp = target.timestamp()
+        if (
+            self.paused_from is not None
+            and self.paused_from <= stamp
+            and (self.paused_until is None or stamp < self.paused_until)
+        ):
+            return True
+        return any(since <= stamp < until for since, until in self.pause_log)
+
+    def pause(self, at: float, until: float | None) -> None:
+        """Pause feeding from ``at`` until ``until`` (None: until resumed)."""
+        if self.paused_from is None:
+            self.paused_from = at
+        self.paused_until = until
+
+    def resume(self, at: float) -> None:
+        """End the pause at ``at`` (or at its planned end, if that came first)."""
+        if self.paused_from is None:
+            return
+        end = at if self.paused_until is None else min(at, self.paused_until)
+        if end > self.paused_from:
+            self.pause_log.append((self.paused_from, end))
+            del self.pause_log[:-PAUSE_LOG_LIMIT]
+        self.paused_from = self.paused_until = None
 
     def log_skip(self, meal_id: int, until: float) -> None:
         """Remember a skip that is no longer current, so it still shows as skipped."""
@@ -211,6 +249,7 @@ class Feeder:
         data["misses"] = dict(self.misses)
         data["skip_log"] = [list(entry) for entry in self.skip_log]
         data["unheard"] = [list(entry) for entry in self.unheard]
+        data["pause_log"] = [list(entry) for entry in self.pause_log]
         data["telemetry"] = self.telemetry.to_dict()
         data["open_miss"] = self.open_miss.to_dict() if self.open_miss else None
         data["meals"] = [meal.to_dict() for meal in self.meals]
@@ -253,4 +292,7 @@ class Feeder:
             int(k): (int(v[0]), float(v[1]))
             for k, v in (data.get("clock_moves") or {}).items()
         }
+        known["pause_log"] = [
+            (float(since), float(until)) for since, until in data.get("pause_log") or []
+        ]
         return cls(**known)

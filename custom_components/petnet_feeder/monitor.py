@@ -144,6 +144,7 @@ class FeedingMonitor:
         self._retries: dict[str, tuple[str, float]] = {}
         # Who waits for the result of a Feed now, per feeder.
         self._feed_waiters: dict[str, list[asyncio.Future[FeedResult]]] = {}
+        self._checks: list[Callable[[], None]] = []
 
     @callback
     def start(self) -> None:
@@ -332,8 +333,14 @@ class FeedingMonitor:
 
     # ------------------------------------------------------------------ checks
 
+    def add_check(self, check: Callable[[], None]) -> None:
+        """Run ``check`` with every minute check, before the feeders are looked at."""
+        self._checks.append(check)
+
     @callback
     def _async_check(self, now: datetime | None = None) -> None:
+        for check in self._checks:
+            check()
         at = dt_util.utcnow().timestamp()
         for feeder in list(self._state.feeders.values()):
             feeder.heard_until = at  # written with the next (lazy) save

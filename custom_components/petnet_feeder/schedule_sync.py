@@ -94,13 +94,17 @@ def legacy_fits(feeder: Feeder, meals: Iterable[Meal]) -> bool:
 
 
 def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
-    """The schedule as the feeder gets it: a skipped meal goes out disabled."""
+    """The schedule as the feeder gets it; some meals go out disabled.
+
+    A skipped meal does, and every meal while feeding is paused.
+    """
     return [
         ScheduleEntry(
             meal_id=meal.meal_id,
             time_s=feeder.clock_moves.get(meal.meal_id, (meal.time_s, 0.0))[0],
             portion=meal.portion,
             active=meal.enabled
+            and not feeder.paused
             and meal.meal_id not in feeder.skipped
             and meal.meal_id not in feeder.clock_holds,
         )

@@ -51,6 +51,7 @@ LAST_MEAL_STATES = (
     MealState.MISSED,
     MealState.UNCONFIRMED,
     MealState.SKIPPED,
+    MealState.PAUSED,
     MealState.UPCOMING,
 )
 
@@ -119,6 +120,7 @@ FEED_PLAN_STATUS = {
     # Not known to be missed: shown like a meal whose result is still to come.
     MealState.UNCONFIRMED: FEED_PLAN_PENDING,
     MealState.SKIPPED: FEED_PLAN_SKIPPED,
+    MealState.PAUSED: FEED_PLAN_SKIPPED,
     MealState.DISABLED: FEED_PLAN_DISABLED,
 }
 # Home Assistant keeps at most 255 characters of a state.

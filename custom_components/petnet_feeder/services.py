@@ -20,7 +20,7 @@ from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
 from .accounting import feeder_occurrences
-from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
+from .const import ATTR_PORTION, ATTR_UNTIL, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
 from .entity import feeder_hid_of
 from .errors import invalid
 from .hub import PetnetHub
@@ -73,6 +73,7 @@ HISTORY_SCHEMA = vol.Schema(
         ),
     }
 )
+PAUSE_SCHEMA = vol.Schema({**DEVICE, vol.Optional(ATTR_UNTIL): cv.datetime})
 ADD_MEAL_SCHEMA = vol.Schema({**DEVICE, **MEAL_FIELDS})
 UPDATE_MEAL_SCHEMA = vol.Schema(
     {
@@ -322,6 +323,15 @@ def async_register_services(hass: HomeAssistant) -> None:
         meal, target = hub.meal_editor.skip_next_meal(feeder)
         return {**meal_response(meal), "skipped": target.isoformat()}
 
+    async def pause_feeding(
+        hub: PetnetHub, feeder: Feeder, call: ServiceCall
+    ) -> ServiceResponse:
+        until = hub.pauses.pause(feeder, call.data.get(ATTR_UNTIL))
+        return {ATTR_UNTIL: until.isoformat() if until is not None else None}
+
+    async def resume_feeding(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
+        hub.pauses.resume(feeder)
+
     async def sync_schedule(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         hub.actions.sync_schedule(feeder.hid)
 
@@ -340,5 +350,7 @@ def async_register_services(hass: HomeAssistant) -> None:
         "set_schedule", SET_SCHEDULE_SCHEMA, set_schedule, SupportsResponse.OPTIONAL
     )
     register("skip_next_meal", DEVICE_SCHEMA, skip_next_meal, SupportsResponse.OPTIONAL)
+    register("pause_feeding", PAUSE_SCHEMA, pause_feeding, SupportsResponse.OPTIONAL)
+    register("resume_feeding", DEVICE_SCHEMA, resume_feeding)
     register("sync_schedule", DEVICE_SCHEMA, sync_schedule)
     register("set_time_zone", TIME_ZONE_SCHEMA, set_time_zone)

@@ -1,4 +1,4 @@
-"""Switch of a feeder: whether its front (manual feed) button works."""
+"""Switches of a feeder: whether its front (manual feed) button works, and feeding paused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
+from .const import ATTR_UNTIL
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
@@ -30,6 +32,14 @@ FRONT_BUTTON = PetnetSwitchEntityDescription(
 )
 
 
+PAUSED = PetnetSwitchEntityDescription(
+    key="paused",
+    translation_key="paused",
+    # HA's own setting: it can be changed while the feeder is away, and is delivered later.
+    available_while_offline=True,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
@@ -37,8 +47,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the front button switch of every feeder."""
 
-    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetFrontButtonSwitch]:
-        return [PetnetFrontButtonSwitch(hub, feeder, FRONT_BUTTON)]
+    def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetEntity]:
+        return [
+            PetnetFrontButtonSwitch(hub, feeder, FRONT_BUTTON),
+            PetnetPausedSwitch(hub, feeder, PAUSED),
+        ]
 
     async_add_feeder_entities(entry, async_add_entities, build)
 
@@ -62,3 +75,35 @@ class PetnetFrontButtonSwitch(PetnetEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Disable the front button."""
         await self.hub.actions.async_set_button_enabled(self.feeder.hid, False)
+
+
+class PetnetPausedSwitch(PetnetEntity, SwitchEntity):
+    """On while feeding is paused; on pauses until turned off, off resumes at once.
+
+    A pause with an end (the pause action) shows its end as ``until``.
+    """
+
+    entity_description: PetnetSwitchEntityDescription
+
+    @property
+    def is_on(self) -> bool:
+        """Whether feeding is paused now."""
+        return self.feeder.paused
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """When the pause ends, if it has an end."""
+        until = self.feeder.paused_until
+        return {
+            ATTR_UNTIL: dt_util.utc_from_timestamp(until).isoformat()
+            if until is not None and self.feeder.paused
+            else None
+        }
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Pause feeding until the switch is turned off."""
+        self.hub.pauses.pause(self.feeder)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Resume feeding now."""
+        self.hub.pauses.resume(self.feeder)
