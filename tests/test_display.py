@@ -6,6 +6,7 @@ why, and a Schedule problem only when a delivery is late.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -14,6 +15,8 @@ from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.translation import async_get_translations
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -29,6 +32,7 @@ from custom_components.petnet_feeder.errors import InvalidRequestError, invalid
 from custom_components.petnet_feeder.feeder_view import DELIVERY_GRACE
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.meal_editor import MealEditor
+from custom_components.petnet_feeder.meals import format_portion
 from custom_components.petnet_feeder.models import Feeder
 from custom_components.petnet_feeder.select import PORTION_OPTIONS
 
@@ -48,13 +52,47 @@ def no_grams(grams: float) -> float:
 # ---------------------------------------------------------------------- pure
 
 
-def test_portion_options_are_cups_fractions() -> None:
-    labels = list(PORTION_OPTIONS)
-    assert labels[:5] == ["1/16 cup", "1/8 cup", "3/16 cup", "1/4 cup", "5/16 cup"]
-    assert labels[15:17] == ["1 cup", "1 1/16 cups"]
-    assert labels[-1] == "2 cups"
-    assert len(labels) == 32
-    assert PORTION_OPTIONS["3/16 cup"] == 0.1875
+# hassfest's rule for translation keys, which the states of a select must follow.
+TRANSLATION_KEY = re.compile(r"^(?!.+[_-]{2})(?![_-])[a-z0-9-_]+(?<![_-])$")
+
+
+def test_portion_options_are_translation_keys_named_after_cups() -> None:
+    options = list(PORTION_OPTIONS)
+    assert options[:5] == ["1_16_cup", "1_8_cup", "3_16_cup", "1_4_cup", "5_16_cup"]
+    assert options[15:17] == ["1_cup", "1_1_16_cups"]
+    assert options[-1] == "2_cups"
+    assert len(options) == 32
+    assert PORTION_OPTIONS["3_16_cup"] == 0.1875
+    assert [o for o in options if not TRANSLATION_KEY.match(o)] == []
+
+
+@pytest.mark.parametrize(
+    ("language", "labels"),
+    [
+        ("en", ("1/16 cup", "1/4 cup", "1 cup", "1 1/4 cups", "2 cups")),
+        ("de", ("1/16 Tasse", "1/4 Tasse", "1 Tasse", "1 1/4 Tassen", "2 Tassen")),
+        ("fr", ("1/16 tasse", "1/4 tasse", "1 tasse", "1 1/4 tasse", "2 tasses")),
+        ("nl", ("1/16 kop", "1/4 kop", "1 kop", "1 1/4 kop", "2 kop")),
+        ("es", ("1/16 taza", "1/4 taza", "1 taza", "1 1/4 tazas", "2 tazas")),
+    ],
+)
+async def test_portion_options_are_shown_in_the_users_language(
+    hass: HomeAssistant, language: str, labels: tuple[str, ...]
+) -> None:
+    """The frontend shows a select's options through the state translations."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    loaded = await async_get_translations(hass, language, "entity", {DOMAIN})
+    prefix = f"component.{DOMAIN}.entity.select.manual_portion.state."
+    options = ("1_16_cup", "1_4_cup", "1_cup", "1_1_4_cups", "2_cups")
+    assert tuple(loaded[prefix + option] for option in options) == labels
+    # Every option has its label, and the English one is the text the calendar reads.
+    assert {key for key in loaded if key.startswith(prefix)} == {
+        prefix + option for option in PORTION_OPTIONS
+    }
+    if language == "en":
+        assert [loaded[prefix + o] for o in PORTION_OPTIONS] == [
+            format_portion(cups) for cups in PORTION_OPTIONS.values()
+        ]
 
 
 def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
@@ -147,23 +185,23 @@ async def test_feed_now_portion_is_a_select_of_cups(
     select = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
     state = hass.states.get(select)
     assert state is not None
-    assert state.state == "1/16 cup"  # the default portion
+    assert state.state == "1_16_cup"  # the default portion, shown as "1/16 cup"
     assert state.attributes["options"][:4] == [
-        "1/16 cup",
-        "1/8 cup",
-        "3/16 cup",
-        "1/4 cup",
+        "1_16_cup",
+        "1_8_cup",
+        "3_16_cup",
+        "1_4_cup",
     ]
     assert registry.async_get(old.entity_id) is None
 
     await hass.services.async_call(
         "select",
         "select_option",
-        {"entity_id": select, "option": "1 1/4 cups"},
+        {"entity_id": select, "option": "1_1_4_cups"},
         blocking=True,
     )
     assert hub.state.feeders[DEV_HID].manual_portion == 1.25
-    assert hass.states.get(select).state == "1 1/4 cups"  # type: ignore[union-attr]
+    assert hass.states.get(select).state == "1_1_4_cups"  # type: ignore[union-attr]
 
 
 async def test_percentages_are_whole_numbers(
