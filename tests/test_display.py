@@ -1,13 +1,15 @@
 """What a new owner sees in the first hour.
 
-Portions as cups, whole percentages, the front button, the calendar's text, refusals that say
-why, and a Schedule problem only when a delivery is late.
+Portions as cups in the user's language, whole percentages, the front button, the calendar's
+text, refusals that say why, and a Schedule problem only when a delivery is late.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN, Platform
@@ -26,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.petnet_feeder.calendar_mapping import (
     event_description,
     portion_from,
+    result_text,
 )
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.errors import InvalidRequestError, invalid
@@ -34,6 +37,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.meal_editor import MealEditor
 from custom_components.petnet_feeder.meals import format_portion
 from custom_components.petnet_feeder.models import Feeder
+from custom_components.petnet_feeder.protocol.messages import FeedResult
 from custom_components.petnet_feeder.select import PORTION_OPTIONS
 
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
@@ -96,8 +100,67 @@ async def test_portion_options_are_shown_in_the_users_language(
 
 
 def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
-    assert event_description("1/16 cup", "Dispensed at 15:04 · 7.6 g") == (
-        "1/16 cup\n\nDispensed at 15:04 · 7.6 g"
+    description = event_description("1/16 cup", "Dispensed on time · 7.6 g")
+    assert description == "1/16 cup\n\n— Dispensed on time · 7.6 g"
+    # Home Assistant's event dialog (frontend 20250411.0 of HA 2025.4 and 20260128.6 of
+    # HA 2026.2) shows the description as HTML text, which runs the lines together: the
+    # dash keeps the two parts apart there too.
+    assert " ".join(description.split()) == "1/16 cup — Dispensed on time · 7.6 g"
+
+
+MEAL_TIME = datetime(2024, 6, 1, 7, 0, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def dispense(offset_s: float, grams: float | None = 7.6) -> FeedResult:
+    """A dispense that started ``offset_s`` seconds after the meal's time."""
+    start_ms = round((MEAL_TIME.timestamp() + offset_s) * 1000)
+    return FeedResult(
+        device_hid=SILENT_HID,
+        start_ms=start_ms,
+        end_ms=start_ms + 5000,
+        pour=None,
+        full=None,
+        grams_expected=grams,
+        grams_actual=grams,
+        hopper_start=None,
+        hopper_end=None,
+        source=6,
+        fail=False,
+        trip=None,
+        lrg=None,
+        vol=None,
+        bowl=None,
+        recipe_id=None,
+        error=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "text"),
+    [
+        (0, "Dispensed on time · 7.6 g"),
+        (59.9, "Dispensed on time · 7.6 g"),
+        (60, "Dispensed 1 min late · 7.6 g"),
+        (190, "Dispensed 3 min late · 7.6 g"),
+        (-1, "Dispensed 1 min early · 7.6 g"),
+        (-150, "Dispensed 3 min early · 7.6 g"),
+        (3600 + 5 * 60 + 10, "Dispensed 1 h 5 min late · 7.6 g"),
+        (2 * 3600, "Dispensed 2 h late · 7.6 g"),
+    ],
+)
+def test_a_dispense_is_told_against_the_meals_time(offset_s: float, text: str) -> None:
+    """No clock time: the event shows the meal's time in the user's own format already."""
+    assert result_text(dispense(offset_s), failed=False, target=MEAL_TIME) == text
+
+
+def test_a_dispense_without_grams_and_a_failure() -> None:
+    assert (
+        result_text(dispense(30, grams=None), failed=False, target=MEAL_TIME)
+        == "Dispensed on time"
+    )
+    assert (
+        result_text(dispense(30), failed=True, target=MEAL_TIME)
+        == "Failed: unknown error"
     )
 
 
@@ -105,8 +168,8 @@ def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
     ("description", "portion"),
     [
         # What the calendar shows, sent back unchanged: only the portion is read.
-        ("1/4 cup\n\nDispensed at 07:00 · 30.4 g", 0.25),
-        ("1/4 cup\n\nMissed", 0.25),
+        ("1/4 cup\n\n— Dispensed on time · 30.4 g", 0.25),
+        ("1/4 cup\n\n— Missed", 0.25),
         # A later line never overrides the first, even one that reads as a portion.
         ("1/4 cup\n\nportion: 2 cups", 0.25),
         ("\n  1/8 cup  \nnotes", 0.125),

@@ -37,7 +37,6 @@ FIRMWARE_FAMILY = PetnetSelectEntityDescription(
 )
 
 
-
 def portion_option(cups: float) -> str:
     """A portion's option: its English label as a translation key (``1/4 cup`` -> ``1_4_cup``).
 
