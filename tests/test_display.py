@@ -7,6 +7,8 @@ text, refusals that say why, and a Schedule problem only when a delivery is late
 from __future__ import annotations
 
 from datetime import datetime
+import json
+from pathlib import Path
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +49,7 @@ DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 # A feeder HA knows but that never connects (no simulator behind it).
 SILENT_HID = "0123456789abcdef0123456789abcdef01234567"
 SILENT_GW = "fedcba9876543210fedcba9876543210fedcba98"
+ICONS = Path(__file__).parent.parent / "custom_components" / DOMAIN / "icons.json"
 
 
 def no_grams(grams: float) -> float:
@@ -265,6 +268,27 @@ async def test_feed_now_portion_is_a_select_of_cups(
     )
     assert hub.state.feeders[DEV_HID].manual_portion == 1.25
     assert hass.states.get(select).state == "1_1_4_cups"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_every_entity_without_a_device_class_has_its_icon(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """icons.json names an icon for each entity that no device class gives one."""
+    await make_feeder()
+    await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
+    await hass.async_block_till_done()
+    icons = json.loads(ICONS.read_text(encoding="utf-8"))["entity"]
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, hub.entry.entry_id)
+    missing = [
+        f"{entry.domain}.{entry.translation_key}"
+        for entry in entries
+        if entry.original_device_class is None
+        and entry.translation_key not in icons.get(entry.domain, {})
+    ]
+    assert len(entries) > 20
+    assert missing == []
 
 
 async def test_percentages_are_whole_numbers(
