@@ -309,8 +309,8 @@ async def test_front_button_is_unknown_until_set_and_not_assumed(
     feeder = await make_feeder()
     switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
     state = await wait_for_state(hass, switch, lambda s: s.state == STATE_UNKNOWN)
-    # HA's frontend shows on/off buttons for a switch whose state is unknown, and a single
-    # toggle once it is known; the state is never claimed as assumed.
+    # HA's frontend (ha-entity-toggle) draws off/on buttons for a switch whose state is
+    # assumed or unknown, and a single toggle otherwise: one toggle from the first use on.
     assert "assumed_state" not in state.attributes
 
     await hass.services.async_call(
