@@ -680,7 +680,7 @@ def take_screenshots(
     browser.wait_for(["Snack", "Lunch", "Breakfast", "Dinner"], "calendar's list")
     if not browser.click_text("Snack"):
         raise ScreenshotError("the calendar shows no Snack")
-    browser.wait_for(["Dispensed at", "1/16 cup"], "the Snack's event")
+    browser.wait_for(["Dispensed", "1/16 cup"], "the Snack's event")
     browser.screenshot(out / "calendar.png")
 
     browser.open(f"{url}/config/repairs")

@@ -27,7 +27,7 @@ async def test_feed_button_sends_exactly_one_feed(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    await select_option(hass, DEV_HID, "manual_portion", "1/8 cup")
+    await select_option(hass, DEV_HID, "manual_portion", "1_8_cup")
     button = entity_id(hass, "button", DEV_HID, "feed_now")
     await wait_for_state(hass, button, lambda s: s.state != STATE_UNAVAILABLE)
     await hass.services.async_call(

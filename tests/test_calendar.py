@@ -432,7 +432,7 @@ async def test_events_across_dst_change(
     ]
     # Long past: nothing was dispensed.
     assert {e["description"] for e in events if e["summary"] == "Dinner"} == {
-        "1 1/2 cups\n\nMissed"
+        "1 1/2 cups\n\n— Missed"
     }
 
     # The calendar card's API also carries uid, recurrence id and the daily rule.
@@ -514,22 +514,22 @@ async def test_meal_status(
     )
     today = [(e["summary"], e["description"]) for e in events[:6]]
     assert today == [
-        ("Breakfast", "1/4 cup\n\nDispensed at 07:00 · 30.4 g"),
-        ("Snack", "1/8 cup\n\nFailed: Motor jam"),
-        ("Elevenses", "1/8 cup\n\nFailed: unknown error"),
-        ("Brunch", "1/8 cup\n\nMissed"),
-        ("Lunch", "1/8 cup\n\nDue"),
-        ("Dinner", "1/4 cup\n\nSkipped"),
+        ("Breakfast", "1/4 cup\n\n— Dispensed on time · 30.4 g"),
+        ("Snack", "1/8 cup\n\n— Failed: Motor jam"),
+        ("Elevenses", "1/8 cup\n\n— Failed: unknown error"),
+        ("Brunch", "1/8 cup\n\n— Missed"),
+        ("Lunch", "1/8 cup\n\n— Due"),
+        ("Dinner", "1/4 cup\n\n— Skipped"),
     ]
     assert [e["start"][:10] for e in events] == ["2024-06-01"] * 6 + ["2024-06-02"] * 6
-    assert {e["description"].splitlines()[-1] for e in events[6:]} == {"Upcoming"}
+    assert {e["description"].splitlines()[-1] for e in events[6:]} == {"— Upcoming"}
 
     # The entity's state: the meal happening now (12:00 <= now < 12:01).
     state = hass.states.get(calendar)
     assert state is not None
     assert state.state == STATE_ON
     assert state.attributes["message"] == "Lunch"
-    assert state.attributes["description"] == "1/8 cup\n\nDue"
+    assert state.attributes["description"] == "1/8 cup\n\n— Due"
     assert state.attributes["start_time"] == "2024-06-01 12:00:00"
     assert state.attributes["end_time"] == "2024-06-01 12:01:00"
 
@@ -554,7 +554,7 @@ async def test_meal_status(
     assert state is not None
     assert state.state == STATE_OFF
     assert state.attributes["message"] == "Dinner"
-    assert state.attributes["description"] == "1/4 cup\n\nSkipped"
+    assert state.attributes["description"] == "1/4 cup\n\n— Skipped"
 
 
 @pytest.mark.parametrize(
@@ -828,10 +828,10 @@ async def test_days_before_a_meal_was_planned_are_not_missed(
     assert shown == [
         # Breakfast did not exist on June 1st: adding it later does not rewrite that day,
         # and the dispense of that morning is no breakfast (it stays in the history).
-        ("Dinner", "2024-06-01", "1/4 cup\n\nMissed"),
+        ("Dinner", "2024-06-01", "1/4 cup\n\n— Missed"),
         # Today's 07:00 had passed when breakfast was added: not missed, not shown.
-        ("Dinner", "2024-06-02", "1/4 cup\n\nUpcoming"),
-        ("Breakfast", "2024-06-03", "1/4 cup\n\nUpcoming"),
-        ("Dinner", "2024-06-03", "1/4 cup\n\nUpcoming"),
+        ("Dinner", "2024-06-02", "1/4 cup\n\n— Upcoming"),
+        ("Breakfast", "2024-06-03", "1/4 cup\n\n— Upcoming"),
+        ("Dinner", "2024-06-03", "1/4 cup\n\n— Upcoming"),
     ]
     assert breakfast.meal_id in stored.meal_since

@@ -1,12 +1,17 @@
 """What a new owner sees in the first hour.
 
-Portions as cups, whole percentages, the front button, the calendar's text, refusals that say
-why, and a Schedule problem only when a delivery is late.
+Portions as cups in the user's language, whole percentages, the front button, the calendar's
+text, refusals that say why, and a Schedule problem only when a delivery is late.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+import json
+from pathlib import Path
+import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN, Platform
@@ -14,6 +19,8 @@ from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.translation import async_get_translations
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -23,6 +30,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.petnet_feeder.calendar_mapping import (
     event_description,
     portion_from,
+    result_text,
 )
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.errors import InvalidRequestError, invalid
@@ -30,7 +38,9 @@ from custom_components.petnet_feeder.feeder_clock import FeederClock
 from custom_components.petnet_feeder.feeder_view import DELIVERY_GRACE
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.meal_editor import MealEditor
+from custom_components.petnet_feeder.meals import format_portion
 from custom_components.petnet_feeder.models import Feeder
+from custom_components.petnet_feeder.protocol.messages import FeedResult
 from custom_components.petnet_feeder.select import PORTION_OPTIONS
 
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
@@ -40,6 +50,7 @@ DEV_HID = "5238b0c4ceb91b35119887f44f29cb489fcf044a"
 # A feeder HA knows but that never connects (no simulator behind it).
 SILENT_HID = "0123456789abcdef0123456789abcdef01234567"
 SILENT_GW = "fedcba9876543210fedcba9876543210fedcba98"
+ICONS = Path(__file__).parent.parent / "custom_components" / DOMAIN / "icons.json"
 
 
 def no_grams(grams: float) -> float:
@@ -49,18 +60,111 @@ def no_grams(grams: float) -> float:
 # ---------------------------------------------------------------------- pure
 
 
-def test_portion_options_are_cups_fractions() -> None:
-    labels = list(PORTION_OPTIONS)
-    assert labels[:5] == ["1/16 cup", "1/8 cup", "3/16 cup", "1/4 cup", "5/16 cup"]
-    assert labels[15:17] == ["1 cup", "1 1/16 cups"]
-    assert labels[-1] == "2 cups"
-    assert len(labels) == 32
-    assert PORTION_OPTIONS["3/16 cup"] == 0.1875
+# hassfest's rule for translation keys, which the states of a select must follow.
+TRANSLATION_KEY = re.compile(r"^(?!.+[_-]{2})(?![_-])[a-z0-9-_]+(?<![_-])$")
+
+
+def test_portion_options_are_translation_keys_named_after_cups() -> None:
+    options = list(PORTION_OPTIONS)
+    assert options[:5] == ["1_16_cup", "1_8_cup", "3_16_cup", "1_4_cup", "5_16_cup"]
+    assert options[15:17] == ["1_cup", "1_1_16_cups"]
+    assert options[-1] == "2_cups"
+    assert len(options) == 32
+    assert PORTION_OPTIONS["3_16_cup"] == 0.1875
+    assert [o for o in options if not TRANSLATION_KEY.match(o)] == []
+
+
+@pytest.mark.parametrize(
+    ("language", "labels"),
+    [
+        ("en", ("1/16 cup", "1/4 cup", "1 cup", "1 1/4 cups", "2 cups")),
+        ("de", ("1/16 Tasse", "1/4 Tasse", "1 Tasse", "1 1/4 Tassen", "2 Tassen")),
+        ("fr", ("1/16 tasse", "1/4 tasse", "1 tasse", "1 1/4 tasse", "2 tasses")),
+        ("nl", ("1/16 kop", "1/4 kop", "1 kop", "1 1/4 kop", "2 kop")),
+        ("es", ("1/16 taza", "1/4 taza", "1 taza", "1 1/4 tazas", "2 tazas")),
+    ],
+)
+async def test_portion_options_are_shown_in_the_users_language(
+    hass: HomeAssistant, language: str, labels: tuple[str, ...]
+) -> None:
+    """The frontend shows a select's options through the state translations."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    loaded = await async_get_translations(hass, language, "entity", {DOMAIN})
+    prefix = f"component.{DOMAIN}.entity.select.manual_portion.state."
+    options = ("1_16_cup", "1_4_cup", "1_cup", "1_1_4_cups", "2_cups")
+    assert tuple(loaded[prefix + option] for option in options) == labels
+    # Every option has its label, and the English one is the text the calendar reads.
+    assert {key for key in loaded if key.startswith(prefix)} == {
+        prefix + option for option in PORTION_OPTIONS
+    }
+    if language == "en":
+        assert [loaded[prefix + o] for o in PORTION_OPTIONS] == [
+            format_portion(cups) for cups in PORTION_OPTIONS.values()
+        ]
 
 
 def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
-    assert event_description("1/16 cup", "Dispensed at 15:04 · 7.6 g") == (
-        "1/16 cup\n\nDispensed at 15:04 · 7.6 g"
+    description = event_description("1/16 cup", "Dispensed on time · 7.6 g")
+    assert description == "1/16 cup\n\n— Dispensed on time · 7.6 g"
+    # Home Assistant's event dialog (frontend 20250411.0 of HA 2025.4 and 20260128.6 of
+    # HA 2026.2) shows the description as HTML text, which runs the lines together: the
+    # dash keeps the two parts apart there too.
+    assert " ".join(description.split()) == "1/16 cup — Dispensed on time · 7.6 g"
+
+
+MEAL_TIME = datetime(2024, 6, 1, 7, 0, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def dispense(offset_s: float, grams: float | None = 7.6) -> FeedResult:
+    """A dispense that started ``offset_s`` seconds after the meal's time."""
+    start_ms = round((MEAL_TIME.timestamp() + offset_s) * 1000)
+    return FeedResult(
+        device_hid=SILENT_HID,
+        start_ms=start_ms,
+        end_ms=start_ms + 5000,
+        pour=None,
+        full=None,
+        grams_expected=grams,
+        grams_actual=grams,
+        hopper_start=None,
+        hopper_end=None,
+        source=6,
+        fail=False,
+        trip=None,
+        lrg=None,
+        vol=None,
+        bowl=None,
+        recipe_id=None,
+        error=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "text"),
+    [
+        (0, "Dispensed on time · 7.6 g"),
+        (59.9, "Dispensed on time · 7.6 g"),
+        (60, "Dispensed 1 min late · 7.6 g"),
+        (190, "Dispensed 3 min late · 7.6 g"),
+        (-1, "Dispensed 1 min early · 7.6 g"),
+        (-150, "Dispensed 3 min early · 7.6 g"),
+        (3600 + 5 * 60 + 10, "Dispensed 1 h 5 min late · 7.6 g"),
+        (2 * 3600, "Dispensed 2 h late · 7.6 g"),
+    ],
+)
+def test_a_dispense_is_told_against_the_meals_time(offset_s: float, text: str) -> None:
+    """No clock time: the event shows the meal's time in the user's own format already."""
+    assert result_text(dispense(offset_s), failed=False, target=MEAL_TIME) == text
+
+
+def test_a_dispense_without_grams_and_a_failure() -> None:
+    assert (
+        result_text(dispense(30, grams=None), failed=False, target=MEAL_TIME)
+        == "Dispensed on time"
+    )
+    assert (
+        result_text(dispense(30), failed=True, target=MEAL_TIME)
+        == "Failed: unknown error"
     )
 
 
@@ -68,8 +172,8 @@ def test_event_description_puts_the_status_in_its_own_paragraph() -> None:
     ("description", "portion"),
     [
         # What the calendar shows, sent back unchanged: only the portion is read.
-        ("1/4 cup\n\nDispensed at 07:00 · 30.4 g", 0.25),
-        ("1/4 cup\n\nMissed", 0.25),
+        ("1/4 cup\n\n— Dispensed on time · 30.4 g", 0.25),
+        ("1/4 cup\n\n— Missed", 0.25),
         # A later line never overrides the first, even one that reads as a portion.
         ("1/4 cup\n\nportion: 2 cups", 0.25),
         ("\n  1/8 cup  \nnotes", 0.125),
@@ -148,23 +252,44 @@ async def test_feed_now_portion_is_a_select_of_cups(
     select = await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
     state = hass.states.get(select)
     assert state is not None
-    assert state.state == "1/16 cup"  # the default portion
+    assert state.state == "1_16_cup"  # the default portion, shown as "1/16 cup"
     assert state.attributes["options"][:4] == [
-        "1/16 cup",
-        "1/8 cup",
-        "3/16 cup",
-        "1/4 cup",
+        "1_16_cup",
+        "1_8_cup",
+        "3_16_cup",
+        "1_4_cup",
     ]
     assert registry.async_get(old.entity_id) is None
 
     await hass.services.async_call(
         "select",
         "select_option",
-        {"entity_id": select, "option": "1 1/4 cups"},
+        {"entity_id": select, "option": "1_1_4_cups"},
         blocking=True,
     )
     assert hub.state.feeders[DEV_HID].manual_portion == 1.25
-    assert hass.states.get(select).state == "1 1/4 cups"  # type: ignore[union-attr]
+    assert hass.states.get(select).state == "1_1_4_cups"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_every_entity_without_a_device_class_has_its_icon(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """icons.json names an icon for each entity that no device class gives one."""
+    await make_feeder()
+    await wait_for_entity(hass, "select", DEV_HID, "manual_portion")
+    await hass.async_block_till_done()
+    icons = json.loads(ICONS.read_text(encoding="utf-8"))["entity"]
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, hub.entry.entry_id)
+    missing = [
+        f"{entry.domain}.{entry.translation_key}"
+        for entry in entries
+        if entry.original_device_class is None
+        and entry.translation_key not in icons.get(entry.domain, {})
+    ]
+    assert len(entries) > 20
+    assert missing == []
 
 
 async def test_percentages_are_whole_numbers(
@@ -185,8 +310,8 @@ async def test_front_button_is_unknown_until_set_and_not_assumed(
     feeder = await make_feeder()
     switch = await wait_for_entity(hass, "switch", DEV_HID, "front_button")
     state = await wait_for_state(hass, switch, lambda s: s.state == STATE_UNKNOWN)
-    # HA's frontend shows on/off buttons for a switch whose state is unknown, and a single
-    # toggle once it is known; the state is never claimed as assumed.
+    # HA's frontend (ha-entity-toggle) draws off/on buttons for a switch whose state is
+    # assumed or unknown, and a single toggle otherwise: one toggle from the first use on.
     assert "assumed_state" not in state.attributes
 
     await hass.services.async_call(

@@ -146,7 +146,7 @@ async def test_feed_action_without_amount_dispenses_the_feed_now_portion(
     hass: HomeAssistant, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
-    await select_option(hass, DEV_HID, "manual_portion", "3/16 cup")
+    await select_option(hass, DEV_HID, "manual_portion", "3_16_cup")
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
     assert device is not None
     await hass.services.async_call(

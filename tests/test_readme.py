@@ -1,4 +1,7 @@
-"""The README's example automations, loaded as written and run against a feeder."""
+"""The README's example automations, screenshots and known limitations.
+
+The automations are loaded as written and run against a feeder.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,10 @@ from .helpers.feeding import (
     heartbeat,
 )
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+SCREENSHOTS = ("device", "calendar", "repair", "dashboard")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = AT_MORNING
 
@@ -151,3 +157,35 @@ async def test_low_hopper_notifies(
     assert [call.data["message"] for call in notifications] == [
         "The feeder's hopper is below 20 %; time to refill (then press Hopper refilled)."
     ]
+
+
+def section(title: str) -> str:
+    """The README's text under a ``## title`` heading, up to the next one."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_screenshots_are_committed_and_taken_by_the_script() -> None:
+    shown = re.findall(r"!\[[^\]]+\]\((docs/images/[^)]+)\)", section("Screenshots"))
+    assert shown == [f"docs/images/{name}.png" for name in SCREENSHOTS]
+    for path in shown:
+        assert (ROOT / path).read_bytes()[:8] == PNG_SIGNATURE, path
+    script = (ROOT / "scripts" / "screenshots.py").read_text(encoding="utf-8")
+    for name in SCREENSHOTS:
+        assert f'"{name}.png"' in script, name
+
+
+def test_known_limitations_name_what_to_do_for_each_decision() -> None:
+    text = section("Known limitations")
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| Decision")
+    ]
+    assert len(rows) >= 8
+    # Each decision never observed on a real feeder, with what overrides it.
+    assert [row for row in rows if len(row) != 2 or not all(row)] == []
+    for shown in ("Front button", "Feeding", "calendar's text", "clock times"):
+        assert shown in text, shown

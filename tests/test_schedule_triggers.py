@@ -418,9 +418,9 @@ async def test_skipping_twice_skips_both_occurrences(
         return [(e["start"][:10], e["description"].splitlines()[-1]) for e in events]
 
     assert await shown() == [
-        ("2024-06-01", "Skipped"),
-        ("2024-06-02", "Skipped"),
-        ("2024-06-03", "Upcoming"),
+        ("2024-06-01", "— Skipped"),
+        ("2024-06-02", "— Skipped"),
+        ("2024-06-03", "— Upcoming"),
     ]
 
     # HA's loop follows the frozen clock: the broker would take the jumps for a feeder that
@@ -457,9 +457,9 @@ async def test_skipping_twice_skips_both_occurrences(
     issues = ir.async_get(hass)
     assert not [i for (d, i) in issues.issues if d == DOMAIN and "missed" in i]
     assert await shown() == [
-        ("2024-06-01", "Skipped"),
-        ("2024-06-02", "Skipped"),
-        ("2024-06-03", "Upcoming"),
+        ("2024-06-01", "— Skipped"),
+        ("2024-06-02", "— Skipped"),
+        ("2024-06-03", "— Upcoming"),
     ]
     start = len(feeder.commands)
     await feeder.connect()

@@ -149,11 +149,10 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
 
     def _status(self, occurrence: MealOccurrence) -> str:
         if (result := occurrence.result) is not None:
-            # In HA's zone, like the event it describes.
             return result_text(
                 result,
                 failed=occurrence.state is MealState.FAILED,
-                local_zone=dt_util.get_default_time_zone(),
+                target=occurrence.target,
             )
         # A result, if one came anyway (say, the front button), still shows what happened.
         return STATUS_TEXT[occurrence.state]

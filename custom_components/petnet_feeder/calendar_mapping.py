@@ -2,7 +2,7 @@
 
 Every enabled meal is a daily recurring event of one minute at its time of day in the feeder's
 zone. The description is the portion (``1/4 cup``), a blank line, then the status of that
-day's meal (§9.5). Reading an event back accepts only what a feeder can hold: a daily repeat,
+day's meal after a dash (``— Dispensed on time · 30.4 g``, §9.5). Reading an event back accepts only what a feeder can hold: a daily repeat,
 a time of day, and a portion on the description's first line (in cups, tablespoons or grams);
 the rest of the description, the status shown with it included, is never read.
 """
@@ -117,9 +117,15 @@ def portion_from(
     return portion
 
 
+# Home Assistant's event dialog shows a description as HTML text, which runs its lines
+# together (frontend 20250411.0 of HA 2025.4, 20260128.6 of HA 2026.2): the dash keeps portion
+# and status apart there, as the blank line does in the event editor.
+STATUS_MARK = "— "
+
+
 def event_description(portion: str, status: str) -> str:
     """What an event says: the portion, then (a paragraph of its own) that day's status."""
-    return f"{portion}\n\n{status}"
+    return f"{portion}\n\n{STATUS_MARK}{status}"
 
 
 def meal_id_from_uid(uid: str, meal_ids: set[int]) -> int:
@@ -155,18 +161,33 @@ def grams_of(result: FeedResult) -> float | None:
     return None
 
 
-def result_text(result: FeedResult, *, failed: bool, local_zone: tzinfo) -> str:
-    """What the calendar says about a meal's dispense, at HA's local time."""
+def _minutes_text(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def result_text(result: FeedResult, *, failed: bool, target: datetime) -> str:
+    """What the calendar says about a meal's dispense, against the meal's time.
+
+    ``on time`` within the meal's minute, else whole minutes late or early: never a clock
+    time, which would be 24-hour in a 12-hour frontend or the reverse (Home Assistant keeps
+    that choice per user, in the frontend); the event itself shows the meal's time in the
+    user's own format.
+    """
     if failed:
         return f"Failed: {result.error or 'unknown error'}"
-    at = (
-        datetime.fromtimestamp(result.start_ms / 1000, UTC)
-        .astimezone(local_zone)
-        .strftime("%H:%M")
-    )
+    offset_s = result.start_ms / 1000 - target.timestamp()
+    if 0 <= offset_s < 60:
+        when = "on time"
+    elif offset_s > 0:
+        when = f"{_minutes_text(math.floor(offset_s / 60))} late"
+    else:
+        when = f"{_minutes_text(math.ceil(-offset_s / 60))} early"
     grams = grams_of(result)
     return (
-        f"Dispensed at {at} · {grams:.1f} g"
+        f"Dispensed {when} · {grams:.1f} g"
         if grams is not None
-        else f"Dispensed at {at}"
+        else f"Dispensed {when}"
     )

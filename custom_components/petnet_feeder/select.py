@@ -37,9 +37,18 @@ FIRMWARE_FAMILY = PetnetSelectEntityDescription(
 )
 
 
-# Every portion the feeder takes, as the owner reads it: "1/16 cup" ... "2 cups".
+def portion_option(cups: float) -> str:
+    """A portion's option: its English label as a translation key (``1/4 cup`` -> ``1_4_cup``).
+
+    The frontend shows the option through the ``state`` translations of ``manual_portion``
+    (``1/4 cup``, ``1/4 Tasse``, ...).
+    """
+    return format_portion(cups).replace("/", "_").replace(" ", "_")
+
+
+# Every portion the feeder takes: "1_16_cup" ("1/16 cup") ... "2_cups" ("2 cups").
 PORTION_OPTIONS: dict[str, float] = {
-    format_portion(step * PORTION_STEP): step * PORTION_STEP
+    portion_option(step * PORTION_STEP): step * PORTION_STEP
     for step in range(
         round(MIN_PORTION / PORTION_STEP), round(MAX_PORTION / PORTION_STEP) + 1
     )
@@ -88,14 +97,14 @@ class PetnetFirmwareFamilySelect(PetnetEntity, SelectEntity):
 
 
 class PetnetManualPortionSelect(PetnetEntity, SelectEntity):
-    """The portion Feed now dispenses, in 1/16-cup steps named as cups ("1/4 cup")."""
+    """The portion Feed now dispenses, in 1/16-cup steps shown as cups ("1/4 cup")."""
 
     entity_description: PetnetSelectEntityDescription
 
     @property
     def current_option(self) -> str:
         """The portion as its option."""
-        return format_portion(self.view.manual_portion)
+        return portion_option(self.view.manual_portion)
 
     @translated
     async def async_select_option(self, option: str) -> None:
