@@ -87,13 +87,13 @@ async def test_moving_and_deleting_a_meal_keep_this_mornings_dispense(
     meal_id = hub.state.feeders[dev].meals[0].meal_id
     await advance(hass, freezer, MISSED_AFTER_S, feeder)
     assert await today(hass, feeder) == [
-        ("Breakfast", "07:00", "Dispensed at 07:00 · 30.4 g")
+        ("Breakfast", "07:00", "— Dispensed on time · 30.4 g")
     ]
 
     await meal_action(hass, feeder, "update_meal", meal_id=meal_id, time="19:00")
     assert await today(hass, feeder) == [
-        ("Breakfast", "07:00", "Dispensed at 07:00 · 30.4 g"),
-        ("Breakfast", "19:00", "Upcoming"),
+        ("Breakfast", "07:00", "— Dispensed on time · 30.4 g"),
+        ("Breakfast", "19:00", "— Upcoming"),
     ]
     # Dispensed one of the two meals the day has (the feeder now holds 19:00 too).
     assert counters(hass, feeder) == ("1", "2")
@@ -105,7 +105,7 @@ async def test_moving_and_deleting_a_meal_keep_this_mornings_dispense(
     await meal_action(hass, feeder, "remove_meal", meal_id=meal_id)
     assert hub.state.feeders[dev].meals == []
     assert await today(hass, feeder) == [
-        ("Breakfast", "07:00", "Dispensed at 07:00 · 30.4 g")
+        ("Breakfast", "07:00", "— Dispensed on time · 30.4 g")
     ]
     assert counters(hass, feeder) == ("1", "1")
     meals = (await feed_history(hass, feeder))["meals"]
@@ -166,5 +166,5 @@ async def test_a_late_result_turns_a_reported_miss_into_dispensed(
         ("scheduled", True)
     ]
     assert await today(hass, feeder) == [
-        ("Breakfast", "07:00", "Dispensed at 07:00 · 30.4 g")
+        ("Breakfast", "07:00", "— Dispensed on time · 30.4 g")
     ]

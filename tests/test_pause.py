@@ -96,7 +96,7 @@ async def test_a_paused_meal_is_not_dispensed_and_never_missed(
     assert ir.async_get(hass).async_get_issue(DOMAIN, missed_issue_id(dev)) is None
     stored = hub.state.feeders[dev]
     assert [e.state for e in stored.ledger.entries] == [MealState.PAUSED]
-    assert await statuses(hass, feeder) == [("07:00", "Paused")]
+    assert await statuses(hass, feeder) == [("07:00", "— Paused")]
     planned = hass.states.get(entity_id(hass, "sensor", dev, "meals_planned_today"))
     assert planned is not None and planned.state == "0"
 
@@ -109,7 +109,7 @@ async def test_a_paused_meal_is_not_dispensed_and_never_missed(
     await hub.sync.reconciler(dev).async_wait_idle()
     assert held_active(feeder) == [True]
     await wait_for_state(hass, switch, lambda s: s.state == STATE_OFF)
-    assert await statuses(hass, feeder) == [("07:00", "Paused")]
+    assert await statuses(hass, feeder) == [("07:00", "— Paused")]
 
 
 async def test_a_pause_with_an_end_resumes_in_time_for_the_next_meal(
@@ -135,8 +135,8 @@ async def test_a_pause_with_an_end_resumes_in_time_for_the_next_meal(
     assert held_active(feeder) == [True, True]
     await advance(hass, freezer, MISSED_AFTER_S, feeder)
     assert await statuses(hass, feeder) == [
-        ("07:00", "Paused"),
-        ("07:05", "Dispensed at 07:05 · 15.2 g"),
+        ("07:00", "— Paused"),
+        ("07:05", "— Dispensed on time · 15.2 g"),
     ]
     switch = entity_id(hass, "switch", dev, "paused")
     await wait_for_state(hass, switch, lambda s: s.state == STATE_OFF)
