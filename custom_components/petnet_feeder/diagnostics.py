@@ -22,6 +22,11 @@ def _feeder(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
     data = feeder.to_dict()
     data["history"] = [row.to_dict() for row in feeder.history[:HISTORY_ROWS]]
     data["history_total"] = len(feeder.history)
+    # The newest meal occurrences and their outcome: what "Was my pet fed?" rests on.
+    data["ledger"] = [
+        entry.to_dict() for entry in feeder.ledger.entries[-HISTORY_ROWS:]
+    ]
+    data["ledger_recorded_until"] = feeder.ledger.recorded_until
     data["online"] = view.online
     data["connected"] = view.connected
     data["schedule_in_sync"] = view.in_sync
