@@ -33,6 +33,7 @@ from custom_components.petnet_feeder.translate import as_ha_error
 
 from .helpers.entities import entity_id, select_option, wait_for_entity, wait_for_state
 from .helpers.feeders import (
+    RECENT_STIME,
     FeederFactory,
     received_payloads,
     wait_for_feeder,
@@ -194,7 +195,7 @@ async def test_restart_keeps_devices_keys_and_history(
     """Home Assistant stops; a fresh one starts on the same storage and knows everything."""
     feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
-    await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await feeder.send_feed_result(stime=RECENT_STIME, portion=0.25, src=6)
     await wait_for_history(hub, DEV_HID)
     api_key = hub.state.gateways[GW_HID].api_key
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, DEV_HID)})
@@ -228,7 +229,7 @@ async def test_restart_keeps_devices_keys_and_history(
         assert restarted.state.gateways[GW_HID].api_key == api_key
         assert [
             row.result.start_ms for row in restarted.state.feeders[DEV_HID].history
-        ] == [1717243203000]
+        ] == [RECENT_STIME * 1000]
         same = dr.async_get(second).async_get_device(identifiers={(DOMAIN, DEV_HID)})
         assert same is not None
         assert (same.id, same.name_by_user, same.sw_version) == (
@@ -259,14 +260,14 @@ async def test_duplicate_feed_results_are_stored_once(
     feeder = await make_feeder()
     hub: PetnetHub = loaded_entry.runtime_data
     for _ in range(3):
-        await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
-    await feeder.send_feed_result(stime=1717243300, portion=0.25, src=4)
+        await feeder.send_feed_result(stime=RECENT_STIME, portion=0.25, src=6)
+    await feeder.send_feed_result(stime=RECENT_STIME + 97, portion=0.25, src=4)
     await wait_for_history(hub, DEV_HID, 2)
     await feeder.send_heartbeat()
     await hass.async_block_till_done()
     assert [row.result.start_ms for row in hub.state.feeders[DEV_HID].history] == [
-        1717243300000,
-        1717243203000,
+        (RECENT_STIME + 97) * 1000,
+        RECENT_STIME * 1000,
     ]
 
 

@@ -36,6 +36,7 @@ from feeder_sim.envelope import parse_command
 from feeder_sim.mqtt_client import FeederMqttConnection
 
 from .helpers.feeders import (
+    RECENT_STIME,
     FeederFactory,
     boot_via_broker,
     provision_broker,
@@ -379,7 +380,7 @@ async def test_switching_transport_keeps_everything(
     await feeder.wait_for_command("schedule_mod_end")
     await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
     await wait_until_received(feeder)
-    await feeder.send_feed_result(stime=1717243203, portion=0.25, src=6)
+    await feeder.send_feed_result(stime=RECENT_STIME, portion=0.25, src=6)
     await wait_for_feeder(hub, feeder.device_hid, lambda f: len(f.history) == 1)
     key = hub.state.gateways[feeder.gateway_hid].api_key
     meals = list(hub.state.feeders[feeder.device_hid].meals)
@@ -409,7 +410,7 @@ async def test_switching_transport_keeps_everything(
     assert hub.state.gateways[feeder.gateway_hid].api_key == key
     assert [
         row.result.start_ms for row in hub.state.feeders[feeder.device_hid].history
-    ] == [1717243203000]
+    ] == [RECENT_STIME * 1000]
     assert hub.state.feeders[feeder.device_hid].meals == meals
     assert len(dr.async_get(hass).devices) == devices
     assert (

@@ -19,9 +19,9 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.models import Feeder
 from feeder_sim import SimulatedFeeder
 
-from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.feeders import RECENT_STIME, FeederFactory, wait_for_feeder
 
-STIME = 1717243203
+STIME = RECENT_STIME
 
 
 async def heartbeat(hub: PetnetHub, feeder: SimulatedFeeder) -> None:

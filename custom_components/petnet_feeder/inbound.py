@@ -34,6 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # A feed result may start this far ahead of Home Assistant's clock (the clocks differ a little).
 FUTURE_SLACK_S = 600
+# ...and this far back: a feeder replays what it could not send, but not a week of it; an
+# older start is a wrong clock, and would rewrite days whose account is final.
+PAST_LIMIT_S = 7 * 86400
 
 
 class InboundListener(Protocol):
@@ -254,6 +257,15 @@ class InboundHandler:
                 feeder.gateway_hid,
                 "future",
                 "Dropped a feed result of feeder %s that starts in the future (%s)",
+                feeder.hid,
+                datetime.fromtimestamp(result.start_ms / 1000, UTC).isoformat(),
+            )
+            return
+        if result.start_ms < (at - PAST_LIMIT_S) * 1000:
+            self._log.warning(
+                feeder.gateway_hid,
+                "past",
+                "Dropped a feed result of feeder %s that starts more than 7 days ago (%s)",
                 feeder.hid,
                 datetime.fromtimestamp(result.start_ms / 1000, UTC).isoformat(),
             )

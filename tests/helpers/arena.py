@@ -23,7 +23,7 @@ from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.store import serialize
 from feeder_sim import SimulatedFeeder, ids as sim_ids, telemetry
 
-from .feeders import wait_for_feeder
+from .feeders import RECENT_STIME, wait_for_feeder
 from .logs import NOT_SERVER_LOGGERS
 from .raw_mqtt import RawClient
 
@@ -40,8 +40,7 @@ VOLATILE = frozenset(
         "recorded_until",
     }
 )
-# Loggers of the test's own clients (the simulator and its MQTT library log their own side).
-FEED_STIME = 1717243203
+FEED_STIME = RECENT_STIME
 
 
 def manual_feed_result(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
@@ -13,6 +14,9 @@ from custom_components.petnet_feeder.const import DOMAIN
 from feeder_sim import SimulatedFeeder, ids as sim_ids
 
 from .mosquitto import Mosquitto
+
+# A dispense an hour before the run started: recent enough for every plausibility rule.
+RECENT_STIME = int(time.time()) - 3600
 
 type FeederFactory = Callable[..., Awaitable[SimulatedFeeder]]
 

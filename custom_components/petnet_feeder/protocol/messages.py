@@ -381,10 +381,11 @@ def _parse_feed_result(device_hid: str, message: Mapping[str, Any]) -> FeedResul
     if start_s is None:
         raise ProtocolError("feed_result has no plausible i|stime (epoch seconds)")
     end_s = _as_epoch_s(message.get("i|etime"))
-    # An end before the start is as implausible as a missing end; the start alone is enough.
+    implausible: list[str] = []
+    # An end before the start is implausible: dropped (and said once), the start is enough.
     if end_s is not None and end_s < start_s:
         end_s = None
-    implausible: list[str] = []
+        implausible.append("i|etime")
     optional: dict[str, Any] = {
         field: _plausible(key, convert(message.get(key)), implausible)
         for key, field, convert in _FEED_RESULT_WIRE_FIELDS
