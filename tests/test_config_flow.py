@@ -262,7 +262,7 @@ async def test_options_change_portion_and_reload(
             "grace_minutes": 10,
             "auto_feed_missed": True,
             "offline_alert_minutes": 30,
-            "accept_new_feeders": False,
+            "pairing_window_minutes": 5,
             CONF_KRONOS_ON_HA_HTTP: True,
         },
     )
@@ -273,7 +273,7 @@ async def test_options_change_portion_and_reload(
     assert settings.grace_minutes == 10
     assert settings.auto_feed_missed is True
     assert settings.offline_alert_minutes == 30
-    assert settings.accept_new_feeders is False
+    assert settings.pairing_window_minutes == 5
     assert loaded_entry.options[CONF_KRONOS_ON_HA_HTTP] is True
     assert loaded_entry.options[CONF_SSL_CERTIFICATE] == ""
     assert loaded_entry.state is ConfigEntryState.LOADED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import time as dt_time
+from datetime import time as dt_time, timedelta
 from typing import Any, cast
 
 from homeassistant.const import ATTR_DEVICE_ID
@@ -14,12 +14,22 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
-from .const import ATTR_PORTION, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
+from .const import (
+    ATTR_DURATION,
+    ATTR_PORTION,
+    DOMAIN,
+    HISTORY_LIMIT,
+    MAX_PAIRING_WINDOW_MINUTES,
+    SERVICE_ACCEPT_NEW_FEEDERS,
+    SERVICE_FEED,
+)
 from .entity import feeder_hid_of
 from .errors import invalid
 from .hub import PetnetHub
@@ -57,6 +67,17 @@ MEAL_FIELDS: dict[vol.Marker, Any] = {
 }
 
 FEED_SCHEMA = vol.Schema({**DEVICE, **AMOUNT})
+# No duration: the configured window length; 0 closes the window.
+ACCEPT_NEW_FEEDERS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_DURATION): vol.All(
+            cv.time_period,
+            vol.Range(
+                min=timedelta(0), max=timedelta(minutes=MAX_PAIRING_WINDOW_MINUTES)
+            ),
+        )
+    }
+)
 HOPPER_SCHEMA = vol.Schema(
     {
         **DEVICE,
@@ -290,6 +311,26 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def set_time_zone(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         hub.meal_editor.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
 
+    async def accept_new_feeders(call: ServiceCall) -> None:
+        entries = hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="not_loaded"
+            )
+        hub: PetnetHub = entries[0].runtime_data
+        duration: timedelta | None = call.data.get(ATTR_DURATION)
+        if duration is None:
+            duration = timedelta(minutes=hub.settings.pairing_window_minutes)
+        hub.registrations.open_window(duration.total_seconds())
+
+    # Opening the window lets any feeder in: administrators only, like HA's own.
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_ACCEPT_NEW_FEEDERS,
+        accept_new_feeders,
+        ACCEPT_NEW_FEEDERS_SCHEMA,
+    )
     register(SERVICE_FEED, FEED_SCHEMA, feed, SupportsResponse.OPTIONAL)
     register("set_hopper_level", HOPPER_SCHEMA, set_hopper_level)
     register(

@@ -1,4 +1,4 @@
-"""Switch of a feeder: whether its front (manual feed) button works."""
+"""Switches: a feeder's front (manual feed) button, and the hub's pairing window."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .entity import (
+    PetnetEntity,
+    PetnetEntityDescription,
+    PetnetHubEntity,
+    async_add_feeder_entities,
+)
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 from .translate import translated
@@ -29,13 +34,20 @@ FRONT_BUTTON = PetnetSwitchEntityDescription(
     entity_category=EntityCategory.CONFIG,
 )
 
+ACCEPT_NEW = SwitchEntityDescription(
+    key="accept_new_feeders",
+    translation_key="accept_new_feeders",
+    entity_category=EntityCategory.CONFIG,
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the front button switch of every feeder."""
+    """Add the pairing switch of the hub and the front button switch of every feeder."""
+    async_add_entities([PetnetAcceptNewFeedersSwitch(entry.runtime_data, ACCEPT_NEW)])
 
     def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetFrontButtonSwitch]:
         return [PetnetFrontButtonSwitch(hub, feeder, FRONT_BUTTON)]
@@ -62,3 +74,36 @@ class PetnetFrontButtonSwitch(PetnetEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Disable the front button."""
         await self.hub.actions.async_set_button_enabled(self.feeder.hid, False)
+
+
+class PetnetAcceptNewFeedersSwitch(PetnetHubEntity, SwitchEntity):
+    """On while new feeders join without a question (the pairing window is open).
+
+    On opens a window of the configured length; off closes it at once. It also turns off by
+    itself when the window ends.
+    """
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the pairing window is open."""
+        return self.hub.registrations.window_open
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the window's openings and closings."""
+        self.async_on_remove(
+            self.hub.registrations.async_subscribe(self._window_changed)
+        )
+
+    @callback
+    def _window_changed(self) -> None:
+        self.async_write_ha_state()
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Open the pairing window for the configured minutes."""
+        self.hub.registrations.open_window(
+            self.hub.settings.pairing_window_minutes * 60
+        )
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Close the pairing window."""
+        self.hub.registrations.close_window()

@@ -319,6 +319,20 @@ class BundledBrokerTransport(Transport):
     def gateway_added(self, gateway_hid: str) -> None:
         """Nothing to do: authentication asks the hub for keys at each CONNECT."""
 
+    def gateway_removed(self, gateway_hid: str) -> None:
+        """Close the gateway's session at once; its key no longer logs in."""
+        if self._broker is None:
+            return
+        _session, protocol_handler = self._broker.sessions.get(
+            gateway_hid, (None, None)
+        )
+        if protocol_handler is None:
+            return
+        for adapter, connection in self._connections.items():
+            if protocol_handler.writer is adapter:
+                _LOGGER.debug("Closing the session of removed gateway %s", gateway_hid)
+                connection.writer.transport.abort()
+
     # -- internals --------------------------------------------------------------------------
 
     def _broker_config(self) -> dict[str, Any]:
