@@ -16,13 +16,15 @@ from typing import Any
 import aiohttp
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     async_fire_time_changed,
 )
 
@@ -189,6 +191,23 @@ async def test_action_opens_the_window_for_a_duration(
     # Without a duration: the configured length (10 minutes by default).
     await hass.services.async_call(DOMAIN, "accept_new_feeders", {}, blocking=True)
     assert hub.registrations.window_ends == dt_util.utcnow() + timedelta(minutes=10)
+
+
+async def test_action_is_for_admins_only(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    window_closed: PetnetHub,
+    hass_read_only_user: MockUser,
+) -> None:
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "accept_new_feeders",
+            {},
+            blocking=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )
+    assert not hub.registrations.window_open
 
 
 async def test_250_feeders_booting_together_all_join_during_a_window(
