@@ -358,7 +358,8 @@ def _registry_view(arena: Arena) -> tuple[set[str], set[str]]:
     )
 
 
-async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena, tls: bool) -> None:
     """Outside a pairing window no new id reaches the store or the registries.
 
     Registration, device registration naming an unknown gateway and check-in of an unknown
@@ -369,9 +370,10 @@ async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena) -> None:
     hub.registrations.close_window()
     registries = _registry_view(arena)
     started = time.monotonic()
+    scheme, port = ("https", CONF_HTTPS_PORT) if tls else ("http", CONF_HTTP_PORT)
     async with aiohttp.ClientSession(
-        base_url=f"http://{LOOPBACK}:{arena.entry_data[CONF_HTTP_PORT]}",
-        connector=aiohttp.TCPConnector(limit=50),
+        base_url=f"{scheme}://{LOOPBACK}:{arena.entry_data[port]}",
+        connector=aiohttp.TCPConnector(limit=50, ssl=False),
     ) as session:
 
         async def send(index: int) -> int:
@@ -408,7 +410,7 @@ async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena) -> None:
     assert len(flows) <= approvals.MAX_PENDING
     assert _registry_view(arena) == registries
     await arena.check()
-    print(f"10,000 new ids in {elapsed:.1f} s")  # noqa: T201
+    print(f"10,000 new ids over {scheme} in {elapsed:.1f} s")  # noqa: T201
 
 
 async def test_a_gateway_registers_only_its_own_device(arena: Arena) -> None:
