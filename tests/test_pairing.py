@@ -20,6 +20,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.service import async_get_all_descriptions
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -191,6 +192,24 @@ async def test_action_opens_the_window_for_a_duration(
     # Without a duration: the configured length (10 minutes by default).
     await hass.services.async_call(DOMAIN, "accept_new_feeders", {}, blocking=True)
     assert hub.registrations.window_ends == dt_util.utcnow() + timedelta(minutes=10)
+
+
+async def test_action_is_described_and_feeder_pickers_leave_the_hub_out(
+    hass: HomeAssistant, hub: PetnetHub
+) -> None:
+    descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
+    # (Home Assistant 2026.2 gives the empty selector config as {}, 2025.4 as None.)
+    assert list(
+        descriptions["accept_new_feeders"]["fields"]["duration"]["selector"]
+    ) == ["duration"]
+    assert descriptions["feed"]["fields"]["device_id"]["selector"]["device"][
+        "filter"
+    ] == [{"integration": DOMAIN, "model": "SmartFeeder"}]
+    hub_device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"hub_{hub.entry.entry_id}")}
+    )
+    assert hub_device is not None
+    assert hub_device.model is None
 
 
 async def test_action_is_for_admins_only(
