@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import logging
@@ -35,6 +36,7 @@ from typing import Any
 
 from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_INTEGRATION_DISCOVERY
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.data_entry_flow import UnknownFlow
 from homeassistant.helpers import discovery_flow
 from homeassistant.helpers.event import async_track_point_in_utc_time
 
@@ -287,7 +289,7 @@ class RegistrationControl:
             if gateway_hid is not None and gateway_hid in self._pending:
                 shown.add(gateway_hid)
             else:
-                flows.async_abort(flow["flow_id"])
+                _abort(flows, flow["flow_id"])
         for gateway_hid in self._pending:
             if gateway_hid not in shown:
                 discovery_flow.async_create_flow(
@@ -315,4 +317,10 @@ class RegistrationControl:
             include_uninitialized=True,
             match_context={"source": SOURCE_INTEGRATION_DISCOVERY},
         ):
-            flows.async_abort(flow["flow_id"])
+            _abort(flows, flow["flow_id"])
+
+
+def _abort(flows: Any, flow_id: str) -> None:
+    """Abort a discovered flow; one that finished meanwhile is gone already."""
+    with contextlib.suppress(UnknownFlow):
+        flows.async_abort(flow_id)
