@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.petnet_feeder import approvals
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,
@@ -311,6 +312,18 @@ def hub(loaded_entry: MockConfigEntry) -> Any:
     """The loaded hub, with schedule syncs that start quickly (no 2 s debounce, no pacing)."""
     hub = loaded_entry.runtime_data
     hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
+    return hub
+
+
+@pytest.fixture
+def window_closed(hub: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The hub with its pairing window closed: new feeders wait for the owner.
+
+    A test's entry is new, so its window is open (as for 30 minutes after a real first
+    setup). Discovered feeders are shown at once instead of after a second.
+    """
+    monkeypatch.setattr(approvals, "DISCOVERY_SYNC_DELAY_S", 0)
+    hub.registrations.close_window()
     return hub
 
 

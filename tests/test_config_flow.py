@@ -7,7 +7,13 @@ from pathlib import Path
 import socket
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_INTEGRATION_DISCOVERY,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -246,6 +252,31 @@ async def test_only_one_entry(hass: HomeAssistant, entry_data: dict[str, Any]) -
     assert result["reason"] == "single_instance_allowed"
 
 
+async def test_ignored_feeders_do_not_count_as_the_entry(
+    hass: HomeAssistant,
+) -> None:
+    """An ignored feeder is an entry of the domain too; it does not block the setup."""
+    MockConfigEntry(
+        domain=DOMAIN, source=SOURCE_IGNORE, unique_id="a" * 40, data={}
+    ).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+
+
+async def test_discovered_feeder_without_a_loaded_entry_aborts(
+    hass: HomeAssistant,
+) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_INTEGRATION_DISCOVERY},
+        data={"gateway_hid": "a" * 40},
+    )
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "not_pending")
+
+
 async def test_options_change_portion_and_reload(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, entry_data: dict[str, Any]
 ) -> None:
@@ -262,7 +293,7 @@ async def test_options_change_portion_and_reload(
             "grace_minutes": 10,
             "auto_feed_missed": True,
             "offline_alert_minutes": 30,
-            "accept_new_feeders": False,
+            "pairing_window_minutes": 5,
             CONF_KRONOS_ON_HA_HTTP: True,
         },
     )
@@ -273,7 +304,7 @@ async def test_options_change_portion_and_reload(
     assert settings.grace_minutes == 10
     assert settings.auto_feed_missed is True
     assert settings.offline_alert_minutes == 30
-    assert settings.accept_new_feeders is False
+    assert settings.pairing_window_minutes == 5
     assert loaded_entry.options[CONF_KRONOS_ON_HA_HTTP] is True
     assert loaded_entry.options[CONF_SSL_CERTIFICATE] == ""
     assert loaded_entry.state is ConfigEntryState.LOADED

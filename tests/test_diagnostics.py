@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -17,6 +18,7 @@ from custom_components.petnet_feeder.diagnostics import (
     async_get_config_entry_diagnostics,
     async_get_device_diagnostics,
 )
+from feeder_sim.kronos_client import KronosError
 
 from .helpers.feeders import FeederFactory, wait_for_feeder
 from .helpers.feeding import chicago_feeder, current_hub
@@ -86,3 +88,30 @@ async def test_diagnostics_redact_keys_and_uids(
     assert feeder.api_key not in text
     assert feeder.uid not in text
     assert feeder.device_uid not in text
+
+
+@pytest.mark.freeze_time("2024-06-01T12:00:04+00:00")
+async def test_hub_device_diagnostics_show_pairing(
+    hass: HomeAssistant, hub: Any, window_closed: Any, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder(boot=False)
+    with pytest.raises(KronosError):
+        await feeder.register_gateway()
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"hub_{hub.entry.entry_id}")}
+    )
+    assert device is not None
+    assert await async_get_device_diagnostics(hass, hub.entry, device) == {
+        "pairing": {
+            "window_open": False,
+            "window_ends": None,
+            "waiting": [feeder.gateway_hid],
+        }
+    }
+    hub.registrations.open_window(60)
+    data = await async_get_config_entry_diagnostics(hass, hub.entry)
+    assert data["pairing"] == {
+        "window_open": True,
+        "window_ends": "2024-06-01T12:01:04+00:00",
+        "waiting": [feeder.gateway_hid],
+    }

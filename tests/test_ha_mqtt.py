@@ -217,6 +217,28 @@ async def test_stop_unsubscribes_everything(
     await transport.async_stop()
 
 
+async def test_removed_gateway_is_unsubscribed_and_disconnected(
+    hass: HomeAssistant,
+    mqtt_client_mock: MagicMock,
+    subscribed: tuple[HaMqttTransport, Recorder],
+) -> None:
+    """A revoked gateway: its topics are unsubscribed and nothing of it is heard."""
+    transport, recorder = subscribed
+    await wait_until_sent(hass, mqtt_client_mock.subscribe, [TEL, API])
+    await hear(hass, TEL, b"{}")
+    transport.gateway_removed(GW)
+    assert recorder.events[-1] == ("disconnected", GW)
+    unsubscribed = await wait_until_sent(hass, mqtt_client_mock.unsubscribe, [TEL, API])
+    assert sorted(unsubscribed) == sorted([TEL, API])
+    assert transport.subscribed_gateways == set()
+    assert not transport.is_connected(GW)
+    events = len(recorder.events)
+    async_fire_mqtt_message(hass, TEL, b"{}")
+    await hass.async_block_till_done()
+    assert len(recorder.events) == events
+    transport.gateway_removed(GW)  # twice: nothing more
+
+
 async def test_messages_reach_the_hub_and_mark_the_gateway_connected(
     hass: HomeAssistant, subscribed: tuple[HaMqttTransport, Recorder]
 ) -> None:

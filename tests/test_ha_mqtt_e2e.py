@@ -33,6 +33,7 @@ from custom_components.petnet_feeder.const import (
 from custom_components.petnet_feeder.hub import PetnetHub
 from feeder_sim import MqttConnectRefusedError, ids as sim_ids
 from feeder_sim.envelope import parse_command
+from feeder_sim.kronos_client import KronosError
 from feeder_sim.mqtt_client import FeederMqttConnection
 
 from .helpers.feeders import (
@@ -105,6 +106,35 @@ async def test_broker_credentials_action(
     )
     # Serialisable as the action's YAML/JSON answer.
     json.dumps(response)
+
+
+@mqtt_only
+async def test_broker_credentials_list_only_accepted_feeders(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    window_closed: PetnetHub,
+    make_feeder: FeederFactory,
+) -> None:
+    """A feeder that waits has no key to list; a removed one is no longer listed."""
+    hub.registrations.open_window(60)
+    feeder = await make_feeder()
+    hub.registrations.close_window()
+    waiting = await make_feeder(UID_B, boot=False)
+    with pytest.raises(KronosError):
+        await waiting.register_gateway()
+    assert waiting.gateway_hid in hub.registrations.pending
+
+    async def listed() -> set[str]:
+        response = await hass.services.async_call(
+            DOMAIN, "broker_credentials", {}, blocking=True, return_response=True
+        )
+        assert response is not None
+        return {row["gateway"] for row in response["gateways"]}
+
+    assert await listed() == {feeder.gateway_hid}
+    hub.async_remove_feeder(feeder.device_hid)
+    assert await listed() == set()
+    assert feeder.gateway_hid not in hub.transport.subscribed_gateways  # type: ignore[union-attr]
 
 
 async def test_broker_credentials_is_for_admins_only(

@@ -28,6 +28,7 @@ from .const import (
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
+    CONF_PAIRING_WINDOW_MINUTES,
     CONF_RETRY_FAILED,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
@@ -35,12 +36,13 @@ from .const import (
     DEFAULT_BIND_HOST,
     DEFAULT_GRACE_MINUTES,
     DEFAULT_OFFLINE_ALERT_MINUTES,
+    DEFAULT_PAIRING_WINDOW_MINUTES,
     DEFAULT_PORTION,
     DOMAIN,
     TRANSPORT_BUNDLED,
     TRANSPORT_MQTT,
 )
-from .entity import feeder_hid_of
+from .entity import feeder_hid_of, is_hub_device
 from .hub import HubSettings, PetnetConfigEntry, PetnetHub
 from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
@@ -118,6 +120,26 @@ def _ssl_context(
     return cert_path, key_path, server_ssl_context(cert_path, key_path)
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bool:
+    """1.1 -> 1.2: pairing replaced the option "accept new feeders automatically".
+
+    The option is dropped whatever its value: feeders that have a key are not affected, and
+    new ones join through a pairing window or by being accepted.
+    """
+    if entry.version > 1:
+        return False
+    if entry.minor_version < 2:
+        hass.config_entries.async_update_entry(
+            entry,
+            data={k: v for k, v in entry.data.items() if k != CONF_ACCEPT_NEW_FEEDERS},
+            options={
+                k: v for k, v in entry.options.items() if k != CONF_ACCEPT_NEW_FEEDERS
+            },
+            minor_version=2,
+        )
+    return True
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bool:
     """Start the Kronos site and the broker, then the platforms."""
     settings = {**entry.data, **entry.options}
@@ -133,7 +155,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
             offline_alert_minutes=int(
                 settings.get(CONF_OFFLINE_ALERT_MINUTES, DEFAULT_OFFLINE_ALERT_MINUTES)
             ),
-            accept_new_feeders=bool(settings.get(CONF_ACCEPT_NEW_FEEDERS, True)),
+            pairing_window_minutes=int(
+                settings.get(
+                    CONF_PAIRING_WINDOW_MINUTES, DEFAULT_PAIRING_WINDOW_MINUTES
+                )
+            ),
         ),
     )
     await hub.async_load()
@@ -222,7 +248,12 @@ async def async_remove_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> N
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user delete a feeder; it reappears if it reports again."""
+    """Let the user delete a feeder: its key is revoked, it comes back only by pairing.
+
+    The hub's own device (the pairing switch) stays while the integration does.
+    """
+    if is_hub_device(entry, device):
+        return False
     if (hid := feeder_hid_of(device)) is not None:
         entry.runtime_data.async_remove_feeder(hid)
     return True

@@ -1,4 +1,9 @@
-"""Config and options flows: transport, listening ports and certificates."""
+"""Config and options flows: transport, listening ports, certificates, and new feeders.
+
+Besides the one entry of the integration, the config flow shows each new feeder that waits
+for the owner (``approvals.py``) as a discovered device: its unique id is the gateway hid, so
+Home Assistant's own "Ignore" keeps it refused until it is un-ignored.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import selector
 import voluptuous as vol
 
+from .approvals import DATA_GATEWAY, RegistrationControl
 from .compat import OptionsFlowBase
 from .const import (
-    CONF_ACCEPT_NEW_FEEDERS,
     CONF_AUTO_FEED_MISSED,
     CONF_BIND_HOST,
     CONF_DEFAULT_PORTION,
@@ -30,6 +35,7 @@ from .const import (
     CONF_MQTT_PORT,
     CONF_MQTTS_PORT,
     CONF_OFFLINE_ALERT_MINUTES,
+    CONF_PAIRING_WINDOW_MINUTES,
     CONF_RETRY_FAILED,
     CONF_SSL_CERTIFICATE,
     CONF_SSL_KEY,
@@ -41,8 +47,10 @@ from .const import (
     DEFAULT_MQTT_PORT,
     DEFAULT_MQTTS_PORT,
     DEFAULT_OFFLINE_ALERT_MINUTES,
+    DEFAULT_PAIRING_WINDOW_MINUTES,
     DEFAULT_PORTION,
     DOMAIN,
+    MAX_PAIRING_WINDOW_MINUTES,
     PORT_KEYS,
     TRANSPORT_BUNDLED,
     TRANSPORT_MQTT,
@@ -78,6 +86,15 @@ OFFLINE_SELECTOR = selector.NumberSelector(
         min=5,
         max=1440,
         step=5,
+        unit_of_measurement="min",
+        mode=selector.NumberSelectorMode.BOX,
+    )
+)
+PAIRING_WINDOW_SELECTOR = selector.NumberSelector(
+    selector.NumberSelectorConfig(
+        min=1,
+        max=MAX_PAIRING_WINDOW_MINUTES,
+        step=1,
         unit_of_measurement="min",
         mode=selector.NumberSelectorMode.BOX,
     )
@@ -249,15 +266,29 @@ def error_placeholders(
     return {"busy_ports": ", ".join(busy)}
 
 
+def _loaded_registrations(hass: HomeAssistant) -> RegistrationControl | None:
+    entries = hass.config_entries.async_loaded_entries(DOMAIN)
+    if not entries:
+        return None
+    registrations: RegistrationControl = entries[0].runtime_data.registrations
+    return registrations
+
+
 class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up the replacement cloud once per Home Assistant."""
+    """Set up the replacement cloud once per Home Assistant; accept new feeders."""
 
     VERSION = 1
+    MINOR_VERSION = 2
+    _gateway_hid: str
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Choose the transport and where to listen."""
+        # One entry; the manifest cannot say so (single_config_entry would refuse every
+        # discovered feeder too). Ignored feeders are entries of their own and do not count.
+        if self._async_current_entries(include_ignore=False):
+            return self.async_abort(reason="single_instance_allowed")
         errors: dict[str, str] = {}
         values: Mapping[str, Any] = user_input or DEFAULTS
         if user_input is not None:
@@ -323,6 +354,53 @@ class PetnetFeederConfigFlow(ConfigFlow, domain=DOMAIN):
             self.hass.config_entries.async_schedule_reload(entry.entry_id)
         return self.async_abort(reason="reconfigure_successful")
 
+    async def async_step_integration_discovery(
+        self, discovery_info: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """A new feeder waits for the owner (approvals.py starts this flow)."""
+        self._gateway_hid = str(discovery_info[DATA_GATEWAY])
+        await self.async_set_unique_id(self._gateway_hid)
+        self._abort_if_unique_id_configured()  # ignored
+        registrations = _loaded_registrations(self.hass)
+        if (
+            registrations is None
+            or (held := registrations.pending.get(self._gateway_hid)) is None
+        ):
+            return self.async_abort(reason="not_pending")
+        self.context["title_placeholders"] = {
+            "name": held.label,
+            "address": held.address or "unknown",
+        }
+        return await self.async_step_pair()
+
+    async def async_step_pair(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show who asks; on submit the feeder is accepted into the integration's entry."""
+        registrations = _loaded_registrations(self.hass)
+        if (
+            registrations is None
+            or (held := registrations.pending.get(self._gateway_hid)) is None
+        ):
+            return self.async_abort(reason="not_pending")
+        if user_input is None:
+            return self.async_show_form(
+                step_id="pair",
+                data_schema=vol.Schema({}),
+                description_placeholders=held.placeholders(),
+            )
+        registrations.accept(self._gateway_hid)
+        return self.async_abort(
+            reason="paired", description_placeholders={"name": held.label}
+        )
+
+    async def async_step_ignore(self, user_input: dict[str, Any]) -> ConfigFlowResult:
+        """Ignore a discovered feeder: it stays refused (and loses a key it had)."""
+        result = await super().async_step_ignore(user_input)
+        if (registrations := _loaded_registrations(self.hass)) is not None:
+            registrations.ignore(str(user_input["unique_id"]))
+        return result
+
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: Any) -> PetnetFeederOptionsFlow:
@@ -373,9 +451,11 @@ class PetnetFeederOptionsFlow(OptionsFlowBase):
                 ),
             ): OFFLINE_SELECTOR,
             vol.Required(
-                CONF_ACCEPT_NEW_FEEDERS,
-                default=current.get(CONF_ACCEPT_NEW_FEEDERS, True),
-            ): selector.BooleanSelector(),
+                CONF_PAIRING_WINDOW_MINUTES,
+                default=current.get(
+                    CONF_PAIRING_WINDOW_MINUTES, DEFAULT_PAIRING_WINDOW_MINUTES
+                ),
+            ): PAIRING_WINDOW_SELECTOR,
         }
         return self.async_show_form(
             step_id="init",

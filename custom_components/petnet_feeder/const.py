@@ -22,7 +22,9 @@ CONF_GRACE_MINUTES: Final = "grace_minutes"
 CONF_AUTO_FEED_MISSED: Final = "auto_feed_missed"
 CONF_RETRY_FAILED: Final = "retry_failed_dispense"
 CONF_OFFLINE_ALERT_MINUTES: Final = "offline_alert_minutes"
+# Removed in config entry version 1.2 (pairing replaced it); dropped by the migration.
 CONF_ACCEPT_NEW_FEEDERS: Final = "accept_new_feeders"
+CONF_PAIRING_WINDOW_MINUTES: Final = "pairing_window_minutes"
 # Also answer the Kronos routes on Home Assistant's own HTTP server (for a reverse proxy).
 CONF_KRONOS_ON_HA_HTTP: Final = "kronos_on_ha_http"
 
@@ -37,6 +39,8 @@ DEFAULT_MQTTS_PORT: Final = 8883
 DEFAULT_PORTION: Final = 0.0625
 DEFAULT_GRACE_MINUTES: Final = 5
 DEFAULT_OFFLINE_ALERT_MINUTES: Final = 60
+DEFAULT_PAIRING_WINDOW_MINUTES: Final = 10
+MAX_PAIRING_WINDOW_MINUTES: Final = 60
 
 PORT_KEYS: Final = (CONF_HTTP_PORT, CONF_HTTPS_PORT, CONF_MQTT_PORT, CONF_MQTTS_PORT)
 
@@ -49,8 +53,6 @@ SAVE_DELAY_S: Final = 10
 # Liveness and telemetry (last seen, heartbeats, sensor readings, hashes) change all the time and
 # matter little after a crash: they are written at most this long after they change.
 LAZY_SAVE_DELAY_S: Final = 300
-# A SmartFeeder is one gateway with one device; this bounds what one gateway can create.
-MAX_FEEDERS_PER_GATEWAY: Final = 4
 STORAGE_KEY: Final = DOMAIN
 STORAGE_VERSION: Final = 1
 
@@ -64,5 +66,7 @@ CERT_DIR_NAME: Final = "petnet_feeder_tls"
 CERT_HOSTNAME: Final = "api.arrowconnect.io"
 
 ATTR_PORTION: Final = "portion"
+ATTR_DURATION: Final = "duration"
 SERVICE_FEED: Final = "feed"
 ATTR_UNTIL: Final = "until"
+SERVICE_ACCEPT_NEW_FEEDERS: Final = "accept_new_feeders"

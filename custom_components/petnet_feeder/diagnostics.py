@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from .const import CONF_SSL_KEY
-from .entity import feeder_hid_of
+from .entity import feeder_hid_of, is_hub_device
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 
@@ -35,6 +35,17 @@ def _feeder(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
     return async_redact_data(data, TO_REDACT)
 
 
+def _pairing(hub: PetnetHub) -> dict[str, Any]:
+    """The pairing window and the gateways that wait for the owner (no keys exist for them)."""
+    registrations = hub.registrations
+    ends = registrations.window_ends
+    return {
+        "window_open": registrations.window_open,
+        "window_ends": ends.isoformat() if ends else None,
+        "waiting": sorted(registrations.pending),
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: PetnetConfigEntry
 ) -> dict[str, Any]:
@@ -49,14 +60,17 @@ async def async_get_config_entry_diagnostics(
         "feeders": {
             hid: _feeder(hub, feeder) for hid, feeder in hub.state.feeders.items()
         },
+        "pairing": _pairing(hub),
     }
 
 
 async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
 ) -> dict[str, Any]:
-    """One feeder and its gateway, secrets removed."""
+    """One feeder and its gateway, secrets removed; pairing for the hub's own device."""
     hub = entry.runtime_data
+    if is_hub_device(entry, device):
+        return {"pairing": _pairing(hub)}
     feeder = hub.state.feeders[feeder_hid_of(device) or ""]
     gateway = hub.state.gateways.get(feeder.gateway_hid)
     return {

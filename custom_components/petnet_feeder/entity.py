@@ -95,6 +95,40 @@ def async_add_feeder_entities(
     entry.async_on_unload(hub.state.async_subscribe_new_feeders(add_new))
 
 
+def hub_device_info(entry: ConfigEntry) -> DeviceInfo:
+    """The device of the integration itself, which carries the pairing switch."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, hub_identifier(entry))},
+        entry_type=dr.DeviceEntryType.SERVICE,
+        manufacturer=MANUFACTURER,
+        name=entry.title,
+    )
+
+
+def hub_identifier(entry: ConfigEntry) -> str:
+    """The hub device's identifier (never a feeder hid: those have no ``hub_`` prefix)."""
+    return f"hub_{entry.entry_id}"
+
+
+def is_hub_device(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
+    """Whether ``device`` is the integration's own device, not a feeder's."""
+    return (DOMAIN, hub_identifier(entry)) in device.identifiers
+
+
+class PetnetHubEntity(Entity):
+    """An entity of the integration itself (on the hub device), not of a feeder."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, hub: PetnetHub, description: EntityDescription) -> None:
+        """Attach the entity to the hub device."""
+        self.hub = hub
+        self.entity_description = description
+        self._attr_unique_id = f"{hub_identifier(hub.entry)}_{description.key}"
+        self._attr_device_info = hub_device_info(hub.entry)
+
+
 def feeder_hid_of(device: dr.DeviceEntry | None) -> str | None:
     """The feeder hid behind an HA device of this integration."""
     if device is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass
+import logging
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -18,7 +19,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 
-from .approvals import PendingGateway, RegistrationControl
+from .approvals import SETUP_WINDOW_S, PendingGateway, RegistrationControl
 from .compat import async_get_device
 from .confirmations import CommandConfirmations
 from .const import AVAILABILITY_CHECK_INTERVAL, DOMAIN
@@ -39,6 +40,8 @@ from .state import FeederState
 from .store import PetnetStore
 from .transport.base import Transport
 
+_LOGGER = logging.getLogger(__name__)
+
 
 @dataclass(slots=True, frozen=True)
 class HubSettings:
@@ -49,7 +52,7 @@ class HubSettings:
     auto_feed_missed: bool = False
     retry_failed: bool = False
     offline_alert_minutes: int = 60
-    accept_new_feeders: bool = True
+    pairing_window_minutes: int = 10
 
 
 type PetnetConfigEntry = ConfigEntry[PetnetHub]
@@ -103,9 +106,11 @@ class PetnetHub:
         )
         self.registrations = RegistrationControl(
             hass,
-            accept_new=settings.accept_new_feeders,
+            # The integration was added then: a first setup needs no extra step.
+            setup_window_until=entry.created_at.timestamp() + SETUP_WINDOW_S,
             gateway_count=lambda: len(self.state.gateways),
-            on_approved=self._gateway_approved,
+            on_accepted=self._gateway_accepted,
+            on_ignored=self.async_revoke_gateway,
         )
         self.registry.admission = self.registrations
         self.inbound = InboundHandler(
@@ -149,6 +154,7 @@ class PetnetHub:
             transport.gateway_added(gateway_hid)
         self.monitor.start()
         self.pauses.start()
+        self.registrations.start()
         self._unsub_availability = async_track_time_interval(
             self.hass,
             self.state.async_check_availability,
@@ -177,13 +183,43 @@ class PetnetHub:
 
     @callback
     def async_remove_feeder(self, feeder_hid: str) -> None:
-        """Forget a feeder; its gateway and key stay so it can come back without a reboot."""
+        """The owner deleted a feeder's device: revoke its gateway for good.
+
+        Its key is gone, so its session is closed and its next login refused; it comes back
+        only through pairing. Other feeders of the same gateway (a SmartFeeder has one) go
+        with it, devices included.
+        """
+        if (feeder := self.state.feeders.get(feeder_hid)) is None:
+            return
+        self._forget_feeder(feeder_hid)
+        self.async_revoke_gateway(feeder.gateway_hid)
+
+    @callback
+    def async_revoke_gateway(self, gateway_hid: str) -> None:
+        """Forget a gateway, its key and its feeders (and their devices); end its session."""
+        devices = dr.async_get(self.hass)
+        for feeder in self.state.feeders_of(gateway_hid):
+            self._forget_feeder(feeder.hid)
+            if device := async_get_device(
+                self.hass, self.entry.entry_id, (DOMAIN, feeder.hid)
+            ):
+                devices.async_update_device(
+                    device.id, remove_config_entry_id=self.entry.entry_id
+                )
+        if self.state.gateways.pop(gateway_hid, None) is None:
+            return
+        _LOGGER.info("Gateway %s removed; its key no longer logs in", gateway_hid)
+        self.registry.save_now()
+        if self.transport is not None:
+            self.transport.gateway_removed(gateway_hid)
+
+    def _forget_feeder(self, feeder_hid: str) -> None:
         if self.state.remove_feeder(feeder_hid):
             self.sync.feeder_removed(feeder_hid)
             self.monitor.feeder_removed(feeder_hid)
             self.pauses.feeder_removed(feeder_hid)
 
-    def _gateway_approved(self, held: PendingGateway) -> None:
+    def _gateway_accepted(self, held: PendingGateway) -> None:
         self.registry.create_gateway(
             held.hid,
             uid=held.uid,

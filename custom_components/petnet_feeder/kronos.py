@@ -206,7 +206,7 @@ class KronosApi:
             registry = self._registry()
             body = await read_json_object(request)
             try:
-                hid, created = registry.register_gateway(body)
+                hid, created = registry.register_gateway(body, request.remote)
                 request[_GATEWAY_KEY] = hid
             except RegistrationPendingError as err:
                 request[_GATEWAY_KEY] = err.gateway_hid
@@ -250,7 +250,7 @@ class KronosApi:
         return await self._answer(request, work)
 
     async def register_device(self, request: web.Request) -> web.Response:
-        """POST /devices (§3.3): always answers "already registered"."""
+        """POST /devices (§3.3): answers "already registered" for every device it takes."""
 
         async def work() -> dict[str, Any]:
             registry = self._registry()
@@ -258,7 +258,7 @@ class KronosApi:
             if isinstance(gateway_hid := body.get("gatewayHid"), str):
                 request[_GATEWAY_KEY] = gateway_hid
             try:
-                hid = registry.register_device(body)
+                hid = registry.register_device(body, request.remote)
             except RegistrationError as err:
                 raise KronosError(_refusal_status(err), str(err)) from err
             return {
@@ -271,13 +271,14 @@ class KronosApi:
         return await self._answer(request, work)
 
     async def checkin(self, request: web.Request) -> web.Response:
-        """PUT /gateways/{gw}/checkin (§3.4): creates an unknown gateway."""
+        """PUT /gateways/{gw}/checkin (§3.4): an unknown gateway asks pairing first."""
 
         async def work() -> dict[str, Any]:
             registry = self._registry()
+            # At boot, before MQTT.
             registry.checkin(
-                _gateway_id(request), rebooting=True
-            )  # at boot, before MQTT
+                _gateway_id(request), rebooting=True, address=request.remote
+            )
             return {}
 
         return await self._answer(request, work)

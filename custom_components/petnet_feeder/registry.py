@@ -14,7 +14,6 @@ import logging
 from typing import Any, Protocol
 
 from .confirmations import CommandConfirmations
-from .const import MAX_FEEDERS_PER_GATEWAY
 from .log_once import OnceLogger
 from .models import Feeder, Gateway
 from .protocol import ids, messages
@@ -70,6 +69,7 @@ class Admission(Protocol):
         name: str | None = None,
         software_version: str | None = None,
         sdk_version: str | None = None,
+        address: str | None = None,
     ) -> None:
         """Return if it may; raise RegistrationPendingError or RegistrationLimitError."""
 
@@ -114,8 +114,14 @@ class GatewayRegistry:
 
     # ------------------------------------------------------------------ gateways
 
-    def register_gateway(self, body: Mapping[str, Any]) -> tuple[str, bool]:
-        """Register a gateway (§3.1): idempotent, the api key is never rotated."""
+    def register_gateway(
+        self, body: Mapping[str, Any], address: str | None = None
+    ) -> tuple[str, bool]:
+        """Register a gateway (§3.1): idempotent, the api key is never rotated.
+
+        An unknown gateway is created only if pairing admits it (``address`` is the
+        caller's, shown to the owner).
+        """
         uid = _required_uid(body)
         hid = ids.hid_from_uid(uid)
         version = _optional_str(body.get("softwareVersion"))
@@ -128,6 +134,7 @@ class GatewayRegistry:
                 name=_optional_str(body.get("name")),
                 software_version=version,
                 sdk_version=_optional_str(body.get("sdkVersion")),
+                address=address,
             )
         else:
             gateway = gateways[hid]
@@ -166,7 +173,9 @@ class GatewayRegistry:
             # wait(), not gather(): a client that goes away must not cancel the write.
             await asyncio.wait(set(self._key_saves))
 
-    def checkin(self, gateway_hid: str, *, rebooting: bool) -> None:
+    def checkin(
+        self, gateway_hid: str, *, rebooting: bool, address: str | None = None
+    ) -> None:
         """A gateway checks in (§3.4); an unknown one is created with a fresh key.
 
         ``rebooting``: the check-in came over HTTP, which a feeder does at boot before MQTT,
@@ -174,7 +183,7 @@ class GatewayRegistry:
         over MQTT (§5.7) comes from a live session: it must not count that session as ended.
         """
         if gateway_hid not in self._state.gateways:
-            self._admit_gateway(gateway_hid)
+            self._admit_gateway(gateway_hid, address=address)
         elif rebooting:
             self._events.gateway_booting(gateway_hid)
         self._state.gateways[gateway_hid].last_seen = now()
@@ -193,7 +202,7 @@ class GatewayRegistry:
         self._confirmations.reported(command_hid, status)
 
     def create_gateway(self, hid: str, **info: str | None) -> Gateway:
-        """Create a gateway with a fresh key (admitted, or approved by the user)."""
+        """Create a gateway with a fresh key (admitted, or accepted by the owner)."""
         gateway = Gateway(hid=hid, api_key=ids.new_api_key(), discovered_at=now())
         for key, value in info.items():
             setattr(gateway, key, value)
@@ -207,7 +216,11 @@ class GatewayRegistry:
         """Create an unknown gateway if admission lets it in (else it raises)."""
         if self.admission is not None:
             self.admission.admit(hid, **info)
-        return self.create_gateway(hid)
+        return self.create_gateway(hid, uid=info.get("uid"))
+
+    def save_now(self) -> None:
+        """Write the gateways now (a key was created or revoked)."""
+        self._save_new_key()
 
     def _save_new_key(self) -> None:
         """Write now, not within 10 s: config hands the key out at once (§1.4).
@@ -226,8 +239,14 @@ class GatewayRegistry:
 
     # ------------------------------------------------------------------ devices
 
-    def register_device(self, body: Mapping[str, Any]) -> str:
-        """Register a device (§3.3); an unknown gateway gets a placeholder record."""
+    def register_device(
+        self, body: Mapping[str, Any], address: str | None = None
+    ) -> str:
+        """Register a device (§3.3) of an accepted gateway, and only its own device.
+
+        A device naming an unknown gateway asks pairing for the gateway first, as a
+        registration would (its uid tells the gateway's, §1.2).
+        """
         uid = _required_uid(body)
         gateway_hid = body.get("gatewayHid")
         if not ids.is_safe_id(gateway_hid):
@@ -248,14 +267,22 @@ class GatewayRegistry:
             raise RegistrationError(
                 "device belongs to another gateway", RefusalKind.CONFLICT
             )
-        if gateway_hid not in self._state.gateways:
-            self._admit_gateway(gateway_hid)
-        if feeder is None and len(self._state.feeders_of(gateway_hid)) >= (
-            MAX_FEEDERS_PER_GATEWAY
-        ):
+        gateway = self._state.gateways.get(gateway_hid)
+        if gateway is None:
+            gateway = self._admit_gateway(
+                gateway_hid, uid=ids.gateway_uid_of(uid), address=address
+            )
+        if feeder is None and not self._may_add_device(gateway, uid):
+            self._log.warning(
+                gateway_hid,
+                "not_own",
+                "Registration of device %s for gateway %s refused: a gateway registers "
+                "only its own device",
+                hid,
+                gateway_hid,
+            )
             raise RegistrationError(
-                f"gateway has {MAX_FEEDERS_PER_GATEWAY} devices already",
-                RefusalKind.CONFLICT,
+                "device does not belong to this gateway", RefusalKind.CONFLICT
             )
         version = _optional_str(body.get("softwareVersion"))
         if feeder is None:
@@ -268,18 +295,33 @@ class GatewayRegistry:
         self._state.notify(hid)
         return hid
 
+    def _may_add_device(self, gateway: Gateway, device_uid: str) -> bool:
+        """Whether a new device belongs to the gateway (§1.1, §1.2: one device each).
+
+        Its uid is the gateway's plus ``-prod``; a gateway whose uid is unknown (firmware
+        that only checks in) gets the first device it names, and no other.
+        """
+        if gateway.uid is not None:
+            return device_uid == ids.device_uid_for(gateway.uid)
+        return not self._state.feeders_of(gateway.hid)
+
     def feeder_for_message(self, gateway_hid: str, device_hid: str) -> Feeder | None:
-        """Find (or create) the feeder a message names; a gateway speaks only for its own."""
+        """Find the feeder a message names; a gateway speaks only for its own feeder.
+
+        A message naming a device the gateway does not own is dropped, with one warning
+        per gateway; only the gateway's own device is created here (one that reports
+        before its registration, or firmware that never registers devices, §11 Q8).
+        """
         feeder = self._state.feeders.get(device_hid)
         if feeder is None:
-            if len(self._state.feeders_of(gateway_hid)) >= MAX_FEEDERS_PER_GATEWAY:
+            gateway = self._state.gateways.get(gateway_hid)
+            if gateway is None or not self._owns_device_hid(gateway, device_hid):
                 self._log.warning(
                     gateway_hid,
-                    "too_many",
-                    "Gateway %s reported for a new feeder %s but has %s already; dropped",
+                    "unknown_device",
+                    "Gateway %s reported for device %s, which is not its own; dropped",
                     gateway_hid,
                     device_hid,
-                    MAX_FEEDERS_PER_GATEWAY,
                 )
                 return None
             return self._state.add_feeder(device_hid, gateway_hid)
@@ -293,6 +335,11 @@ class GatewayRegistry:
             )
             return None
         return feeder
+
+    def _owns_device_hid(self, gateway: Gateway, device_hid: str) -> bool:
+        if gateway.uid is not None:
+            return device_hid == ids.hid_from_uid(ids.device_uid_for(gateway.uid))
+        return not self._state.feeders_of(gateway.hid)
 
     def _set_software_version(self, feeder: Feeder, version: str) -> None:
         if feeder.software_version == version:

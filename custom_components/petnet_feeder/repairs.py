@@ -10,7 +10,6 @@ from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant
 import voluptuous as vol
 
-from .approvals import PENDING_ISSUE, RegistrationControl
 from .const import DOMAIN
 from .errors import FeederUnreachableError, InvalidRequestError
 from .monitor import FAILED_ISSUE, MISSED_ISSUE, FeedingMonitor
@@ -76,46 +75,12 @@ class RetryFailedDispenseFlow(_FeedOnceFlow):
         )
 
 
-class ApproveGatewayFlow(RepairsFlow):
-    """Let in a feeder that waits for approval; it gets its key when it next asks."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        """Remember which gateway this is about."""
-        self._gateway_hid = str(data.get("gateway_hid") or "")
-
-    async def async_step_init(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
-        """Start with the confirmation."""
-        return await self.async_step_approve()
-
-    async def async_step_approve(
-        self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
-        """Show who is asking; approve on submit."""
-        entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
-        if not entries:
-            return self.async_abort(reason="not_loaded")
-        registrations: RegistrationControl = entries[0].runtime_data.registrations
-        if (held := registrations.pending.get(self._gateway_hid)) is None:
-            return self.async_abort(reason="not_pending")
-        if user_input is None:
-            return self.async_show_form(
-                step_id="approve",
-                data_schema=vol.Schema({}),
-                description_placeholders=registrations.placeholders(held),
-            )
-        registrations.approve(self._gateway_hid)
-        return self.async_create_entry(data={})
-
-
 type FlowFactory = Callable[[dict[str, Any]], RepairsFlow]
 
 # Issue-id prefix -> fix flow. One line per kind of fixable issue.
 FLOWS: dict[str, FlowFactory] = {
     MISSED_ISSUE: FeedMissedMealFlow,
     FAILED_ISSUE: RetryFailedDispenseFlow,
-    PENDING_ISSUE: ApproveGatewayFlow,
 }
 
 

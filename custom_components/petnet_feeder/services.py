@@ -14,13 +14,24 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
 
 from .accounting import feeder_occurrences
-from .const import ATTR_PORTION, ATTR_UNTIL, DOMAIN, HISTORY_LIMIT, SERVICE_FEED
+from .const import (
+    ATTR_DURATION,
+    ATTR_PORTION,
+    ATTR_UNTIL,
+    DOMAIN,
+    HISTORY_LIMIT,
+    MAX_PAIRING_WINDOW_MINUTES,
+    SERVICE_ACCEPT_NEW_FEEDERS,
+    SERVICE_FEED,
+)
 from .entity import feeder_hid_of
 from .errors import invalid
 from .hub import PetnetHub
@@ -59,6 +70,17 @@ MEAL_FIELDS: dict[vol.Marker, Any] = {
 }
 
 FEED_SCHEMA = vol.Schema({**DEVICE, **AMOUNT})
+# No duration: the configured window length; 0 closes the window.
+ACCEPT_NEW_FEEDERS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_DURATION): vol.All(
+            cv.time_period,
+            vol.Range(
+                min=timedelta(0), max=timedelta(minutes=MAX_PAIRING_WINDOW_MINUTES)
+            ),
+        )
+    }
+)
 HOPPER_SCHEMA = vol.Schema(
     {
         **DEVICE,
@@ -338,6 +360,26 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def set_time_zone(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         hub.meal_editor.set_time_zone(feeder, call.data.get(ATTR_TIME_ZONE) or None)
 
+    async def accept_new_feeders(call: ServiceCall) -> None:
+        entries = hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="not_loaded"
+            )
+        hub: PetnetHub = entries[0].runtime_data
+        duration: timedelta | None = call.data.get(ATTR_DURATION)
+        if duration is None:
+            duration = timedelta(minutes=hub.settings.pairing_window_minutes)
+        hub.registrations.open_window(duration.total_seconds())
+
+    # Opening the window lets any feeder in: administrators only, like HA's own.
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_ACCEPT_NEW_FEEDERS,
+        accept_new_feeders,
+        ACCEPT_NEW_FEEDERS_SCHEMA,
+    )
     register(SERVICE_FEED, FEED_SCHEMA, feed, SupportsResponse.OPTIONAL)
     register("set_hopper_level", HOPPER_SCHEMA, set_hopper_level)
     register(

@@ -1,4 +1,4 @@
-"""Switches of a feeder: whether its front (manual feed) button works, and feeding paused."""
+"""Switches: a feeder's front (manual feed) button and feeding paused, the hub's pairing window."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .const import ATTR_UNTIL
-from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .entity import (
+    PetnetEntity,
+    PetnetEntityDescription,
+    PetnetHubEntity,
+    async_add_feeder_entities,
+)
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
 from .translate import translated
@@ -31,6 +36,11 @@ FRONT_BUTTON = PetnetSwitchEntityDescription(
     entity_category=EntityCategory.CONFIG,
 )
 
+ACCEPT_NEW = SwitchEntityDescription(
+    key="accept_new_feeders",
+    translation_key="accept_new_feeders",
+    entity_category=EntityCategory.CONFIG,
+)
 
 PAUSED = PetnetSwitchEntityDescription(
     key="paused",
@@ -45,7 +55,8 @@ async def async_setup_entry(
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the front button switch of every feeder."""
+    """Add the pairing switch of the hub, and the front button and pause switches of every feeder."""
+    async_add_entities([PetnetAcceptNewFeedersSwitch(entry.runtime_data, ACCEPT_NEW)])
 
     def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetEntity]:
         return [
@@ -107,3 +118,36 @@ class PetnetPausedSwitch(PetnetEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Resume feeding now."""
         self.hub.pauses.resume(self.feeder)
+
+
+class PetnetAcceptNewFeedersSwitch(PetnetHubEntity, SwitchEntity):
+    """On while new feeders join without a question (the pairing window is open).
+
+    On opens a window of the configured length; off closes it at once. It also turns off by
+    itself when the window ends.
+    """
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the pairing window is open."""
+        return self.hub.registrations.window_open
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the window's openings and closings."""
+        self.async_on_remove(
+            self.hub.registrations.async_subscribe(self._window_changed)
+        )
+
+    @callback
+    def _window_changed(self) -> None:
+        self.async_write_ha_state()
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Open the pairing window for the configured minutes."""
+        self.hub.registrations.open_window(
+            self.hub.settings.pairing_window_minutes * 60
+        )
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Close the pairing window."""
+        self.hub.registrations.close_window()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
+import logging
 from typing import Any
 
+from homeassistant.helpers import device_registry as dr
 import pytest
 
-from custom_components.petnet_feeder.const import MAX_FEEDERS_PER_GATEWAY
 from feeder_sim import SimulatedFeeder, ids as sim_ids, telemetry
 
 from ..helpers.arena import FEED_STIME, Arena, manual_feed_result
@@ -252,19 +253,28 @@ async def test_reports_for_another_gateways_feeder_are_dropped(
     await arena.check()
 
 
-async def test_a_gateway_cannot_create_feeders_without_bound(arena: Arena) -> None:
+async def test_reports_for_unknown_devices_are_dropped(arena: Arena) -> None:
+    """A heartbeat naming a device the gateway does not own creates nothing (no HA device)."""
     attacker = arena.attacker
+    devices = len(dr.async_get(arena.hass).devices)
     topic = sim_ids.telemetry_topic(attacker.gateway_hid)
     for index in range(20):
         await attacker.send_raw(
             topic, telemetry.encode(telemetry.heartbeat(f"{index:040x}"))
         )
     await arena.barrier()
-    owned = arena.hub.state.feeders_of(attacker.gateway_hid)
-    assert len(owned) == MAX_FEEDERS_PER_GATEWAY
-    assert arena.warned(f"has {MAX_FEEDERS_PER_GATEWAY} already; dropped")
-    new = {f"feeders.{f.hid}" for f in owned if f.hid != attacker.device_hid}
-    assert await arena.check(may_change=new) == new
+    assert [f.hid for f in arena.hub.state.feeders_of(attacker.gateway_hid)] == [
+        attacker.device_hid
+    ]
+    assert len(dr.async_get(arena.hass).devices) == devices
+    warnings = [
+        r
+        for r in arena.server_records()
+        if "which is not its own; dropped" in r.getMessage()
+        and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1  # one per gateway
+    await arena.check()
 
 
 @pytest.mark.parametrize(

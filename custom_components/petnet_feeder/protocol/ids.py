@@ -15,6 +15,8 @@ SECRET_KEY = "gEhFrm2hRvW2Km47lgt9xRBCtT9uH2Lx77WxYliNGJI="  # noqa: S105 (publi
 APPLICATION_HID = "38973487e8241ea4483e88ef8ca7934c8663dc25"
 
 MAX_ID_LENGTH = 128
+# A feeder's device uid is its gateway uid plus this (§1.2).
+DEVICE_UID_SUFFIX = "-prod"
 COMMAND_HID_LENGTH = 32
 
 # Ids end up in MQTT topics, storage keys and file-like paths, so only a boring alphabet is
@@ -29,6 +31,20 @@ def hid_from_uid(uid: str) -> str:
     a uid, because the real cloud did not use SHA-1.
     """
     return hashlib.sha1(uid.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def device_uid_for(gateway_uid: str) -> str:
+    """The uid of the one device a gateway carries (§1.2)."""
+    return f"{gateway_uid}{DEVICE_UID_SUFFIX}"
+
+
+def gateway_uid_of(device_uid: str) -> str | None:
+    """The gateway uid a device uid belongs to, or None if it does not follow §1.2."""
+    if device_uid.endswith(DEVICE_UID_SUFFIX) and len(device_uid) > len(
+        DEVICE_UID_SUFFIX
+    ):
+        return device_uid[: -len(DEVICE_UID_SUFFIX)]
+    return None
 
 
 def new_api_key() -> str:

@@ -59,3 +59,9 @@ class Transport(ABC):
         Transports that subscribe per gateway do it here; a transport without broker sessions
         treats the gateway as disconnected until its next message.
         """
+
+    def gateway_removed(self, gateway_hid: str) -> None:  # noqa: B027 (optional hook)
+        """Forget a gateway whose key was revoked: end its session, stop listening to it.
+
+        Its login is refused from now on anyway (``api_key_for`` answers None).
+        """

@@ -48,6 +48,7 @@ in ``tests/transport`` fail on a stock broker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 import logging
 from typing import Any
@@ -207,6 +208,10 @@ class PetnetProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amq
 class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     """amqtt 0.12.1 broker with the fixes listed in this module's docstring."""
 
+    connect_settled: Callable[[WriterAdapter], None] | None = None
+    """Called once a connection's CONNECT was accepted or refused (the transport counts the
+    connections that have not logged in yet)."""
+
     async def _initialize_client_session(
         self,
         reader: ReaderAdapter,
@@ -215,6 +220,21 @@ class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         remote_port: int,
     ) -> tuple[BrokerProtocolHandler, Session]:
         """Read the CONNECT, authenticate, and only then replace an existing session."""
+        try:
+            return await self._connect_and_authenticate(
+                reader, writer, remote_address, remote_port
+            )
+        finally:
+            if self.connect_settled is not None:
+                self.connect_settled(writer)
+
+    async def _connect_and_authenticate(
+        self,
+        reader: ReaderAdapter,
+        writer: WriterAdapter,
+        remote_address: str,
+        remote_port: int,
+    ) -> tuple[BrokerProtocolHandler, Session]:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 handler, session = await PetnetProtocolHandler.init_from_connect(

@@ -9,6 +9,7 @@ hub in-process (no loopback client), outbound commands go straight to the gatewa
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 import logging
@@ -27,7 +28,7 @@ from ..protocol.topics import may_subscribe
 from ..tls import server_ssl_context
 from . import plugins
 from .base import GatewayNotConnectedError, Transport, TransportHandler
-from .broker import ConnectRefusedError, PacketReader, PetnetBroker
+from .broker import CONNECT_TIMEOUT, ConnectRefusedError, PacketReader, PetnetBroker
 from .plugins import GATEWAY_ATTRIBUTE
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,6 +37,15 @@ PUBLISH_TIMEOUT: Final = 10.0
 """Upper bound of ``async_publish`` (waiting for the subscription, sending, PUBACK)."""
 STOP_TIMEOUT: Final = 5.0
 """How long ``async_stop`` lets amqtt close sessions gracefully before aborting connections."""
+
+MAX_UNAUTHENTICATED: Final = 64
+"""Connections that have not completed CONNECT (and its authentication), in all."""
+MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 56
+"""The same, from one address, so one host cannot take every slot. Only connections still
+before their CONNACK count: a feeder holds its slot from the end of its TLS handshake until its
+CONNECT was handled, a moment that stretches while the event loop is busy with handshakes (50
+feeders on loopback reconnecting at once held up to 50). A burst larger than the limits is
+closed at once and gets in on its retry, as the benchmark's 200 rebooting together do."""
 
 _PLAIN_LISTENER: Final = "default"  # amqtt requires a listener named "default"
 _TLS_LISTENER: Final = "tls"
@@ -158,6 +168,10 @@ class _GatewaySessions:
             if not future.done():
                 future.set_result(None)
 
+    def log_once(self, key: tuple[str, ...], msg: str, *args: Any) -> None:
+        """Warn the first time per key, then log at debug level."""
+        self._log_once(key, msg, *args)
+
     def _log_once(self, key: tuple[str, ...], msg: str, *args: Any) -> None:
         if key in self._warned or len(self._warned) >= _MAX_WARNED:
             _LOGGER.debug(msg, *args)
@@ -204,6 +218,9 @@ class BundledBrokerTransport(Transport):
         self._broker: Any = None
         self._servers: list[asyncio.Server] = []
         self._connections: dict[StreamWriterAdapter, _Connection] = {}
+        # Connections before their CONNECT was settled, and how many per address.
+        self._unauthenticated: dict[Any, str] = {}
+        self._unauthenticated_from: Counter[str] = Counter()
 
     # -- Transport --------------------------------------------------------------------------
 
@@ -220,6 +237,8 @@ class BundledBrokerTransport(Transport):
         self._gateways = _GatewaySessions(self._handler)
         # amqtt's Broker grabs the running loop in its constructor.
         self._broker = self.broker_class(self._broker_config())
+        if isinstance(self._broker, PetnetBroker):
+            self._broker.connect_settled = self._connect_settled
         try:
             await self._broker.start()
             if self._mqtt_port is not None:
@@ -319,6 +338,20 @@ class BundledBrokerTransport(Transport):
     def gateway_added(self, gateway_hid: str) -> None:
         """Nothing to do: authentication asks the hub for keys at each CONNECT."""
 
+    def gateway_removed(self, gateway_hid: str) -> None:
+        """Close the gateway's session at once; its key no longer logs in."""
+        if self._broker is None:
+            return
+        _session, protocol_handler = self._broker.sessions.get(
+            gateway_hid, (None, None)
+        )
+        if protocol_handler is None:
+            return
+        for adapter, connection in self._connections.items():
+            if protocol_handler.writer is adapter:
+                _LOGGER.debug("Closing the session of removed gateway %s", gateway_hid)
+                connection.writer.transport.abort()
+
     # -- internals --------------------------------------------------------------------------
 
     def _broker_config(self) -> dict[str, Any]:
@@ -344,7 +377,12 @@ class BundledBrokerTransport(Transport):
         kind = "MQTTS" if context is not None else "MQTT"
         try:
             server = await asyncio.start_server(
-                partial(self._on_connection, name), self._host, port, ssl=context
+                partial(self._on_connection, name),
+                self._host,
+                port,
+                ssl=context,
+                # A TLS handshake counts against the time a CONNECT may take.
+                ssl_handshake_timeout=CONNECT_TIMEOUT if context is not None else None,
             )
         except OSError as err:
             # asyncio's own message repeats the address; the errno says what went wrong.
@@ -363,8 +401,25 @@ class BundledBrokerTransport(Transport):
         if broker is None:
             writer.transport.abort()
             return
+        address = str((writer.get_extra_info("peername") or ("?",))[0])
+        if (
+            len(self._unauthenticated) >= MAX_UNAUTHENTICATED
+            or self._unauthenticated_from[address] >= MAX_UNAUTHENTICATED_PER_ADDRESS
+        ):
+            self._gateways.log_once(
+                ("limit", address),
+                "Closed MQTT connections from %s at once: too many connections have not "
+                "logged in yet (%s in all, %s from one address)",
+                address,
+                MAX_UNAUTHENTICATED,
+                MAX_UNAUTHENTICATED_PER_ADDRESS,
+            )
+            writer.transport.abort()
+            return
         adapter = StreamWriterAdapter(writer)
         self._connections[adapter] = _Connection(asyncio.current_task(), writer)
+        self._unauthenticated[adapter] = address
+        self._unauthenticated_from[address] += 1
         failed = False
         try:
             await broker.external_connected(PacketReader(reader), adapter, listener)
@@ -377,10 +432,24 @@ class BundledBrokerTransport(Transport):
             failed = True
             _LOGGER.exception("Unexpected error in an MQTT connection")
         finally:
+            self._connect_settled(adapter)
             del self._connections[adapter]
             writer.transport.close()
         if failed:
             await self._end_orphaned_session(broker, adapter)
+
+    def _connect_settled(self, adapter: Any) -> None:
+        """The connection logged in, was refused, or ended: it no longer counts."""
+        if (address := self._unauthenticated.pop(adapter, None)) is None:
+            return
+        self._unauthenticated_from[address] -= 1
+        if self._unauthenticated_from[address] <= 0:
+            del self._unauthenticated_from[address]
+
+    @property
+    def unauthenticated_connections(self) -> int:
+        """Connections that have not completed CONNECT yet (for tests and diagnostics)."""
+        return len(self._unauthenticated)
 
     async def _end_orphaned_session(
         self, broker: Any, adapter: StreamWriterAdapter

@@ -177,6 +177,28 @@ class HaMqttTransport(Transport):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def gateway_removed(self, gateway_hid: str) -> None:
+        """Unsubscribe the gateway's topics; its login at the user's broker stays theirs.
+
+        The broker is not ours, so its session cannot be closed from here; the
+        broker_credentials action no longer lists the gateway, and its messages are ignored.
+        """
+        self._unsubscribed.discard(gateway_hid)
+        if (gateway := self._gateways.pop(gateway_hid, None)) is None:
+            return
+        if gateway.timer is not None:
+            gateway.timer.cancel()
+        for unsubscribe in gateway.unsubscribe:
+            with contextlib.suppress(HomeAssistantError):  # MQTT gone: nothing to undo
+                unsubscribe()
+        if gateway.connected:
+            try:
+                self._handler.on_gateway_disconnected(gateway_hid)
+            except Exception:
+                _LOGGER.exception(
+                    "Error in the disconnect handler of gateway %s", gateway_hid
+                )
+
     # -- internals --------------------------------------------------------------------------
 
     async def _async_subscribe(self, gateway_hid: str, gateway: _Gateway) -> None:
