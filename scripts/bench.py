@@ -14,7 +14,9 @@ Phases, in order:
    process; the drivers open N sessions and publish heartbeats as fast as they can (QoS 1,
    ``--window`` in flight per session). Messages/s counted as the broker takes them in.
 2. Home Assistant starts; the integration is added (first setup, certificate included).
-3. The N feeders boot (register, key, device, MQTTS) and get a 2-meal schedule.
+3. The N feeders boot (register, key, device, MQTTS) and get a 2-meal schedule. Like the
+   firmware's SDK, each reports ``received`` and then ``succeeded`` on every command it gets
+   (§5.7), so a delivery's commands go out at the pace of those reports.
 4. ``idle``: every feeder sends a time-stamped heartbeat per second for ``--idle-seconds``;
    the hub records, per heartbeat, the time from the feeder's publish to the end of its
    handling (latency). The Store's writes in the window are counted, and so are the writes
@@ -284,6 +286,8 @@ class LoadGenerator:
             namespace="bench",
             retry_delay=1.0,
             seed=1,
+            # Like the firmware's SDK: received, then succeeded, for every command.
+            report_command_status=True,
         )
         started = time.monotonic()
         await self.fleet.start()

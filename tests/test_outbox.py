@@ -277,6 +277,8 @@ async def test_a_reporting_feeder_gets_the_next_command_once_it_reported() -> No
     await transport.published(4)
     transport.ack(3)
     await sync
+    # The report that did not come: the gateway counts as not reporting until it does again.
+    assert not confirmations.reports_status(GW)
     assert [name_of(p) for p in await transport.published(4)] == [
         "reboot",
         "utc_offset",

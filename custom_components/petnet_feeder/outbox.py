@@ -168,14 +168,15 @@ class Outbox:
             await transport.async_publish(
                 gateway_hid, topics.command_topic(gateway_hid), command.payload
             )
-            if waiter is not None:
-                # With the feeder's own PUBACK seen, the report only paces the lane: a
+            if waiter is not None and transport.confirms_delivery:
+                # The feeder's own PUBACK is seen: the report only paces the lane, and a
                 # missing or failed one does not fail the command.
-                await self._wait_for_report(
-                    waiter,
-                    command,
-                    must_confirm=must_confirm and not transport.confirms_delivery,
-                )
+                if not await self._wait_for_report(waiter, command, must_confirm=False):
+                    # Until it reports again, it counts as not reporting: one lost report
+                    # costs one wait, not one per command.
+                    confirmations.stopped_reporting(gateway_hid)
+            elif waiter is not None:
+                await self._wait_for_report(waiter, command, must_confirm=must_confirm)
         finally:
             if waiter is not None:
                 confirmations.forget(command.hid)
@@ -189,13 +190,14 @@ class Outbox:
         command: OutboundCommand,
         *,
         must_confirm: bool,
-    ) -> None:
+    ) -> bool:
+        """Wait for the report; False if it is overdue (and need not come)."""
         try:
             async with asyncio.timeout(self.confirm_timeout_s):
                 status = await waiter
         except TimeoutError:
             if not must_confirm:
-                return
+                return False
             raise CommandUnconfirmedError(
                 f"the feeder did not report on {command.name} ({command.hid}) "
                 f"within {self.confirm_timeout_s:g} s"
@@ -204,3 +206,4 @@ class Outbox:
             raise CommandFailedError(
                 f"the feeder reported {command.name} ({command.hid}) as failed"
             )
+        return True
