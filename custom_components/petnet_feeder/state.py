@@ -7,6 +7,7 @@ all share it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 import logging
 import time
@@ -38,16 +39,24 @@ class FeederState:
         self._store = store
         self.gateways: dict[str, Gateway] = {}
         self.feeders: dict[str, Feeder] = {}
+        # The feeders of each gateway (add_feeder, remove_feeder and async_load keep it).
+        self._by_gateway: dict[str, list[Feeder]] = {}
         self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
         self._liveness_deaf: set[CALLBACK_TYPE] = set()
         self._new_feeder_listeners: list[Callable[[Feeder], None]] = []  # in order
         self._online: dict[str, bool] = {}
         self._is_connected: Callable[[str], bool] = _never_connected
+        # Feeders notified in this loop pass: whether only their liveness moved.
+        self._to_notify: dict[str, bool] = {}
+        self._notify_handle: asyncio.Handle | None = None
         store.attach(lambda: serialize(self.gateways, self.feeders))
 
     async def async_load(self) -> None:
         """Read the stored gateways, feeders and history."""
         self.gateways, self.feeders = await self._store.async_load()
+        self._by_gateway = {}
+        for feeder in self.feeders.values():
+            self._by_gateway.setdefault(feeder.gateway_hid, []).append(feeder)
         # A feeder heard from just before a restart is online now: only a change is logged.
         for feeder in self.feeders.values():
             self._online[feeder.hid] = self.is_online(feeder)
@@ -79,7 +88,7 @@ class FeederState:
 
     def feeders_of(self, gateway_hid: str) -> list[Feeder]:
         """The feeders whose messages go through this gateway."""
-        return [f for f in self.feeders.values() if f.gateway_hid == gateway_hid]
+        return list(self._by_gateway.get(gateway_hid, ()))
 
     def add_feeder(
         self, hid: str, gateway_hid: str, *, uid: str | None = None
@@ -87,6 +96,7 @@ class FeederState:
         """Create a feeder and tell everyone who waits for new ones."""
         feeder = Feeder(hid=hid, gateway_hid=gateway_hid, uid=uid, discovered_at=now())
         self.feeders[hid] = feeder
+        self._by_gateway.setdefault(gateway_hid, []).append(feeder)
         self._online[hid] = False
         _LOGGER.info("New feeder %s on gateway %s", hid, gateway_hid)
         for listener in list(self._new_feeder_listeners):
@@ -95,8 +105,13 @@ class FeederState:
 
     def remove_feeder(self, feeder_hid: str) -> bool:
         """Forget a feeder and its listeners; False if it was not known."""
-        if self.feeders.pop(feeder_hid, None) is None:
+        if (feeder := self.feeders.pop(feeder_hid, None)) is None:
             return False
+        siblings = self._by_gateway.get(feeder.gateway_hid, [])
+        if feeder in siblings:
+            siblings.remove(feeder)
+        if not siblings:
+            self._by_gateway.pop(feeder.gateway_hid, None)
         self._online.pop(feeder_hid, None)
         self._feeder_listeners.pop(feeder_hid, None)
         self.schedule_save()
@@ -139,10 +154,26 @@ class FeederState:
 
     @callback
     def notify(self, feeder_hid: str, *, liveness_only: bool = False) -> None:
-        """Tell the feeder's entities that its state changed (or only that it was heard)."""
-        for listener in list(self._feeder_listeners.get(feeder_hid, ())):
-            if not (liveness_only and listener in self._liveness_deaf):
-                listener()
+        """Tell the feeder's entities that its state changed (or only that it was heard).
+
+        They are told once per loop pass, right after it: the several changes one message
+        makes (a check-in marks a sync owed, the sync starts) cost one write of each entity.
+        """
+        if feeder_hid in self._to_notify:
+            self._to_notify[feeder_hid] = self._to_notify[feeder_hid] and liveness_only
+            return
+        self._to_notify[feeder_hid] = liveness_only
+        if self._notify_handle is None:
+            self._notify_handle = asyncio.get_running_loop().call_soon(self._notify_now)
+
+    @callback
+    def _notify_now(self) -> None:
+        self._notify_handle = None
+        to_notify, self._to_notify = self._to_notify, {}
+        for feeder_hid, liveness_only in to_notify.items():
+            for listener in list(self._feeder_listeners.get(feeder_hid, ())):
+                if not (liveness_only and listener in self._liveness_deaf):
+                    listener()
 
     def changed(self, feeder: Feeder) -> None:
         """A feeder changed in a way worth keeping: save soon and tell its entities."""
