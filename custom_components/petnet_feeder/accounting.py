@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .meals import MealOccurrence, MealState, hopper_level, occurrences_between
+from .meals import MealOccurrence, MealState, hopper_level
 from .models import Feeder
+from .occurrence_cache import occurrences_between
 from .protocol.messages import FeedResult
 
 

@@ -50,8 +50,9 @@ from .calendar_mapping import (
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .errors import invalid
 from .hub import PetnetConfigEntry, PetnetHub
-from .meals import MealOccurrence, MealState, format_portion, occurrences_between
+from .meals import MealOccurrence, MealState, format_portion
 from .models import Feeder
+from .occurrence_cache import occurrences_between
 from .translate import translated
 
 # Edits change HA's own data only; the reconciler delivers them.

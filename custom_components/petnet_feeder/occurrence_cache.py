@@ -1,0 +1,136 @@
+"""Meal occurrences computed once for as long as nothing they depend on changes.
+
+Every write of a feeder's entities asks for its meal occurrences (the calendar's current event,
+today's meals and grams), and a feeder that reboots causes several writes: in a reboot storm
+computing them cost more than the feeders' TLS handshakes. ``occurrences_between`` here gives
+exactly what ``meals.occurrences_between`` gives, and computes it once per set of inputs while
+the current time stays between the same two of the instants where a state can change.
+
+Why that is exact (the rules of ``meals.evaluate_day``): an occurrence's meal, target and
+result follow from the inputs alone, and the occurrences in a range are those whose target lies
+in it; only the state of an occurrence without a result depends on ``now``: UPCOMING before its
+target, DUE until ``target + window + DELIVERY_SLACK``, then MISSED or UNCONFIRMED (which of the
+two follows from the inputs). So the answer is the same for every ``now`` between two
+consecutive such instants. The range is widened to whole UTC days, one on each side, so that
+calls whose range moves with the clock (the calendar's "now and the next two days") share one
+computation; the answer is then cut to the range asked for. Pure: no Home Assistant import.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from . import meals
+from .meals import DEFAULT_WINDOW, DELIVERY_SLACK, Meal, MealOccurrence, MealState
+from .protocol.messages import FeedResult
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
+_DAY_MS: Final = 86_400_000
+_LIMIT: Final = 2048  # answers kept (a few per feeder)
+
+type _Key = tuple[object, ...]
+
+
+class _Answer:
+    """One computation: its occurrences with their targets, and the span of ``now`` it holds."""
+
+    __slots__ = ("found", "since_ms", "until_ms")
+
+    def __init__(
+        self, found: list[tuple[int, MealOccurrence]], since_ms: float, until_ms: float
+    ) -> None:
+        self.found = found
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+
+
+_answers: OrderedDict[_Key, _Answer] = OrderedDict()
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def occurrences_between(
+    meal_list: Iterable[Meal],
+    results: Iterable[FeedResult],
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+    since: Mapping[int, float] | None = None,
+    unheard: Sequence[tuple[float, float]] = (),
+) -> list[MealOccurrence]:
+    """What ``meals.occurrences_between`` returns for these arguments, computed at most once."""
+    start_ms, end_ms = _ms(start), _ms(end)
+    if end_ms <= start_ms:
+        return []
+    first_ms = (start_ms // _DAY_MS - 1) * _DAY_MS
+    last_ms = (-(-end_ms // _DAY_MS) + 1) * _DAY_MS
+    meal_tuple = tuple(meal_list)
+    result_tuple = tuple(results)
+    key: _Key = (
+        meal_tuple,
+        result_tuple,
+        first_ms,
+        last_ms,
+        tz,
+        window,
+        None if since is None else tuple(sorted(since.items())),
+        tuple(unheard),
+    )
+    now_ms = _ms(now)
+    answer = _answers.get(key)
+    if answer is None or not answer.since_ms <= now_ms < answer.until_ms:
+        found = meals.occurrences_between(
+            meal_tuple,
+            result_tuple,
+            _EPOCH + first_ms * _ONE_MS,
+            _EPOCH + last_ms * _ONE_MS,
+            tz,
+            now,
+            window,
+            since,
+            unheard,
+        )
+        answer = _answer(found, now_ms, window)
+        _answers[key] = answer
+        while len(_answers) > _LIMIT:
+            _answers.popitem(last=False)
+    _answers.move_to_end(key)
+    return [
+        occurrence
+        for target_ms, occurrence in answer.found
+        if start_ms <= target_ms < end_ms
+    ]
+
+
+def _answer(found: list[MealOccurrence], now_ms: int, window: timedelta) -> _Answer:
+    """The occurrences, and the instants around ``now_ms`` where one of their states changes."""
+    late_ms = window // _ONE_MS + DELIVERY_SLACK // _ONE_MS
+    since_ms: float = float("-inf")
+    until_ms: float = float("inf")
+    with_targets = []
+    for occurrence in found:
+        target_ms = _ms(occurrence.target)
+        with_targets.append((target_ms, occurrence))
+        if occurrence.result is not None or occurrence.state is MealState.DISABLED:
+            continue
+        # UPCOMING -> DUE at the target; DUE -> MISSED or UNCONFIRMED just after the slack.
+        for change_ms in (target_ms, target_ms + late_ms + 1):
+            if change_ms <= now_ms:
+                since_ms = max(since_ms, change_ms)
+            else:
+                until_ms = min(until_ms, change_ms)
+    return _Answer(with_targets, since_ms, until_ms)
+
+
+def clear() -> None:
+    """Forget every answer (tests)."""
+    _answers.clear()
