@@ -530,7 +530,6 @@ async def test_meal_status(
     # Once Lunch is removed, the next meal is the (skipped) Dinner, and the state follows.
     lunch = next(m for m in stored.meals if m.name == "Lunch")
     hub.meal_editor.remove_meal(stored, lunch.meal_id)
-    await hass.async_block_till_done()  # entities are written after the loop pass
     state = hass.states.get(calendar)
     assert state is not None
     assert state.state == STATE_OFF

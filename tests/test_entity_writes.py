@@ -45,7 +45,7 @@ class Writes:
             unsub()
 
 
-async def test_changes_of_one_loop_pass_write_each_entity_once(
+async def test_the_changes_of_one_message_write_each_entity_once(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     feeder = await make_feeder()
@@ -54,14 +54,17 @@ async def test_changes_of_one_loop_pass_write_each_entity_once(
     await hass.async_block_till_done()
     stored = hub.state.feeders[feeder.device_hid]
     writes = Writes(hass, feeder.device_hid)
-    for _ in range(3):
-        hub.state.changed(stored)
-    assert writes.written == []  # written after the loop pass, not at each change
-    await hass.async_block_till_done()
+    shown = sorted(entity for entity in writes.entities if hass.states.get(entity))
+    with hub.state.batch():  # as the handling of one message is
+        for _ in range(3):
+            hub.state.changed(stored)
+        assert writes.written == []
+    assert sorted(writes.written) == shown
+    # Outside a batch (an action, say) the entities are written at once, every time.
+    writes.written.clear()
+    hub.state.changed(stored)
+    assert sorted(writes.written) == shown
     writes.stop()
-    assert sorted(writes.written) == sorted(
-        entity for entity in writes.entities if hass.states.get(entity) is not None
-    )
 
 
 async def test_a_heartbeat_writes_no_entity(

@@ -92,16 +92,18 @@ class InboundHandler:
     def on_gateway_connected(self, gateway_hid: str) -> None:
         """A gateway's MQTT session is up."""
         _LOGGER.debug("Gateway %s connected", gateway_hid)
-        if (gateway := self._state.gateways.get(gateway_hid)) is not None:
-            self._state.mark_gateway_seen(gateway)
-        self._listener.gateway_connected(gateway_hid)
+        with self._state.batch():
+            if (gateway := self._state.gateways.get(gateway_hid)) is not None:
+                self._state.mark_gateway_seen(gateway)
+            self._listener.gateway_connected(gateway_hid)
 
     def on_gateway_disconnected(self, gateway_hid: str) -> None:
         """A gateway's MQTT session ended."""
         _LOGGER.debug("Gateway %s disconnected", gateway_hid)
-        self._outbox.gateway_disconnected(gateway_hid)
-        self._listener.gateway_disconnected(gateway_hid)
-        self._state.async_check_availability()
+        with self._state.batch():
+            self._outbox.gateway_disconnected(gateway_hid)
+            self._listener.gateway_disconnected(gateway_hid)
+            self._state.async_check_availability()
 
     # ------------------------------------------------------------------ messages
 
@@ -124,7 +126,8 @@ class InboundHandler:
             if api_request := parsed[0] is InboundKind.API_REQUEST:
                 await self._async_handle_api_request(gateway_hid, payload)
             else:
-                self._handle_telemetry(gateway_hid, payload)
+                with self._state.batch():
+                    self._handle_telemetry(gateway_hid, payload)
         except ProtocolError as err:
             # Gateway, topic and message type, as far as the parser got (§4.5).
             if err.msg_type is not None:
@@ -171,13 +174,14 @@ class InboundHandler:
             request.method,
             request.uri,
         )
-        if (gateway := self._state.gateways.get(gateway_hid)) is not None:
-            self._state.mark_gateway_seen(gateway)
-        uri = request.uri or ""
-        if (status := messages.command_status_from_uri(uri)) is not None:
-            self._confirmations.reported(*status)
-        elif messages.checkin_gateway_from_uri(uri) == gateway_hid:
-            self._registry.checkin(gateway_hid, rebooting=False)
+        with self._state.batch():
+            if (gateway := self._state.gateways.get(gateway_hid)) is not None:
+                self._state.mark_gateway_seen(gateway)
+            uri = request.uri or ""
+            if (status := messages.command_status_from_uri(uri)) is not None:
+                self._confirmations.reported(*status)
+            elif messages.checkin_gateway_from_uri(uri) == gateway_hid:
+                self._registry.checkin(gateway_hid, rebooting=False)
 
     def _handle_telemetry(self, gateway_hid: str, payload: bytes) -> None:
         message = messages.parse_telemetry(payload)

@@ -7,8 +7,8 @@ all share it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
 import logging
 import time
 
@@ -46,9 +46,9 @@ class FeederState:
         self._new_feeder_listeners: list[Callable[[Feeder], None]] = []  # in order
         self._online: dict[str, bool] = {}
         self._is_connected: Callable[[str], bool] = _never_connected
-        # Feeders notified in this loop pass: whether only their liveness moved.
+        # Inside batch(): the feeders notified so far, and whether only their liveness moved.
+        self._batch_depth = 0
         self._to_notify: dict[str, bool] = {}
-        self._notify_handle: asyncio.Handle | None = None
         store.attach(lambda: serialize(self.gateways, self.feeders))
 
     async def async_load(self) -> None:
@@ -156,24 +156,38 @@ class FeederState:
     def notify(self, feeder_hid: str, *, liveness_only: bool = False) -> None:
         """Tell the feeder's entities that its state changed (or only that it was heard).
 
-        They are told once per loop pass, right after it: the several changes one message
-        makes (a check-in marks a sync owed, the sync starts) cost one write of each entity.
+        At once, or inside ``batch()`` once at its end.
         """
-        if feeder_hid in self._to_notify:
-            self._to_notify[feeder_hid] = self._to_notify[feeder_hid] and liveness_only
+        if self._batch_depth:
+            self._to_notify[feeder_hid] = (
+                self._to_notify.get(feeder_hid, True) and liveness_only
+            )
             return
-        self._to_notify[feeder_hid] = liveness_only
-        if self._notify_handle is None:
-            self._notify_handle = asyncio.get_running_loop().call_soon(self._notify_now)
+        self._tell(feeder_hid, liveness_only=liveness_only)
 
-    @callback
-    def _notify_now(self) -> None:
-        self._notify_handle = None
-        to_notify, self._to_notify = self._to_notify, {}
-        for feeder_hid, liveness_only in to_notify.items():
-            for listener in list(self._feeder_listeners.get(feeder_hid, ())):
-                if not (liveness_only and listener in self._liveness_deaf):
-                    listener()
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Tell each feeder's entities once, at the end, of the changes made inside.
+
+        For synchronous code only (the handling of one message): the several changes one
+        message makes (a check-in marks a sync owed, the sync starts) cost one write of each
+        entity instead of one per change.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth:
+                while self._to_notify:
+                    to_notify, self._to_notify = self._to_notify, {}
+                    for feeder_hid, liveness_only in to_notify.items():
+                        self._tell(feeder_hid, liveness_only=liveness_only)
+
+    def _tell(self, feeder_hid: str, *, liveness_only: bool) -> None:
+        for listener in list(self._feeder_listeners.get(feeder_hid, ())):
+            if not (liveness_only and listener in self._liveness_deaf):
+                listener()
 
     def changed(self, feeder: Feeder) -> None:
         """A feeder changed in a way worth keeping: save soon and tell its entities."""
