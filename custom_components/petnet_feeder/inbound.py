@@ -1,6 +1,7 @@
-"""Inbound MQTT traffic (§4.5, §5): each message in its own task, applied to feeder state.
+"""Inbound MQTT traffic (§4.5, §5): each message applied to feeder state on its own.
 
-Implements the transport's ``TransportHandler``. A message that cannot be read is dropped with
+Telemetry is handled as it arrives (nothing in it waits); an API request in a tracked task of
+its own (its reply is published first). Implements the transport's ``TransportHandler``. A message that cannot be read is dropped with
 one warning per gateway and kind; nothing it carried reaches the state.
 """
 
@@ -83,7 +84,16 @@ class InboundHandler:
         return self._registry.gateway_api_key(gateway_hid)
 
     def on_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
-        """Handle each inbound message in its own tracked task."""
+        """Handle telemetry at once, an API request in its own tracked task.
+
+        Telemetry is handled without waiting for anything, so a task of its own would only
+        cost the time to make it (in a flood, one per heartbeat); an API request waits for
+        its reply to be published.
+        """
+        parsed = topics.parse_inbound_topic(topic)
+        if parsed is not None and parsed[0] is InboundKind.TELEMETRY:
+            self._handle_message(gateway_hid, topic, payload)
+            return
         self._spawn(
             self.async_handle_message(gateway_hid, topic, payload),
             f"message from {gateway_hid}",
@@ -129,20 +139,7 @@ class InboundHandler:
                 with self._state.batch():
                     self._handle_telemetry(gateway_hid, payload)
         except ProtocolError as err:
-            # Gateway, topic and message type, as far as the parser got (§4.5).
-            if err.msg_type is not None:
-                message_type = repr(err.msg_type)
-            else:
-                message_type = "API request" if api_request else "unknown"
-            self._log.warning(
-                gateway_hid,
-                "malformed",
-                "Dropped malformed message from gateway %s on %s (type %s): %s",
-                gateway_hid,
-                topic,
-                message_type,
-                err,
-            )
+            self._malformed(gateway_hid, topic, err, api_request=api_request)
         except GatewayNotConnectedError:
             _LOGGER.debug("Gateway %s went away before its reply was sent", gateway_hid)
         except TimeoutError:
@@ -160,6 +157,46 @@ class InboundHandler:
             _LOGGER.exception(
                 "Error handling a message from gateway %s on %s", gateway_hid, topic
             )
+
+    def _handle_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
+        """Handle one telemetry message at once; any failure is logged and goes no further."""
+        try:
+            parsed = topics.parse_inbound_topic(topic)
+            if parsed is None or parsed[1] != gateway_hid:
+                self._log.warning(
+                    gateway_hid,
+                    "topic",
+                    "Dropped message from gateway %s on unexpected topic %s",
+                    gateway_hid,
+                    topic,
+                )
+                return
+            with self._state.batch():
+                self._handle_telemetry(gateway_hid, payload)
+        except ProtocolError as err:
+            self._malformed(gateway_hid, topic, err, api_request=False)
+        except Exception:
+            _LOGGER.exception(
+                "Error handling a message from gateway %s on %s", gateway_hid, topic
+            )
+
+    def _malformed(
+        self, gateway_hid: str, topic: str, err: ProtocolError, *, api_request: bool
+    ) -> None:
+        # Gateway, topic and message type, as far as the parser got (§4.5).
+        if err.msg_type is not None:
+            message_type = repr(err.msg_type)
+        else:
+            message_type = "API request" if api_request else "unknown"
+        self._log.warning(
+            gateway_hid,
+            "malformed",
+            "Dropped malformed message from gateway %s on %s (type %s): %s",
+            gateway_hid,
+            topic,
+            message_type,
+            err,
+        )
 
     async def _async_handle_api_request(self, gateway_hid: str, payload: bytes) -> None:
         request = messages.parse_api_request(payload)

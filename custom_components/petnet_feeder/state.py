@@ -42,7 +42,8 @@ class FeederState:
         # The feeders of each gateway (add_feeder, remove_feeder and async_load keep it).
         self._by_gateway: dict[str, list[Feeder]] = {}
         self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
-        self._liveness_deaf: set[CALLBACK_TYPE] = set()
+        # The listeners told when only a feeder's liveness moved (a heartbeat).
+        self._liveness_listeners: dict[str, set[CALLBACK_TYPE]] = {}
         self._new_feeder_listeners: list[Callable[[Feeder], None]] = []  # in order
         self._online: dict[str, bool] = {}
         self._is_connected: Callable[[str], bool] = _never_connected
@@ -114,6 +115,7 @@ class FeederState:
             self._by_gateway.pop(feeder.gateway_hid, None)
         self._online.pop(feeder_hid, None)
         self._feeder_listeners.pop(feeder_hid, None)
+        self._liveness_listeners.pop(feeder_hid, None)
         self.schedule_save()
         return True
 
@@ -129,13 +131,14 @@ class FeederState:
         nothing else); a flood of heartbeats then costs no state writes of such entities.
         """
         listeners = self._feeder_listeners.setdefault(feeder_hid, set())
-        if not liveness:
-            self._liveness_deaf.add(listener)
         listeners.add(listener)
+        live = self._liveness_listeners.setdefault(feeder_hid, set())
+        if liveness:
+            live.add(listener)
 
         def unsubscribe() -> None:
             listeners.discard(listener)
-            self._liveness_deaf.discard(listener)
+            live.discard(listener)
 
         return unsubscribe
 
@@ -185,8 +188,11 @@ class FeederState:
                         self._tell(feeder_hid, liveness_only=liveness_only)
 
     def _tell(self, feeder_hid: str, *, liveness_only: bool) -> None:
-        for listener in list(self._feeder_listeners.get(feeder_hid, ())):
-            if not (liveness_only and listener in self._liveness_deaf):
+        listeners = (
+            self._liveness_listeners if liveness_only else self._feeder_listeners
+        ).get(feeder_hid)
+        if listeners:
+            for listener in list(listeners):
                 listener()
 
     def changed(self, feeder: Feeder) -> None:
