@@ -53,12 +53,13 @@ def test_the_same_answer_as_meals_at_every_instant(day: str) -> None:
         result(midnight + timedelta(hours=12, minutes=4), fail=True),
     )
     since = {2: (midnight + timedelta(hours=1)).timestamp()}
-    unheard = (
-        (
+    # As they come back from storage: lists.
+    unheard = [
+        [
             (midnight + timedelta(hours=23)).timestamp(),
             (midnight + timedelta(hours=23, minutes=30)).timestamp(),
-        ),
-    )
+        ]
+    ]
     window = timedelta(minutes=5)
     # Every 10 minutes over two days, and a millisecond either side of each instant where a
     # state changes; with the calendar's moving range and a fixed one.

@@ -83,7 +83,7 @@ def occurrences_between(
         tz,
         window,
         None if since is None else tuple(sorted(since.items())),
-        tuple(unheard),
+        tuple((span[0], span[1]) for span in unheard),  # stored as lists
     )
     now_ms = _ms(now)
     answer = _answers.get(key)
