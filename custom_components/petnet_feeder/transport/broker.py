@@ -43,17 +43,11 @@ in ``tests/transport`` fail on a stock broker.
    in a task of its own and cancels those tasks, unawaited, when the connection ends; a send cut
    short that way (a PUBACK waiting for the write lock) ended with ``ProtocolHandlerError``,
    which nobody retrieved, so asyncio logged "Task exception was never retrieved".
-12. A client's PUBLISH is checked against the ACL and handed to the hub by a plain call
-   (``publish_handler``, set by the bundled transport: the rules of the topic and event
-   plugins). amqtt asks its plugin manager instead, which makes a task per plugin for the ACL,
-   gathers them, and makes another task for the broadcast event: per message, more loop work
-   than the hub's own handling. Without a handler (a stock setup) amqtt's path is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import contextlib
 import logging
 from typing import Any
@@ -69,7 +63,7 @@ from amqtt.errors import (
 )
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.session import ApplicationMessage, Session
+from amqtt.session import Session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -173,16 +167,11 @@ class DeliveryQueue(asyncio.Queue[Any]):
         """Bound the queue."""
         super().__init__(maxsize)
         self._turn = asyncio.Lock()
-        self.puts_waiting = 0
 
     async def put(self, item: Any) -> None:
         """Wait for room, after every put that started waiting before this one."""
-        self.puts_waiting += 1
-        try:
-            async with self._turn:
-                await super().put(item)
-        finally:
-            self.puts_waiting -= 1
+        async with self._turn:
+            await super().put(item)
 
     def put_nowait(self, item: Any) -> None:
         """Queue without waiting; a QoS-0 message that does not fit is dropped."""
@@ -217,8 +206,6 @@ class PetnetProtocolHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amq
 
 class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     """amqtt 0.12.1 broker with the fixes listed in this module's docstring."""
-
-    publish_handler: Callable[[Session, ApplicationMessage], None] | None = None
 
     async def _initialize_client_session(
         self,
@@ -372,15 +359,10 @@ class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         if not wait_deliver.cancelled() and wait_deliver.result() is not None:
             await self._handle_message_delivery(client_session, handler, wait_deliver)
         queue = client_session.delivered_message_queue
-        while True:
-            while not queue.empty():
-                taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                taken.set_result(queue.get_nowait())
-                await self._handle_message_delivery(client_session, handler, taken)
-            if not getattr(queue, "puts_waiting", 0):
-                return
-            # A message read and waiting for room (it is acknowledged once in) takes it now.
-            await asyncio.sleep(0)
+        while not queue.empty():
+            taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            taken.set_result(queue.get_nowait())
+            await self._handle_message_delivery(client_session, handler, taken)
 
     async def _handle_message_delivery(
         self,
@@ -398,9 +380,6 @@ class PetnetBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
                     topic,
                     client_session.client_id,
                 )
-                return True
-            if self.publish_handler is not None:  # point 12
-                self.publish_handler(client_session, message)
                 return True
         result: bool = await super()._handle_message_delivery(
             client_session, handler, wait_deliver

@@ -220,8 +220,6 @@ class BundledBrokerTransport(Transport):
         self._gateways = _GatewaySessions(self._handler)
         # amqtt's Broker grabs the running loop in its constructor.
         self._broker = self.broker_class(self._broker_config())
-        if isinstance(self._broker, PetnetBroker):
-            self._broker.publish_handler = plugins.publish_handler(self._gateways)
         try:
             await self._broker.start()
             if self._mqtt_port is not None:

@@ -10,7 +10,6 @@ hooks as fire-and-forget tasks whose failures it only prints at debug level.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 import hmac
 import logging
@@ -142,68 +141,24 @@ class PetnetTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is unty
         action: Action | None = None,
     ) -> bool:
         """Allow publishing to, subscribing to and receiving the gateway's own topics only."""
-        return topic_allowed(self._bridge, session, topic, action)
-
-
-def topic_allowed(
-    bridge: BrokerBridge,
-    session: Session | None,
-    topic: str | None,
-    action: Action | None,
-) -> bool:
-    """The per-gateway ACL of ``PetnetTopicPlugin`` (also used without amqtt's plugin calls)."""
-    if session is None or not topic:
-        return False
-    gateway_hid = session.attributes.get(GATEWAY_ATTRIBUTE)
-    if gateway_hid is None:
-        return False
-    try:
-        if action == Action.PUBLISH:
-            allowed = may_publish(gateway_hid, topic)
-        elif action in (Action.SUBSCRIBE, Action.RECEIVE):
-            allowed = may_subscribe(gateway_hid, topic)
-        else:
+        if session is None or not topic:
             return False
-        if not allowed:
-            bridge.topic_refused(gateway_hid, str(action), topic)
-    except Exception:
-        _LOGGER.exception("MQTT topic check failed with an error")
-        return False
-    return allowed
-
-
-def deliver_message(
-    bridge: BrokerBridge, client_id: str, message: ApplicationMessage
-) -> None:
-    """Hand an accepted PUBLISH on an inbound topic of the session's own gateway to the hub.
-
-    The client id is the gateway hid (the auth plugin binds them).
-    """
-    topic = message.topic
-    parsed = parse_inbound_topic(topic)
-    if parsed is None or parsed[1] != client_id:
-        return
-    bridge.deliver(client_id, topic, bytes(message.data))
-
-
-def publish_handler(
-    bridge: BrokerBridge,
-) -> Callable[[Session, ApplicationMessage], None]:
-    """What the broker calls for each PUBLISH it took in: the ACL check, then the delivery.
-
-    Called directly rather than through amqtt's plugin manager, which makes a task per plugin
-    and per event (``PetnetBroker``, point 12); the same rules as the plugins.
-    """
-
-    def handle(session: Session, message: ApplicationMessage) -> None:
-        if topic_allowed(bridge, session, message.topic, Action.PUBLISH):
-            deliver_message(bridge, session.client_id, message)
-        else:
-            _LOGGER.debug(
-                "MQTT client %s may not publish to %s", session.client_id, message.topic
-            )
-
-    return handle
+        gateway_hid = session.attributes.get(GATEWAY_ATTRIBUTE)
+        if gateway_hid is None:
+            return False
+        try:
+            if action == Action.PUBLISH:
+                allowed = may_publish(gateway_hid, topic)
+            elif action in (Action.SUBSCRIBE, Action.RECEIVE):
+                allowed = may_subscribe(gateway_hid, topic)
+            else:
+                return False
+            if not allowed:
+                self._bridge.topic_refused(gateway_hid, str(action), topic)
+        except Exception:
+            _LOGGER.exception("MQTT topic check failed with an error")
+            return False
+        return allowed
 
 
 class PetnetEventPlugin(BasePlugin[Any]):  # type: ignore[misc]  # amqtt is untyped
@@ -252,4 +207,8 @@ class PetnetEventPlugin(BasePlugin[Any]):  # type: ignore[misc]  # amqtt is unty
 
         Fired only for messages that passed the ACL; the client id is the gateway hid.
         """
-        deliver_message(self._bridge, client_id, message)
+        topic = message.topic
+        parsed = parse_inbound_topic(topic)
+        if parsed is None or parsed[1] != client_id:
+            return
+        self._bridge.deliver(client_id, topic, bytes(message.data))
