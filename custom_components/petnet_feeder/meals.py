@@ -156,9 +156,8 @@ def _window_ms(window: timedelta) -> int:
     return window // _ONE_MS
 
 
-@functools.lru_cache(
-    maxsize=4096, typed=True
-)  # pure, and asked for again on every state write
+# Pure, and asked for again on every state write.
+@functools.lru_cache(maxsize=4096, typed=True)
 def meal_target(day: date, time_s: int, tz: ZoneInfo) -> datetime:
     """Return the aware instant of the wall-clock time ``day 00:00 + time_s`` in ``tz``.
 
