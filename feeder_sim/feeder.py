@@ -80,6 +80,7 @@ class SimulatedFeeder:
         gateway_hid: str | None = None,
         device_hid: str | None = None,
         report_command_status: bool = False,
+        command_queue_limit: int | None = None,
         schedule_api: ScheduleApi = "auto",
         strict_bytes: bool = True,
         mqtt_keepalive: int = 60,
@@ -92,6 +93,10 @@ class SimulatedFeeder:
         ``gateway_hid``/``device_hid`` are the hids the feeder "already holds"
         (used when ``register`` is False); by default the SHA-1 of the uids.
         Registration replaces them with the server's answer.
+
+        ``command_queue_limit``: like the firmware's SDK in its static builds, at most this many
+        commands are held (taken in, acknowledged, not yet carried out); one that arrives
+        while the queue is full is acknowledged and dropped (``commands_dropped``).
         """
         self.uid = uid
         self.device_uid = ids.device_uid_for(uid)
@@ -107,6 +112,7 @@ class SimulatedFeeder:
         self.g_per_tbsp = g_per_tbsp
         self.tz_offset_s = tz_offset_s
         self.report_command_status = report_command_status
+        self.command_queue_limit = command_queue_limit
         self.schedule_api: ScheduleApi = schedule_api
         self.strict_bytes = strict_bytes
         self.mqtt_keepalive = mqtt_keepalive
@@ -131,6 +137,9 @@ class SimulatedFeeder:
         # Records for tests.
         self.commands: list[ReceivedCommand] = []
         self.protocol_errors: list[str] = []
+        self.commands_dropped: list[
+            bytes
+        ] = []  # payloads dropped by command_queue_limit
         self.max_message_bytes = 0
         self.messages_received = 0
         self.messages_published = 0
@@ -150,6 +159,7 @@ class SimulatedFeeder:
         self._receive_task: asyncio.Task[None] | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._command_queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+        self._handling_command = False
         self._api_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._last_request_ms = 0
         self._seen_command_hids: set[str] = set()
@@ -654,7 +664,15 @@ class SimulatedFeeder:
                     f"message on {message.topic} delivered at QoS {message.qos}, not 1"
                 )
             if message.topic == ids.command_topic(self.gateway_hid):
-                self._command_queue.put_nowait(message)
+                held = self._command_queue.qsize() + self._handling_command
+                if (
+                    self.command_queue_limit is not None
+                    and held >= self.command_queue_limit
+                ):
+                    _LOGGER.info("%s: command queue full, command dropped", self.uid)
+                    self.commands_dropped.append(message.payload)
+                else:
+                    self._command_queue.put_nowait(message)
             elif message.topic == ids.api_reply_topic(self.gateway_hid):
                 self._handle_api_reply(message)
             else:
@@ -704,6 +722,7 @@ class SimulatedFeeder:
     async def _command_worker(self) -> None:
         while True:
             message = await self._command_queue.get()
+            self._handling_command = True
             try:
                 await self._process_command(message)
             except (MqttError, KronosError, TimeoutError) as err:
@@ -711,6 +730,8 @@ class SimulatedFeeder:
             except Exception:
                 # A simulator bug must not stop command processing.
                 _LOGGER.exception("%s: command handling crashed", self.uid)
+            finally:
+                self._handling_command = False
             await self._notify()
 
     async def _process_command(self, message: InboundMessage) -> None:

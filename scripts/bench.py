@@ -14,7 +14,9 @@ Phases, in order:
    process; the drivers open N sessions and publish heartbeats as fast as they can (QoS 1,
    ``--window`` in flight per session). Messages/s counted as the broker takes them in.
 2. Home Assistant starts; the integration is added (first setup, certificate included).
-3. The N feeders boot (register, key, device, MQTTS) and get a 2-meal schedule.
+3. The N feeders boot (register, key, device, MQTTS) and get a 2-meal schedule. Like the
+   firmware's SDK, each reports ``received`` and then ``succeeded`` on every command it gets
+   (§5.7), so a delivery's commands go out at the pace of those reports.
 4. ``idle``: every feeder sends a time-stamped heartbeat per second for ``--idle-seconds``;
    the hub records, per heartbeat, the time from the feeder's publish to the end of its
    handling (latency). The Store's writes in the window are counted, and so are the writes
@@ -28,7 +30,8 @@ Phases, in order:
 6. ``api``: every feeder sends ``--api-rounds`` API requests on krs.api.gts.<gw> (a command
    status report, as the firmware sends after each command), one per second; per request the
    time from its publish to the ACK arriving at the feeder.
-7. ``storm``: all feeders reboot at once (schedule wiped, empty hash) while heartbeats go on;
+7. ``storm``: all feeders reboot at once (schedule wiped, empty hash) while heartbeats go on
+   (until every feeder is back, and for at least one heartbeat period);
    per feeder the time from its empty-hash publish to the PUBACK of the last schedule command
    of the delivery that restores it leaving the feeder (both as the feeder sees them; the
    time until it also holds the complete schedule is ``meta.resync_held_ms``).
@@ -284,6 +287,8 @@ class LoadGenerator:
             namespace="bench",
             retry_delay=1.0,
             seed=1,
+            # Like the firmware's SDK: received, then succeeded, for every command.
+            report_command_status=True,
         )
         started = time.monotonic()
         await self.fleet.start()
@@ -387,14 +392,20 @@ class LoadGenerator:
         return (acked - started if acked is not None else None), held - started
 
     async def cmd_storm(self, rate: float, limit_s: float) -> dict[str, Any]:
-        """Reboot every feeder at once while heartbeats go on."""
+        """Reboot every feeder at once while heartbeats go on.
+
+        The heartbeats go on until every feeder is back, and for at least one heartbeat
+        period: a small fleet is back before most of its feeders were due to beat.
+        """
         expected = {feeder.uid: list(feeder.schedule) for feeder in self.feeders}
         CLOCK.clear()
         stop, tasks = self._beating(rate)
-        deadline = time.monotonic() + limit_s
+        started = time.monotonic()
+        deadline = started + limit_s
         resync = await asyncio.gather(
             *(self._reboot(f, expected[f.uid], deadline) for f in self.feeders)
         )
+        await asyncio.sleep(max(0.0, started + 1 / rate - time.monotonic()))
         stop.set()
         CLOCK.clear()
         return {

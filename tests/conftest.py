@@ -309,7 +309,7 @@ async def make_feeder(
 
 @pytest.fixture
 def hub(loaded_entry: MockConfigEntry) -> Any:
-    """The loaded hub, with schedule syncs that start quickly (no 2 s debounce, no pacing)."""
+    """The loaded hub; its syncs start quickly (a 0.05 s debounce, no pacing)."""
     hub = loaded_entry.runtime_data
     hub.sync.reconciler_options = {"debounce_s": 0.05, "pacing_s": 0}
     return hub

@@ -231,3 +231,57 @@ async def test_without_delivery_confirmation_a_reporting_feeder_must_report() ->
 def commands_hid(transport: HeldTransport, index: int) -> str:
     payload = transport.in_flight[index][1].decode()
     return payload.split('"hid": "', 1)[1].split('"', 1)[0]
+
+
+class RecordingTransport(HeldTransport):
+    """Also records, at each publish, the reports the hub had by then."""
+
+    def __init__(self, confirmations: CommandConfirmations) -> None:
+        super().__init__()
+        self.confirmations = confirmations
+        self.reports_at_publish: list[dict[str, str]] = []
+
+    async def async_publish(self, gateway_hid: str, topic: str, payload: bytes) -> None:
+        self.reports_at_publish.append(dict(self.confirmations.statuses))
+        await super().async_publish(gateway_hid, topic, payload)
+
+
+async def test_a_reporting_feeder_gets_the_next_command_once_it_reported() -> None:
+    """The feeder's PUBACK says it queued a command; its report says it carried it out."""
+    confirmations = CommandConfirmations()
+    transport = RecordingTransport(confirmations)
+    outbox = Outbox(confirmations, confirm_timeout_s=0.05)
+    outbox.attach(transport)
+    # Before the gateway ever reported, its PUBACK is all there is.
+    plain = start(outbox.async_send(GW, commands.reboot(DEVICE)))
+    await transport.published(1)
+    transport.ack(0)
+    await plain
+    confirmations.reported(commands_hid(transport, 0), "received")
+    confirmations.reported(commands_hid(transport, 0), "succeeded")
+
+    sync = start(run_sync(outbox))
+    await transport.published(2)
+    transport.ack(1)  # queued by the feeder: the next command waits for the outcome
+    first = commands_hid(transport, 1)
+    # The reports come after the sync has resumed from the PUBACK (callbacks run in order).
+    loop = asyncio.get_running_loop()
+    loop.call_soon(confirmations.reported, first, "received")
+    loop.call_soon(confirmations.reported, first, "succeeded")
+    await transport.published(3)
+    assert transport.reports_at_publish[2].get(first) == "succeeded"
+    # With the feeder's own PUBACK seen, a failed or missing report only paces: the sync
+    # goes on (after the report, or once it is overdue).
+    transport.ack(2)
+    confirmations.reported(commands_hid(transport, 2), "failed")
+    await transport.published(4)
+    transport.ack(3)
+    await sync
+    # The report that did not come: the gateway counts as not reporting until it does again.
+    assert not confirmations.reports_status(GW)
+    assert [name_of(p) for p in await transport.published(4)] == [
+        "reboot",
+        "utc_offset",
+        "schedule_clear",
+        "schedule_mod_end",
+    ]

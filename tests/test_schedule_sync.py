@@ -28,6 +28,8 @@ from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
 from .helpers.feeding import chicago_feeder
 from .helpers.schedules import (
     FIRMWARES,
+    NEW_SEQUENCE,
+    ONE_MEAL_SEQUENCE,
     add_two_meals,
     hold_command,
     names_since,
@@ -243,6 +245,71 @@ async def test_a_feed_during_a_sync_goes_out_between_two_of_its_commands(
     await settle(hub, feeder)
     assert names_since(feeder, start) == [*sequence[:2], "feed", *sequence[2:]]
     assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
+
+
+async def test_edits_during_a_delivery_make_one_follow_up_delivery(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An edit goes out at once; the edits made while it is delivered go out together next."""
+    hub.sync.reconciler_options = {**hub.sync.reconciler_options, "debounce_s": 0}
+    feeder = await make_feeder()
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
+    await settle(hub, feeder)
+    reconciler = hub.sync.reconciler(feeder.device_hid)
+    started = reconciler.syncs_started
+    held, release = hold_command(
+        monkeypatch, hub, feeder.gateway_hid, "schedule_mod_start"
+    )
+    start = len(feeder.commands)
+
+    async def add(name: str, time: str) -> None:
+        await hass.services.async_call(
+            DOMAIN,
+            "add_meal",
+            {"device_id": device_id(hass, feeder), "name": name, "time": time},
+            blocking=True,
+        )
+
+    await add("Breakfast", "07:00")
+    await asyncio.wait_for(held.wait(), 10)  # the first delivery is on its way
+    for name, time in (("Lunch", "12:00"), ("Dinner", "18:30"), ("Snack", "21:00")):
+        await add(name, time)
+    release.set()
+    await feeder.wait_for_command("schedule_mod_end", since=start)
+    await settle(hub, feeder)
+    assert reconciler.syncs_started - started == 2
+    assert names_since(feeder, start) == [
+        *ONE_MEAL_SEQUENCE,
+        *NEW_SEQUENCE[:3],
+        *["schedule_add"] * 4,
+        "schedule_mod_end",
+    ]
+    assert [e["time"] for e in feeder.schedule] == [25200, 43200, 66600, 75600]
+    assert hub.sync.in_sync(hub.state.feeders[feeder.device_hid])
+
+
+async def test_a_feeder_that_holds_one_command_at_a_time_gets_every_command(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """It acknowledges a command when it queues it and drops one that does not fit.
+
+    Its reports on each command pace the delivery: the next command goes out once it has
+    reported the last one, with no pause besides.
+    """
+    feeder = await make_feeder(report_command_status=True, command_queue_limit=1)
+    await feeder.wait_for_command("utc_offset")  # handled, and reported
+    assert hub.confirmations.reports_status(feeder.gateway_hid)
+    start = len(feeder.commands)
+    await add_two_meals(hass, feeder)
+    await settle(hub, feeder)
+    await hub.sync.reconciler(feeder.device_hid).async_wait_idle()
+    assert feeder.commands_dropped == []
+    assert [e["time"] for e in feeder.schedule] == [25200, 66600]
+    assert names_since(feeder, start)[-len(NEW_SEQUENCE) :] == NEW_SEQUENCE
+    assert feeder.protocol_errors == []
 
 
 @pytest.fixture

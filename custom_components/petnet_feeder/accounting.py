@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from . import ledger
+from . import ledger, occurrence_cache
 from .meals import MealOccurrence, MealState, hopper_level
 from .models import Feeder
 from .protocol.messages import FeedResult
@@ -52,7 +52,7 @@ def feeder_occurrences(
 
     Calendar, sensors, repairs, automatic feeding and the history action all read this.
     """
-    return ledger.occurrences(
+    return occurrence_cache.occurrences(
         feeder.ledger,
         feeder.meals,
         [row.result for row in feeder.history],
@@ -66,7 +66,19 @@ def feeder_occurrences(
         unheard=feeder.unheard,
         was_skipped=feeder.was_skipped,
         was_paused=feeder.was_paused,
+        marks=_marks(feeder),
         include_disabled=include_disabled,
+    )
+
+
+def _marks(feeder: Feeder) -> tuple[object, ...]:
+    """The skips and pauses, as a value that changes whenever they do."""
+    return (
+        tuple(sorted(feeder.skipped.items())),
+        tuple(tuple(entry) for entry in feeder.skip_log),
+        feeder.paused_from,
+        feeder.paused_until,
+        tuple(tuple(entry) for entry in feeder.pause_log),
     )
 
 

@@ -42,7 +42,7 @@ BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         is_on_fn=lambda view: view.online,
         available_while_offline=True,
-        shows_liveness=True,
+        # Not written per heartbeat: coming online or going offline notifies every entity.
     ),
     PetnetBinarySensorEntityDescription(
         key="charging",

@@ -132,20 +132,30 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             self.feeder, self.view.zone, start, end, now, self.view.window
         )
 
+    # The event last made, by what it was made of: the state is written far more often than
+    # the current event changes, and HA copies every event it is given.
+    _last_event: tuple[tuple[object, ...], CalendarEvent] | None = None
+
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:
         meal = occurrence.meal
         start, end = event_span(occurrence, dt_util.get_default_time_zone())
-        return CalendarEvent(
+        description = event_description(
+            format_portion(meal.portion), self._status(occurrence)
+        )
+        made_of = (meal, start, end, description, occurrence.target)
+        if self._last_event is not None and self._last_event[0] == made_of:
+            return self._last_event[1]
+        event = CalendarEvent(
             start=start,
             end=end,
             summary=meal.name,
-            description=event_description(
-                format_portion(meal.portion), self._status(occurrence)
-            ),
+            description=description,
             uid=str(meal.meal_id),
             recurrence_id=occurrence.target.date().isoformat(),
             rrule=DAILY,
         )
+        self._last_event = (made_of, event)
+        return event
 
     def _status(self, occurrence: MealOccurrence) -> str:
         if (result := occurrence.result) is not None:

@@ -34,6 +34,11 @@ class CommandConfirmations:
         """Whether the gateway has reported on a command we sent it."""
         return gateway_hid in self._reported_kinds
 
+    def stopped_reporting(self, gateway_hid: str) -> None:
+        """A report is overdue: the gateway counts as not reporting until it reports again."""
+        if self._reported_kinds.pop(gateway_hid, None) is not None:
+            _LOGGER.debug("Gateway %s did not report on a command in time", gateway_hid)
+
     def sent(self, command_hid: str, gateway_hid: str) -> None:
         """Remember which gateway a command went to."""
         self._gateway_of[command_hid] = gateway_hid

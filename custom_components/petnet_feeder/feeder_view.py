@@ -14,8 +14,8 @@ from .models import Feeder
 from .schedule_sync import ScheduleSync, uses_new_api
 from .state import FeederState
 
-# How long a delivery may take before the schedule counts as a problem: a normal one (the
-# edit's debounce, then a few commands) is done in seconds.
+# How long a delivery may take before the schedule counts as a problem: a normal one (a few
+# commands, each after the last one's PUBACK or report) is done in seconds.
 DELIVERY_GRACE = timedelta(minutes=1)
 
 

@@ -1,6 +1,7 @@
-"""Inbound MQTT traffic (§4.5, §5): each message in its own task, applied to feeder state.
+"""Inbound MQTT traffic (§4.5, §5): each message applied to feeder state on its own.
 
-Implements the transport's ``TransportHandler``. A message that cannot be read is dropped with
+Telemetry is handled as it arrives (nothing in it waits); an API request in a tracked task of
+its own (its reply is published first). Implements the transport's ``TransportHandler``. A message that cannot be read is dropped with
 one warning per gateway and kind; nothing it carried reaches the state.
 """
 
@@ -86,7 +87,16 @@ class InboundHandler:
         return self._registry.gateway_api_key(gateway_hid)
 
     def on_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
-        """Handle each inbound message in its own tracked task."""
+        """Handle telemetry at once, an API request in its own tracked task.
+
+        Telemetry is handled without waiting for anything, so a task of its own would only
+        cost the time to make it (in a flood, one per heartbeat); an API request waits for
+        its reply to be published.
+        """
+        parsed = topics.parse_inbound_topic(topic)
+        if parsed is not None and parsed[0] is InboundKind.TELEMETRY:
+            self._handle_message(gateway_hid, topic, payload)
+            return
         self._spawn(
             self.async_handle_message(gateway_hid, topic, payload),
             f"message from {gateway_hid}",
@@ -95,16 +105,18 @@ class InboundHandler:
     def on_gateway_connected(self, gateway_hid: str) -> None:
         """A gateway's MQTT session is up."""
         _LOGGER.debug("Gateway %s connected", gateway_hid)
-        if (gateway := self._state.gateways.get(gateway_hid)) is not None:
-            self._state.mark_gateway_seen(gateway)
-        self._listener.gateway_connected(gateway_hid)
+        with self._state.batch():
+            if (gateway := self._state.gateways.get(gateway_hid)) is not None:
+                self._state.mark_gateway_seen(gateway)
+            self._listener.gateway_connected(gateway_hid)
 
     def on_gateway_disconnected(self, gateway_hid: str) -> None:
         """A gateway's MQTT session ended."""
         _LOGGER.debug("Gateway %s disconnected", gateway_hid)
-        self._outbox.gateway_disconnected(gateway_hid)
-        self._listener.gateway_disconnected(gateway_hid)
-        self._state.async_check_availability()
+        with self._state.batch():
+            self._outbox.gateway_disconnected(gateway_hid)
+            self._listener.gateway_disconnected(gateway_hid)
+            self._state.async_check_availability()
 
     # ------------------------------------------------------------------ messages
 
@@ -127,22 +139,10 @@ class InboundHandler:
             if api_request := parsed[0] is InboundKind.API_REQUEST:
                 await self._async_handle_api_request(gateway_hid, payload)
             else:
-                self._handle_telemetry(gateway_hid, payload)
+                with self._state.batch():
+                    self._handle_telemetry(gateway_hid, payload)
         except ProtocolError as err:
-            # Gateway, topic and message type, as far as the parser got (§4.5).
-            if err.msg_type is not None:
-                message_type = repr(err.msg_type)
-            else:
-                message_type = "API request" if api_request else "unknown"
-            self._log.warning(
-                gateway_hid,
-                "malformed",
-                "Dropped malformed message from gateway %s on %s (type %s): %s",
-                gateway_hid,
-                topic,
-                message_type,
-                err,
-            )
+            self._malformed(gateway_hid, topic, err, api_request=api_request)
         except GatewayNotConnectedError:
             _LOGGER.debug("Gateway %s went away before its reply was sent", gateway_hid)
         except TimeoutError:
@@ -161,6 +161,46 @@ class InboundHandler:
                 "Error handling a message from gateway %s on %s", gateway_hid, topic
             )
 
+    def _handle_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
+        """Handle one telemetry message at once; any failure is logged and goes no further."""
+        try:
+            parsed = topics.parse_inbound_topic(topic)
+            if parsed is None or parsed[1] != gateway_hid:
+                self._log.warning(
+                    gateway_hid,
+                    "topic",
+                    "Dropped message from gateway %s on unexpected topic %s",
+                    gateway_hid,
+                    topic,
+                )
+                return
+            with self._state.batch():
+                self._handle_telemetry(gateway_hid, payload)
+        except ProtocolError as err:
+            self._malformed(gateway_hid, topic, err, api_request=False)
+        except Exception:
+            _LOGGER.exception(
+                "Error handling a message from gateway %s on %s", gateway_hid, topic
+            )
+
+    def _malformed(
+        self, gateway_hid: str, topic: str, err: ProtocolError, *, api_request: bool
+    ) -> None:
+        # Gateway, topic and message type, as far as the parser got (§4.5).
+        if err.msg_type is not None:
+            message_type = repr(err.msg_type)
+        else:
+            message_type = "API request" if api_request else "unknown"
+        self._log.warning(
+            gateway_hid,
+            "malformed",
+            "Dropped malformed message from gateway %s on %s (type %s): %s",
+            gateway_hid,
+            topic,
+            message_type,
+            err,
+        )
+
     async def _async_handle_api_request(self, gateway_hid: str, payload: bytes) -> None:
         request = messages.parse_api_request(payload)
         # The SDK gives up on MQTT and reconnects when the reply is late: answer first.
@@ -174,13 +214,14 @@ class InboundHandler:
             request.method,
             request.uri,
         )
-        if (gateway := self._state.gateways.get(gateway_hid)) is not None:
-            self._state.mark_gateway_seen(gateway)
-        uri = request.uri or ""
-        if (status := messages.command_status_from_uri(uri)) is not None:
-            self._confirmations.reported(*status)
-        elif messages.checkin_gateway_from_uri(uri) == gateway_hid:
-            self._registry.checkin(gateway_hid, rebooting=False)
+        with self._state.batch():
+            if (gateway := self._state.gateways.get(gateway_hid)) is not None:
+                self._state.mark_gateway_seen(gateway)
+            uri = request.uri or ""
+            if (status := messages.command_status_from_uri(uri)) is not None:
+                self._confirmations.reported(*status)
+            elif messages.checkin_gateway_from_uri(uri) == gateway_hid:
+                self._registry.checkin(gateway_hid, rebooting=False)
 
     def _handle_telemetry(self, gateway_hid: str, payload: bytes) -> None:
         message = messages.parse_telemetry(payload)

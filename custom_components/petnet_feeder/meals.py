@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from fractions import Fraction
+import functools
 import math
 import re
 from typing import Any, Final, Self
@@ -158,6 +159,8 @@ def window_ms_of(window: timedelta) -> int:
     return window // _ONE_MS
 
 
+# Pure, and asked for again on every state write.
+@functools.lru_cache(maxsize=4096, typed=True)
 def meal_target(day: date, time_s: int, tz: ZoneInfo) -> datetime:
     """Return the aware instant of the wall-clock time ``day 00:00 + time_s`` in ``tz``.
 

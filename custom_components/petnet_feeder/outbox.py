@@ -4,8 +4,10 @@ A feeder handles one command at a time. Every command (a feed, a reboot, each co
 schedule sync) waits for its turn in its gateway's lane; the turns are handed out in the order
 they were asked for, so a feed asked for while a sync runs goes out between two of the sync's
 commands, never later than the command then in flight. A command holds the lane until its
-PUBACK and, where the transport cannot see the feeder's own PUBACK (HA's MQTT integration sees
-the broker's), until the feeder reports on it or the report is overdue (§5.7).
+PUBACK and, once the gateway has reported on a command before (§5.7), until the feeder reports
+on this one or the report is overdue: the feeder acknowledges a command when it queues it, not
+when it has carried it out, and its queue is small (docs/decisions.md, *Schedules*). The next
+command then goes out at once; there is no fixed pause between commands.
 
 When the gateway's session ends, commands still waiting for their turn fail at once: nothing is
 queued for a feeder that is not there (a feed is never dispensed later by surprise).
@@ -158,9 +160,7 @@ class Outbox:
     ) -> None:
         confirmations = self.confirmations
         waiter = None
-        if not transport.confirms_delivery and confirmations.reports_status(
-            gateway_hid
-        ):
+        if confirmations.reports_status(gateway_hid):
             waiter = confirmations.expect(command.hid, gateway_hid)
         else:
             confirmations.sent(command.hid, gateway_hid)
@@ -168,7 +168,14 @@ class Outbox:
             await transport.async_publish(
                 gateway_hid, topics.command_topic(gateway_hid), command.payload
             )
-            if waiter is not None:
+            if waiter is not None and transport.confirms_delivery:
+                # The feeder's own PUBACK is seen: the report only paces the lane, and a
+                # missing or failed one does not fail the command.
+                if not await self._wait_for_report(waiter, command, must_confirm=False):
+                    # Until it reports again, it counts as not reporting: one lost report
+                    # costs one wait, not one per command.
+                    confirmations.stopped_reporting(gateway_hid)
+            elif waiter is not None:
                 await self._wait_for_report(waiter, command, must_confirm=must_confirm)
         finally:
             if waiter is not None:
@@ -183,13 +190,14 @@ class Outbox:
         command: OutboundCommand,
         *,
         must_confirm: bool,
-    ) -> None:
+    ) -> bool:
+        """Wait for the report; False if it is overdue (and need not come)."""
         try:
             async with asyncio.timeout(self.confirm_timeout_s):
                 status = await waiter
         except TimeoutError:
             if not must_confirm:
-                return
+                return False
             raise CommandUnconfirmedError(
                 f"the feeder did not report on {command.name} ({command.hid}) "
                 f"within {self.confirm_timeout_s:g} s"
@@ -198,3 +206,4 @@ class Outbox:
             raise CommandFailedError(
                 f"the feeder reported {command.name} ({command.hid}) as failed"
             )
+        return True

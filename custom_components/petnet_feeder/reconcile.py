@@ -18,8 +18,9 @@ Semantics (the decisions the protocol leaves open are marked **[D]**):
   request *without* debounce cancels a waiting debounce and starts at once; the edits made
   so far are included because ``plan()`` reads fresh state at the start of every attempt.
 * While disconnected a request only marks the sync owed; ``connected()`` runs it.
-* Each attempt calls ``target.plan()``, sends the commands in order, awaiting each (QoS-1
-  PUBACK), with ``pacing_s`` between commands but not before the first, and then reports
+* Each attempt calls ``target.plan()``, sends the commands in order, awaiting each (the
+  outbox returns once the feeder has it, see outbox.py), with ``pacing_s`` between commands
+  (0 by default: the outbox's wait is the pacing) but not before the first, and then reports
   the fingerprint through ``target.synced()``.
 * A failed attempt (``plan()`` or ``send`` raised) leaves the sync owed. Unless
   ``disconnected()`` has been called, it is retried after an exponential backoff from
@@ -87,7 +88,7 @@ class ScheduleReconciler:
         name: str,
         target: SyncTarget,
         debounce_s: float = 0.0,
-        pacing_s: float = 0.25,
+        pacing_s: float = 0.0,
         retry_initial_s: float = 30.0,
         retry_max_s: float = 600.0,
         hash_min_interval_s: float = DEFAULT_HASH_INTERVAL_S,

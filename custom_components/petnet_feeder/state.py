@@ -7,7 +7,8 @@ all share it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
 import logging
 import time
 
@@ -38,16 +39,25 @@ class FeederState:
         self._store = store
         self.gateways: dict[str, Gateway] = {}
         self.feeders: dict[str, Feeder] = {}
+        # The feeders of each gateway (add_feeder, remove_feeder and async_load keep it).
+        self._by_gateway: dict[str, list[Feeder]] = {}
         self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
-        self._liveness_deaf: set[CALLBACK_TYPE] = set()
+        # The listeners told when only a feeder's liveness moved (a heartbeat).
+        self._liveness_listeners: dict[str, set[CALLBACK_TYPE]] = {}
         self._new_feeder_listeners: list[Callable[[Feeder], None]] = []  # in order
         self._online: dict[str, bool] = {}
         self._is_connected: Callable[[str], bool] = _never_connected
+        # Inside batch(): the feeders notified so far, and whether only their liveness moved.
+        self._batch_depth = 0
+        self._to_notify: dict[str, bool] = {}
         store.attach(lambda: serialize(self.gateways, self.feeders))
 
     async def async_load(self) -> None:
         """Read the stored gateways, feeders and history."""
         self.gateways, self.feeders = await self._store.async_load()
+        self._by_gateway = {}
+        for feeder in self.feeders.values():
+            self._by_gateway.setdefault(feeder.gateway_hid, []).append(feeder)
         # A feeder heard from just before a restart is online now: only a change is logged.
         for feeder in self.feeders.values():
             self._online[feeder.hid] = self.is_online(feeder)
@@ -79,7 +89,7 @@ class FeederState:
 
     def feeders_of(self, gateway_hid: str) -> list[Feeder]:
         """The feeders whose messages go through this gateway."""
-        return [f for f in self.feeders.values() if f.gateway_hid == gateway_hid]
+        return list(self._by_gateway.get(gateway_hid, ()))
 
     def add_feeder(
         self, hid: str, gateway_hid: str, *, uid: str | None = None
@@ -87,6 +97,7 @@ class FeederState:
         """Create a feeder and tell everyone who waits for new ones."""
         feeder = Feeder(hid=hid, gateway_hid=gateway_hid, uid=uid, discovered_at=now())
         self.feeders[hid] = feeder
+        self._by_gateway.setdefault(gateway_hid, []).append(feeder)
         self._online[hid] = False
         _LOGGER.info("New feeder %s on gateway %s", hid, gateway_hid)
         for listener in list(self._new_feeder_listeners):
@@ -95,10 +106,16 @@ class FeederState:
 
     def remove_feeder(self, feeder_hid: str) -> bool:
         """Forget a feeder and its listeners; False if it was not known."""
-        if self.feeders.pop(feeder_hid, None) is None:
+        if (feeder := self.feeders.pop(feeder_hid, None)) is None:
             return False
+        siblings = self._by_gateway.get(feeder.gateway_hid, [])
+        if feeder in siblings:
+            siblings.remove(feeder)
+        if not siblings:
+            self._by_gateway.pop(feeder.gateway_hid, None)
         self._online.pop(feeder_hid, None)
         self._feeder_listeners.pop(feeder_hid, None)
+        self._liveness_listeners.pop(feeder_hid, None)
         self.schedule_save()
         return True
 
@@ -114,13 +131,14 @@ class FeederState:
         nothing else); a flood of heartbeats then costs no state writes of such entities.
         """
         listeners = self._feeder_listeners.setdefault(feeder_hid, set())
-        if not liveness:
-            self._liveness_deaf.add(listener)
         listeners.add(listener)
+        live = self._liveness_listeners.setdefault(feeder_hid, set())
+        if liveness:
+            live.add(listener)
 
         def unsubscribe() -> None:
             listeners.discard(listener)
-            self._liveness_deaf.discard(listener)
+            live.discard(listener)
 
         return unsubscribe
 
@@ -139,9 +157,42 @@ class FeederState:
 
     @callback
     def notify(self, feeder_hid: str, *, liveness_only: bool = False) -> None:
-        """Tell the feeder's entities that its state changed (or only that it was heard)."""
-        for listener in list(self._feeder_listeners.get(feeder_hid, ())):
-            if not (liveness_only and listener in self._liveness_deaf):
+        """Tell the feeder's entities that its state changed (or only that it was heard).
+
+        At once, or inside ``batch()`` once at its end.
+        """
+        if self._batch_depth:
+            self._to_notify[feeder_hid] = (
+                self._to_notify.get(feeder_hid, True) and liveness_only
+            )
+            return
+        self._tell(feeder_hid, liveness_only=liveness_only)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Tell each feeder's entities once, at the end, of the changes made inside.
+
+        For synchronous code only (the handling of one message): the several changes one
+        message makes (a check-in marks a sync owed, the sync starts) cost one write of each
+        entity instead of one per change.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth:
+                while self._to_notify:
+                    to_notify, self._to_notify = self._to_notify, {}
+                    for feeder_hid, liveness_only in to_notify.items():
+                        self._tell(feeder_hid, liveness_only=liveness_only)
+
+    def _tell(self, feeder_hid: str, *, liveness_only: bool) -> None:
+        listeners = (
+            self._liveness_listeners if liveness_only else self._feeder_listeners
+        ).get(feeder_hid)
+        if listeners:
+            for listener in list(listeners):
                 listener()
 
     def changed(self, feeder: Feeder) -> None:

@@ -1,0 +1,87 @@
+"""How often a feeder's entities are written: once per loop pass, never for a heartbeat alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+
+from custom_components.petnet_feeder.const import DOMAIN
+from custom_components.petnet_feeder.hub import PetnetHub
+
+from .helpers.feeders import FeederFactory, wait_for_feeder
+from .helpers.schedules import settle
+
+
+class Writes:
+    """Counts the state writes of one feeder's entities (changed or only reported)."""
+
+    def __init__(self, hass: HomeAssistant, feeder_hid: str) -> None:
+        registry = er.async_get(hass)
+        self.entities = {
+            entry.entity_id
+            for entry in registry.entities.values()
+            if entry.platform == DOMAIN and entry.unique_id.startswith(feeder_hid)
+        }
+        assert self.entities
+        self.written: list[str] = []
+        self._unsubs = [
+            hass.bus.async_listen(kind, self._seen, event_filter=self._ours)
+            for kind in (EVENT_STATE_CHANGED, EVENT_STATE_REPORTED)
+        ]
+
+    @callback
+    def _ours(self, data: Any) -> bool:
+        return data["entity_id"] in self.entities
+
+    @callback
+    def _seen(self, event: Event[Any]) -> None:
+        self.written.append(event.data["entity_id"])
+
+    def stop(self) -> None:
+        for unsub in self._unsubs:
+            unsub()
+
+
+async def test_the_changes_of_one_message_write_each_entity_once(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
+    await settle(hub, feeder)
+    await hass.async_block_till_done()
+    stored = hub.state.feeders[feeder.device_hid]
+    writes = Writes(hass, feeder.device_hid)
+    shown = sorted(entity for entity in writes.entities if hass.states.get(entity))
+    with hub.state.batch():  # as the handling of one message is
+        for _ in range(3):
+            hub.state.changed(stored)
+        assert writes.written == []
+    assert sorted(writes.written) == shown
+    # Outside a batch (an action, say) the entities are written at once, every time.
+    writes.written.clear()
+    hub.state.changed(stored)
+    assert sorted(writes.written) == shown
+    writes.stop()
+
+
+async def test_a_heartbeat_writes_no_entity(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await make_feeder()
+    # Its boot ends with its schedule hash: once that is handled, nothing else is on its way.
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
+    await settle(hub, feeder)
+    await hass.async_block_till_done()
+    stored = hub.state.feeders[feeder.device_hid]
+    before = stored.last_heartbeat
+    writes = Writes(hass, feeder.device_hid)
+    await feeder.send_heartbeat()
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_heartbeat != before)
+    await hass.async_block_till_done()
+    writes.stop()
+    # Connectivity changes only when the feeder comes online or goes offline; "Last seen",
+    # which follows every heartbeat, is disabled by default.
+    assert writes.written == []
