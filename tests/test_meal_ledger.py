@@ -19,8 +19,7 @@ from custom_components.petnet_feeder.ledger import MISSED_OFFLINE, MISSED_SILENT
 from custom_components.petnet_feeder.meals import MealState
 from feeder_sim import SimulatedFeeder
 
-from .helpers.calendar import get_events
-from .helpers.entities import entity_id, wait_for_entity
+from .helpers.entities import entity_id
 from .helpers.feeders import FeederFactory, device_id, wait_for_feeder
 from .helpers.feeding import (
     AT_MORNING,
@@ -31,12 +30,11 @@ from .helpers.feeding import (
     breakfast_feeder,
     feed_history,
     feeding_events,
+    meal_events_today,
 )
 from .helpers.restart import restart
 
 pytestmark = AT_MORNING
-
-TODAY = ("2024-06-01T00:00:00-05:00", "2024-06-02T00:00:00-05:00")
 
 
 @pytest.fixture
@@ -48,10 +46,9 @@ def entry_options() -> dict[str, Any]:
 async def today(
     hass: HomeAssistant, feeder: SimulatedFeeder
 ) -> list[tuple[str, str, str]]:
-    calendar = await wait_for_entity(hass, "calendar", feeder.device_hid, "meals")
     return [
         (e["summary"], e["start"][11:16], e["description"].splitlines()[-1])
-        for e in await get_events(hass, calendar, *TODAY)
+        for e in await meal_events_today(hass, feeder)
     ]
 
 

@@ -21,7 +21,6 @@ from custom_components.petnet_feeder.meals import MealState
 from custom_components.petnet_feeder.monitor import missed_issue_id
 from feeder_sim import SimulatedFeeder
 
-from .helpers.calendar import get_events
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state
 from .helpers.feeders import FeederFactory, device_id
 from .helpers.feeding import (
@@ -32,12 +31,11 @@ from .helpers.feeding import (
     advance,
     breakfast_feeder,
     feeding_events,
+    meal_events_today,
 )
 from .helpers.restart import restart
 
 pytestmark = AT_MORNING
-
-TODAY = ("2024-06-01T00:00:00-05:00", "2024-06-02T00:00:00-05:00")
 
 
 @pytest.fixture
@@ -53,10 +51,9 @@ def held_active(feeder: SimulatedFeeder) -> list[bool]:
 async def statuses(
     hass: HomeAssistant, feeder: SimulatedFeeder
 ) -> list[tuple[str, str]]:
-    calendar = await wait_for_entity(hass, "calendar", feeder.device_hid, "meals")
     return [
         (e["start"][11:16], e["description"].splitlines()[-1])
-        for e in await get_events(hass, calendar, *TODAY)
+        for e in await meal_events_today(hass, feeder)
     ]
 
 

@@ -126,15 +126,7 @@ class InboundHandler:
         """Handle one message; any failure is logged and goes no further."""
         api_request = False
         try:
-            parsed = topics.parse_inbound_topic(topic)
-            if parsed is None or parsed[1] != gateway_hid:
-                self._log.warning(
-                    gateway_hid,
-                    "topic",
-                    "Dropped message from gateway %s on unexpected topic %s",
-                    gateway_hid,
-                    topic,
-                )
+            if (parsed := self._own_topic(gateway_hid, topic)) is None:
                 return
             if api_request := parsed[0] is InboundKind.API_REQUEST:
                 await self._async_handle_api_request(gateway_hid, payload)
@@ -161,18 +153,26 @@ class InboundHandler:
                 "Error handling a message from gateway %s on %s", gateway_hid, topic
             )
 
+    def _own_topic(
+        self, gateway_hid: str, topic: str
+    ) -> tuple[InboundKind, str] | None:
+        """The topic's kind and gateway, or None (said once) when it is not the gateway's."""
+        parsed = topics.parse_inbound_topic(topic)
+        if parsed is None or parsed[1] != gateway_hid:
+            self._log.warning(
+                gateway_hid,
+                "topic",
+                "Dropped message from gateway %s on unexpected topic %s",
+                gateway_hid,
+                topic,
+            )
+            return None
+        return parsed
+
     def _handle_message(self, gateway_hid: str, topic: str, payload: bytes) -> None:
         """Handle one telemetry message at once; any failure is logged and goes no further."""
         try:
-            parsed = topics.parse_inbound_topic(topic)
-            if parsed is None or parsed[1] != gateway_hid:
-                self._log.warning(
-                    gateway_hid,
-                    "topic",
-                    "Dropped message from gateway %s on unexpected topic %s",
-                    gateway_hid,
-                    topic,
-                )
+            if self._own_topic(gateway_hid, topic) is None:
                 return
             with self._state.batch():
                 self._handle_telemetry(gateway_hid, payload)

@@ -25,6 +25,8 @@ from custom_components.petnet_feeder.models import Feeder
 from custom_components.petnet_feeder.monitor import FeedingEvent
 from feeder_sim import SimulatedFeeder
 
+from .calendar import get_events
+from .entities import wait_for_entity
 from .feeders import FeederFactory, device_id, wait_for_feeder
 
 # Breakfast (07:00, a one-minute grace period in these tests) is missed once its window and the
@@ -225,3 +227,15 @@ def meals_existed_since(
         if meal_ids is None or meal.meal_id in meal_ids:
             stored.meal_since[meal.meal_id] = since
     stored.ledger = MealLedger(recorded_until=since)
+
+
+# The day of MORNING in Chicago, as the calendar's get_events takes it.
+TODAY = ("2024-06-01T00:00:00-05:00", "2024-06-02T00:00:00-05:00")
+
+
+async def meal_events_today(
+    hass: HomeAssistant, feeder: SimulatedFeeder
+) -> list[dict[str, Any]]:
+    """The feeder's meal calendar events of the day of MORNING."""
+    calendar = await wait_for_entity(hass, "calendar", feeder.device_hid, "meals")
+    return await get_events(hass, calendar, *TODAY)
