@@ -22,7 +22,7 @@ from the meals as they are at that moment. Edits change only what is not recorde
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Self
 from zoneinfo import ZoneInfo
@@ -72,11 +72,14 @@ class LedgerEntry:
     # Why a missed meal was missed: the feeder was offline, or online but did not dispense.
     missed_reason: str | None = None
     final: bool = False
+    pet_id: str | None = None
 
     @property
     def meal(self) -> Meal:
         """The meal as it was when this occurrence was recorded."""
-        return Meal(self.meal_id, self.name, self.time_s, self.portion)
+        return Meal(
+            self.meal_id, self.name, self.time_s, self.portion, pet_id=self.pet_id
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stored (JSON-serialisable) form."""
@@ -93,7 +96,7 @@ class LedgerEntry:
             "result": self.result.to_dict() if self.result is not None else None,
             "missed_reason": self.missed_reason,
             "final": self.final,
-        }
+        } | ({"pet_id": self.pet_id} if self.pet_id is not None else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -113,6 +116,7 @@ class LedgerEntry:
             result=FeedResult.from_dict(result) if result else None,
             missed_reason=data.get("missed_reason"),
             final=bool(data.get("final", False)),
+            pet_id=meal.pet_id,
         )
 
 
@@ -226,6 +230,7 @@ def record(
                 target_s=target_s,
                 skipped=was_skipped(slot.meal.meal_id, slot.target),
                 paused=was_paused(slot.meal.meal_id, slot.target),
+                pet_id=slot.meal.pet_id,
             )
         )
     ledger.recorded_until = max(epoch_ms(now), after_ms) / 1000
@@ -367,11 +372,7 @@ def occurrences(
                 )
             )
         if include_disabled:
-            disabled = [
-                Meal(m.meal_id, m.name, m.time_s, m.portion)
-                for m in meals
-                if not m.enabled
-            ]
+            disabled = [replace(m, enabled=True) for m in meals if not m.enabled]
             for slot in _computed_slots(disabled, tz, lower_ms, last, None):
                 meal = next(m for m in meals if m.meal_id == slot.meal.meal_id)
                 found.append(

@@ -47,20 +47,32 @@ _SLACK_MS: Final = DELIVERY_SLACK // _ONE_MS
 
 # How many earlier local days evaluate_day looks at for meals that may claim a result first.
 _LOOKBACK_DAYS: Final = 2
-# How many local days next_occurrence searches after the day of `after`.
-_LOOKAHEAD_DAYS: Final = 2
+# How many local days next_occurrence searches after the day of `after`: a week, and the DST
+# change that can push a weekly meal's occurrence to the eighth day.
+_LOOKAHEAD_DAYS: Final = 8
 
 
 # --------------------------------------------------------------------------- the meal model
 
 
+WEEKDAYS: Final = range(7)  # Monday is 0, as date.weekday() counts
+
+
 @dataclass(frozen=True, slots=True)
 class Meal:
-    """A daily scheduled meal, as the integration stores it.
+    """A scheduled meal, as the integration stores it.
 
     ``meal_id`` is the feeder-wide stable id (§7.2), ``time_s`` the seconds since local midnight
-    (0…86399, §7.1), ``portion`` the amount in cups. The constructor checks types, the time range
-    and that the portion is a finite number; the portion's allowed range is the caller's business.
+    (0…86399, §7.1), ``portion`` the amount in cups. Which local days it happens on:
+
+    * ``weekdays`` (Monday 0 … Sunday 6): only on these weekdays; None: every day.
+    * ``first_date`` / ``last_date``: not before / not after these dates (inclusive); a
+      one-off meal has both on its one day.
+    * ``except_dates``: days whose occurrence was deleted or replaced ("this event").
+
+    ``pet_id`` is the pet the meal is for, if any. The constructor checks types, the time
+    range, the days and that the portion is a finite number; the portion's allowed range is
+    the caller's business.
     """
 
     meal_id: int
@@ -68,6 +80,11 @@ class Meal:
     time_s: int
     portion: float
     enabled: bool = True
+    weekdays: frozenset[int] | None = None
+    first_date: date | None = None
+    last_date: date | None = None
+    except_dates: frozenset[date] = frozenset()
+    pet_id: str | None = None
 
     def __post_init__(self) -> None:
         """Check the fields and store the portion as a float."""
@@ -85,33 +102,125 @@ class Meal:
         if not math.isfinite(self.portion):
             raise ValueError(f"portion must be finite, got {self.portion}")
         object.__setattr__(self, "portion", float(self.portion))
+        if self.weekdays is not None:
+            days = frozenset(self.weekdays)
+            if not days or any(
+                isinstance(d, bool) or not isinstance(d, int) or d not in WEEKDAYS
+                for d in days
+            ):
+                raise ValueError(
+                    f"weekdays must be some of 0..6, got {self.weekdays!r}"
+                )
+            object.__setattr__(self, "weekdays", days)
+        for label, day in (
+            ("first_date", self.first_date),
+            ("last_date", self.last_date),
+        ):
+            if day is not None and (
+                isinstance(day, datetime) or not isinstance(day, date)
+            ):
+                raise TypeError(f"{label} must be a date, got {day!r}")
+        if (
+            self.first_date is not None
+            and self.last_date is not None
+            and self.last_date < self.first_date
+        ):
+            raise ValueError(
+                f"last_date {self.last_date} is before first_date {self.first_date}"
+            )
+        excepted = frozenset(self.except_dates)
+        if any(isinstance(d, datetime) or not isinstance(d, date) for d in excepted):
+            raise TypeError(f"except_dates must be dates, got {self.except_dates!r}")
+        object.__setattr__(self, "except_dates", excepted)
+        if self.pet_id is not None and not isinstance(self.pet_id, str):
+            raise TypeError(f"pet_id must be a string, got {self.pet_id!r}")
+
+    @property
+    def is_one_off(self) -> bool:
+        """Whether the meal happens on one day only."""
+        return self.first_date is not None and self.first_date == self.last_date
+
+    def occurs_on(self, day: date) -> bool:
+        """Whether the meal has an occurrence on local ``day`` (enabled or not)."""
+        if self.first_date is not None and day < self.first_date:
+            return False
+        if self.last_date is not None and day > self.last_date:
+            return False
+        if self.weekdays is not None and day.weekday() not in self.weekdays:
+            return False
+        return day not in self.except_dates
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the stored (JSON-serialisable) form."""
-        return {
+        """Return the stored (JSON-serialisable) form; days and pet only where set."""
+        data: dict[str, Any] = {
             "meal_id": self.meal_id,
             "name": self.name,
             "time_s": self.time_s,
             "portion": self.portion,
             "enabled": self.enabled,
         }
+        if self.weekdays is not None:
+            data["weekdays"] = sorted(self.weekdays)
+        if self.first_date is not None:
+            data["first_date"] = self.first_date.isoformat()
+        if self.last_date is not None:
+            data["last_date"] = self.last_date.isoformat()
+        if self.except_dates:
+            data["except_dates"] = sorted(d.isoformat() for d in self.except_dates)
+        if self.pet_id is not None:
+            data["pet_id"] = self.pet_id
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Load the stored form; unknown keys are ignored, a missing ``enabled`` means True.
+        """Load the stored form; unknown keys are ignored, missing optional ones default.
 
-        Raises :class:`ValueError` when a required key is missing or a value is invalid.
+        A stored form without days (an older one) is a daily meal. Raises
+        :class:`ValueError` when a required key is missing or a value is invalid.
         """
         try:
+            weekdays = data.get("weekdays")
+            first, last = data.get("first_date"), data.get("last_date")
             return cls(
                 meal_id=data["meal_id"],
                 name=data["name"],
                 time_s=data["time_s"],
                 portion=data["portion"],
                 enabled=data.get("enabled", True),
+                weekdays=frozenset(weekdays) if weekdays is not None else None,
+                first_date=date.fromisoformat(first) if first else None,
+                last_date=date.fromisoformat(last) if last else None,
+                except_dates=frozenset(
+                    date.fromisoformat(d) for d in data.get("except_dates") or ()
+                ),
+                pet_id=data.get("pet_id"),
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"invalid stored meal: {err}") from err
+
+
+def share_a_day(first: Meal, second: Meal) -> bool:
+    """Whether two meals can both happen on one local day.
+
+    Exceptions count only where the meals share less than two weeks.
+    """
+    low = max((d for d in (first.first_date, second.first_date) if d), default=None)
+    high = min((d for d in (first.last_date, second.last_date) if d), default=None)
+    if low is not None and high is not None:
+        if high < low:
+            return False
+        if (high - low).days < 14:
+            return any(
+                first.occurs_on(day) and second.occurs_on(day)
+                for day in (
+                    low + timedelta(days=n) for n in range((high - low).days + 1)
+                )
+            )
+    days_first = first.weekdays if first.weekdays is not None else frozenset(WEEKDAYS)
+    days_second = (
+        second.weekdays if second.weekdays is not None else frozenset(WEEKDAYS)
+    )
+    return bool(days_first & days_second)
 
 
 class MealState(StrEnum):
@@ -226,7 +335,7 @@ def enabled_slots(
     """
     slots = []
     for meal in meals:
-        if meal.enabled:
+        if meal.enabled and meal.occurs_on(day):
             target = meal_target(day, meal.time_s, tz)
             target_ms = epoch_ms(target)
             if since is not None and target_ms < since.get(meal.meal_id, 0.0) * 1000:
@@ -382,7 +491,7 @@ def evaluate_day(
         if slot.day == day
     ]
     for meal in meal_list:
-        if not meal.enabled:
+        if not meal.enabled and meal.occurs_on(day):
             target = meal_target(day, meal.time_s, tz)
             occurrences.append(
                 (
@@ -439,15 +548,24 @@ def next_occurrence(
 ) -> tuple[Meal, datetime] | None:
     """Return the next enabled meal whose target is strictly after ``after``, with its target.
 
-    Searches the local day of ``after`` and the two days that follow (one day earlier too, for
-    safety around odd offsets). Equal targets: lower meal_id first. None without enabled meals.
+    Searches the local day of ``after`` and the eight days that follow (one day earlier too,
+    for safety around odd offsets), and the first day of a meal that starts later. Equal
+    targets: lower meal_id first. None without an enabled meal to come.
     """
     after_ms = epoch_ms(after)
     enabled = [meal for meal in meals if meal.enabled]
     first_day = after.astimezone(tz).date()
+    days = [first_day + offset * _ONE_DAY for offset in range(-1, _LOOKAHEAD_DAYS + 1)]
+    days.extend(
+        {
+            meal.first_date
+            for meal in enabled
+            if meal.first_date is not None and meal.first_date > days[-1]
+        }
+    )
     best: tuple[int, int, Meal, datetime] | None = None
-    for offset in range(-1, _LOOKAHEAD_DAYS + 1):
-        for slot in enabled_slots(enabled, first_day + offset * _ONE_DAY, tz):
+    for day in days:
+        for slot in enabled_slots(enabled, day, tz):
             if slot.target_ms <= after_ms:
                 continue
             key = (slot.target_ms, slot.meal.meal_id, slot.meal, slot.target)
