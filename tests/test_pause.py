@@ -123,13 +123,15 @@ async def test_a_pause_with_an_end_resumes_in_time_for_the_next_meal(
     reply = await pause(hass, feeder, until=until.isoformat())
     assert reply == {"until": (BREAKFAST + dt.timedelta(minutes=5)).isoformat()}
     await hub.sync.reconciler(dev).async_wait_idle()
-    assert held_active(feeder) == [False, False]
+    # Only the occurrence inside the pause is held inactive: the one at its end is not.
+    assert held_active(feeder) == [False, True]
 
     await advance(
         hass, freezer, 5 * 60, feeder
     )  # 07:04:30: resumed 45 s before the end
     await hub.sync.reconciler(dev).async_wait_idle()
-    assert held_active(feeder) == [True, True]
+    assert not hub.state.feeders[dev].paused
+    assert held_active(feeder) == [False, True]
     await advance(hass, freezer, MISSED_AFTER_S, feeder)
     assert await statuses(hass, feeder) == [
         ("07:00", "— Paused"),

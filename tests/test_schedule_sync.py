@@ -488,7 +488,7 @@ async def test_actions_and_entities(
     await wait_for_state(
         hass, next_meal, lambda s: s.state == "2024-06-02T06:15:00+00:00"
     )
-    assert schedule_entries(hub.state.feeders[feeder.device_hid])[0].active is False
+    assert hub.sync.entries(hub.state.feeders[feeder.device_hid])[0].active is False
 
     await hass.services.async_call(
         DOMAIN,

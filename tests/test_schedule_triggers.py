@@ -434,7 +434,7 @@ async def test_skipping_twice_skips_both_occurrences(
     await jump(hass, freezer, "2024-06-01T12:06:00+00:00")  # 07:06 CDT
     hub.monitor.async_check_now()
     assert stored.misses == {}
-    assert not schedule_entries(stored)[0].active
+    assert not hub.sync.entries(stored)[0].active
     assert not stored.sync_pending
     hub.state.notify(feeder.device_hid)
     await hass.async_block_till_done()
@@ -451,7 +451,7 @@ async def test_skipping_twice_skips_both_occurrences(
     # After the second, the meal is on again (owed to the feeder); both days say skipped.
     await jump(hass, freezer, "2024-06-02T12:06:00+00:00")
     hub.monitor.async_check_now()
-    assert schedule_entries(stored)[0].active
+    assert hub.sync.entries(stored)[0].active
     assert stored.sync_pending
     assert stored.misses == {}
     issues = ir.async_get(hass)

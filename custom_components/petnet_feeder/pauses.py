@@ -1,13 +1,12 @@
 """Pausing a feeder's meals while the pet is away: nothing delivered, nothing missed.
 
-While feeding is paused the feeder holds its meals *inactive* (the same form a skipped meal
-takes), so it keeps its schedule but dispenses nothing; the occurrences of the pause are
+The feeder holds each occurrence that falls inside the pause *inactive* (the same form a
+skipped meal takes), so it keeps its schedule but dispenses nothing then; those occurrences are
 recorded as paused, never missed and never fed automatically. A pause ends when it is resumed
 (the switch, or its end time).
 
-The end time is a whole minute, and the meals are active again ``RESUME_LEAD`` before it: meal
-times are whole minutes too, so no meal can come due between the delivery and the end, and a
-meal exactly at the end is dispensed.
+The end time is a whole minute, and a meal exactly at the end is dispensed: it lies outside
+the pause and is delivered active. The pause itself ends ``RESUME_LEAD`` before its end.
 """
 
 from __future__ import annotations

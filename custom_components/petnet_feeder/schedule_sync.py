@@ -9,9 +9,10 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
@@ -19,6 +20,7 @@ from homeassistant.helpers.event import async_track_time_interval
 
 from .clock_changes import ClockChanges
 from .const import DOMAIN
+from .day_plan import held_plan
 from .feeder_clock import FeederClock
 from .meals import Meal
 from .models import Feeder
@@ -93,22 +95,27 @@ def legacy_fits(feeder: Feeder, meals: Iterable[Meal]) -> bool:
     )
 
 
-def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
-    """The schedule as the feeder gets it; some meals go out disabled.
+def schedule_entries(
+    feeder: Feeder, zone: ZoneInfo, at: datetime, margin: timedelta
+) -> list[ScheduleEntry]:
+    """The schedule as the feeder gets it at ``at``: one day's meals (see ``day_plan``).
 
-    A skipped meal does, and every meal while feeding is paused.
+    Some go out inactive: a meal of tomorrow that would still fire today, a disabled meal, a
+    skipped or paused occurrence, and a meal held around a clock change.
     """
     return [
         ScheduleEntry(
             meal_id=meal.meal_id,
             time_s=feeder.clock_moves.get(meal.meal_id, (meal.time_s, 0.0))[0],
             portion=meal.portion,
-            active=meal.enabled
-            and not feeder.paused
-            and meal.meal_id not in feeder.skipped
+            active=planned.released
+            and meal.enabled
+            and feeder.skipped.get(meal.meal_id, 0.0) <= planned.target.timestamp()
+            and not feeder.was_paused(meal.meal_id, planned.target)
             and meal.meal_id not in feeder.clock_holds,
         )
-        for meal in feeder.meals
+        for planned in held_plan(feeder.meals, zone, at, margin).meals
+        for meal in (planned.meal,)
     ]
 
 
@@ -211,9 +218,18 @@ class ScheduleSync:
 
     # ------------------------------------------------------------------ queries
 
-    def fingerprint(self, feeder: Feeder) -> str:
-        """MD5 of the events the feeder should hold (§7.6)."""
-        return schedule_fingerprint(feeder.hid, schedule_entries(feeder))
+    def entries(
+        self, feeder: Feeder, at: datetime | None = None
+    ) -> list[ScheduleEntry]:
+        """What the feeder should hold now (or ``at``)."""
+        moment = at or datetime.fromtimestamp(now(), UTC)
+        return schedule_entries(
+            feeder, self._clock.zone(feeder), moment, self._clock.window
+        )
+
+    def fingerprint(self, feeder: Feeder, at: datetime | None = None) -> str:
+        """MD5 of the events the feeder should hold now (§7.6)."""
+        return schedule_fingerprint(feeder.hid, self.entries(feeder, at))
 
     def in_sync(self, feeder: Feeder) -> bool:
         """The last completed sync delivered exactly what HA has now, and none is owed."""
@@ -394,6 +410,13 @@ class ScheduleSync:
             if expired or released:
                 self.request_sync(feeder, "skipped or held meal restored")
             elif (
+                not feeder.sync_pending
+                and feeder.synced_fingerprint is not None
+                and feeder.synced_fingerprint != self.fingerprint(feeder, now_utc)
+            ):
+                # Today's last meal has passed (or midnight came): the next day's meals.
+                self.request_sync(feeder, "next day's meals")
+            elif (
                 # An owed sync sends the current offset anyway (and an offline feeder
                 # would otherwise be marked again every minute).
                 not feeder.sync_pending
@@ -415,13 +438,17 @@ class ScheduleSync:
         offset = self._clock.utc_offset(feeder)
         self._clock_changes.adjust(feeder, offset)
         planned: list[OutboundCommand] = [commands.utc_offset(feeder.hid, offset)]
-        entries = schedule_entries(feeder)
+        entries = self.entries(feeder)
         fingerprint = schedule_fingerprint(feeder.hid, entries)
         # A feeder HA never gave a schedule keeps the one it holds (it may still feed from
         # the old cloud's) until the user makes one here; only its clock is set.
-        carries_schedule = bool(entries) or feeder.schedule_owned
+        carries_schedule = bool(feeder.meals) or feeder.schedule_owned
         new_api = uses_new_api(feeder)
-        if carries_schedule and not new_api and not legacy_fits(feeder, feeder.meals):
+        if (
+            carries_schedule
+            and not new_api
+            and not legacy_schedule_fits(feeder.hid, entries)
+        ):
             # The firmware turned out to be legacy (re-registration, override) after the
             # meals were made: set the clock, tell the user, and stay "not in sync".
             carries_schedule = False
