@@ -19,7 +19,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.petnet_feeder import approvals
+# Imported before any test freezes the clock: ical builds its (pydantic) models at import,
+# and models built while freezegun has replaced datetime cannot be created.
+from custom_components.petnet_feeder import approvals, calendar_mapping  # noqa: F401
 from custom_components.petnet_feeder.const import (
     CONF_BIND_HOST,
     CONF_HTTP_PORT,

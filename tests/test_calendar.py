@@ -195,7 +195,7 @@ async def test_create_reaches_new_firmware(
     assert held(feeder) == [(25200, 0.25, True)]
     assert feeder.protocol_errors == []
 
-    # Tablespoons, no repeat rule, and seconds dropped.
+    # Tablespoons, and seconds dropped.
     since = await create_ok(
         client,
         calendar,
@@ -204,35 +204,12 @@ async def test_create_reaches_new_firmware(
         start="2024-12-01T18:30:42-06:00",
         end="2024-12-01T18:45:00-06:00",
         description="4 tbsp",
+        rrule="FREQ=DAILY",
     )
     assert await sync_after(feeder, since) == expected_sync("2.8.0", 2)
     assert feeder.commands[since + 2].payload == {"size": 2}
     assert held(feeder) == [(25200, 0.25, True), (66600, 0.25, True)]
 
-    # HA's calendar.create_event action: an empty description means the default portion.
-    since = len(feeder.commands)
-    await hass.services.async_call(
-        "calendar",
-        "create_event",
-        {
-            "entity_id": calendar,
-            "summary": "Snack",
-            "start_date_time": "2024-06-01 15:00:00",
-            "end_date_time": "2024-06-01 15:01:00",
-        },
-        blocking=True,
-    )
-    assert await sync_after(feeder, since) == expected_sync("2.8.0", 3)
-    assert meals(hub, feeder) == [
-        ("Breakfast", 25200, 0.25, True),
-        ("Snack", 54000, 0.0625, True),
-        ("Dinner", 66600, 0.25, True),
-    ]
-    assert held(feeder) == [
-        (25200, 0.25, True),
-        (54000, 0.0625, True),
-        (66600, 0.25, True),
-    ]
     assert feeder.protocol_errors == []
 
 
@@ -266,6 +243,7 @@ async def test_create_reaches_legacy_firmware(
         start="2024-01-15T05:00:00-06:00",
         end="2024-01-15T05:01:00-06:00",
         description="⅛",
+        rrule="FREQ=DAILY",
     )
     assert await sync_after(feeder, since, "schedule") == ["utc_offset", "schedule"]
     assert [e["name"] for e in feeder.schedule] == ["FEED0", "FEED1"]
@@ -313,6 +291,7 @@ async def test_update_and_delete(
         calendar,
         str(meal_id),
         recurrence_id="2024-06-02",
+        recurrence_range="THISANDFUTURE",
         event=event(
             "Brunch",
             "2024-06-02T08:30:00-05:00",
@@ -322,7 +301,8 @@ async def test_update_and_delete(
         ),
     )
     assert reply["success"], reply
-    # One occurrence edited: the whole (daily) meal changes, and keeps its id.
+    # This and future occurrences, none of them still to come before it: the whole meal
+    # changes (its past is in the ledger), and keeps its id.
     assert [m.meal_id for m in hub.state.feeders[feeder.device_hid].meals] == [meal_id]
     assert meals(hub, feeder) == [("Brunch", 30600, 0.25, True)]
     assert await sync_after(feeder, since, last) == expected_sync(firmware, 1)
@@ -561,14 +541,14 @@ async def test_meal_status(
     ("changes", "key", "placeholders"),
     [
         (
-            {"rrule": "FREQ=WEEKLY"},
+            {"rrule": "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO"},
             "unsupported_recurrence",
-            {"rrule": "FREQ=WEEKLY"},
+            {"rrule": "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO"},
         ),
         (
-            {"rrule": "FREQ=DAILY;COUNT=3"},
+            {"rrule": "FREQ=MONTHLY;BYDAY=1MO"},
             "unsupported_recurrence",
-            {"rrule": "FREQ=DAILY;COUNT=3"},
+            {"rrule": "FREQ=MONTHLY;BYDAY=1MO"},
         ),
         (
             {"rrule": "FREQ=DAILY;INTERVAL=2"},
@@ -577,8 +557,8 @@ async def test_meal_status(
         ),
         (
             {"rrule": "FREQ=DAILY;UNTIL=20240701T000000Z"},
-            "unsupported_recurrence",
-            {"rrule": "FREQ=DAILY;UNTIL=20240701T000000Z"},
+            "meal_in_the_past",
+            {"date": "2024-06-30"},
         ),
         (
             {"rrule": "FREQ=DAILY;BYHOUR=7,19"},
@@ -728,6 +708,7 @@ async def test_feeder_zone_differs_from_ha_zone(
         summary="Breakfast",
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
+        rrule="FREQ=DAILY",
     )
     assert reply["success"], reply
     # 07:00 in Chicago is 14:00 in Berlin, the feeder's zone.
@@ -767,6 +748,7 @@ async def test_editing_while_feeder_offline(
         start="2024-06-01T07:00:00-05:00",
         end="2024-06-01T07:01:00-05:00",
         description="1/4 cup",
+        rrule="FREQ=DAILY",
     )
     assert hub.state.feeders[feeder.device_hid].sync_pending
     assert hass.states.get(calendar).attributes["message"] == "Breakfast"

@@ -1,12 +1,14 @@
 """Calendar of a feeder's meals: the schedule as one editable calendar per feeder.
 
-The mapping between meals and events is ``calendar_mapping.py``. Editing maps events onto the
-daily meals the feeder can hold:
+The mapping between meals and events is ``calendar_mapping.py``. Editing maps events onto
+meals, which the day plan delivers one day at a time:
 
-* A feeder repeats every meal every day, so only daily events are accepted (no repeat rule,
-  or ``FREQ=DAILY``, optionally ``INTERVAL=1``).
-* Editing or deleting one occurrence, or "this and future" occurrences, edits or deletes the
-  whole meal: the feeder's schedule has no exceptions.
+* A meal happens once (no repeat rule), daily, or weekly on chosen weekdays, optionally until
+  a date; other rules are refused with a message that says what is possible.
+* Changing or deleting one occurrence ("this event") is an exception for that date only: a
+  changed occurrence becomes a one-off meal. "This and future events" ends the meal the day
+  before and starts the changed one on that day (or changes the whole meal when no
+  occurrence is still to come before that day: its past is in the ledger).
 * Disabled meals are not shown (the actions that disable a meal also enable it again).
 * The event's end is ignored; a meal happens at its start.
 """
@@ -35,22 +37,23 @@ from homeassistant.util import dt as dt_util
 
 from .accounting import feeder_occurrences
 from .calendar_mapping import (
-    DAILY,
     EVENT_LENGTH,
     STATUS_TEXT,
     aware,
-    check_daily,
     event_description,
     event_span,
+    meal_days,
     meal_id_from_uid,
+    meal_rrule,
     meal_time,
     portion_from,
+    recurrence_day,
     result_text,
 )
 from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
 from .errors import invalid
 from .hub import PetnetConfigEntry, PetnetHub
-from .meals import MealOccurrence, MealState, format_portion
+from .meals import Meal, MealOccurrence, MealState, format_portion
 from .models import Feeder
 from .translate import translated
 
@@ -70,8 +73,10 @@ MEALS = PetnetCalendarEntityDescription(
     key="meals", translation_key="meals", available_while_offline=True
 )
 
-# The next occurrence of a daily meal is at most a day (plus a DST change) away.
-LOOKAHEAD = timedelta(days=2)
+# The next occurrence of a weekly meal is at most a week (plus a DST change) away.
+LOOKAHEAD = timedelta(days=8)
+NEAR_LOOKAHEAD = timedelta(days=2)
+THIS_AND_FUTURE = "THISANDFUTURE"
 
 
 async def async_setup_entry(
@@ -104,9 +109,11 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
     def event(self) -> CalendarEvent | None:
         """The meal happening now, else the next one."""
         now = dt_util.utcnow()
-        for occurrence in self._occurrences(now - EVENT_LENGTH, now + LOOKAHEAD, now):
-            if event_span(occurrence, dt_util.get_default_time_zone())[1] > now:
-                return self._calendar_event(occurrence)
+        # Most meals come within a day: look further only when none does.
+        for ahead in (NEAR_LOOKAHEAD, LOOKAHEAD):
+            for occurrence in self._occurrences(now - EVENT_LENGTH, now + ahead, now):
+                if event_span(occurrence, dt_util.get_default_time_zone())[1] > now:
+                    return self._calendar_event(occurrence)
         return None
 
     async def async_get_events(
@@ -151,8 +158,10 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             summary=meal.name,
             description=description,
             uid=str(meal.meal_id),
-            recurrence_id=occurrence.target.date().isoformat(),
-            rrule=DAILY,
+            recurrence_id=None
+            if (rrule := meal_rrule(meal)) is None
+            else occurrence.target.date().isoformat(),
+            rrule=rrule,
         )
         self._last_event = (made_of, event)
         return event
@@ -173,16 +182,30 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         return meal_id_from_uid(uid, {meal.meal_id for meal in self.feeder.meals})
 
     def _meal_fields(
-        self, event: dict[str, Any], current_portion: float | None
+        self, event: dict[str, Any], current: Meal | None
     ) -> dict[str, Any]:
-        """Name, time and portion of an event; raise without changing anything."""
+        """Name, time, portion and days of an event; raise without changing anything.
+
+        Changing a meal, a description left out keeps its portion and a repeat rule left
+        out keeps its days (an empty one makes it a one-off meal).
+        """
         if not isinstance(start := event.get(EVENT_START), date):
             raise invalid("meal_needs_time")
-        time_s = meal_time(start, self.view.zone, dt_util.get_default_time_zone())
-        check_daily(event.get(EVENT_RRULE))
+        zone, local_zone = self.view.zone, dt_util.get_default_time_zone()
+        time_s = meal_time(start, zone, local_zone)
+        start_day = aware(start, local_zone).astimezone(zone).date()
+        today = dt_util.utcnow().astimezone(zone).date()
         description = event.get(EVENT_DESCRIPTION)
-        if description is None and current_portion is not None:
-            portion = current_portion
+        fields: dict[str, Any] = {}
+        if current is None or EVENT_RRULE in event:
+            days = meal_days(event.get(EVENT_RRULE), start_day, today, zone)
+            fields = {
+                "weekdays": days.weekdays,
+                "first_date": days.first_date,
+                "last_date": days.last_date,
+            }
+        if description is None and current is not None:
+            portion = current.portion
         else:
             portion = portion_from(
                 description, self.hub.settings.default_portion, self._cups_for_grams
@@ -191,6 +214,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             "name": event.get(EVENT_SUMMARY),
             "time_s": time_s,
             "portion": portion,
+            **fields,
         }
 
     def _cups_for_grams(self, grams: float) -> float:
@@ -205,7 +229,7 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
 
     @translated
     async def async_create_event(self, **kwargs: Any) -> None:
-        """Add a daily meal."""
+        """Add a meal: once, daily or on chosen weekdays."""
         fields = self._meal_fields(kwargs, None)
         self.hub.meal_editor.add_meal(self.feeder, **fields)
 
@@ -217,14 +241,29 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         recurrence_id: str | None = None,
         recurrence_range: str | None = None,
     ) -> None:
-        """Change a meal; one occurrence or "this and future" changes the whole meal.
+        """Change a meal, one occurrence of it, or it from one occurrence on.
 
         A description left out keeps the meal's portion; an empty one sets the default.
         """
         meal_id = self._meal_id(uid)
         current = next(m for m in self.feeder.meals if m.meal_id == meal_id)
-        fields = self._meal_fields(event, current.portion)
-        self.hub.meal_editor.update_meal(self.feeder, meal_id, **fields)
+        fields = self._meal_fields(event, current)
+        editor = self.hub.meal_editor
+        if not recurrence_id:
+            editor.update_meal(self.feeder, meal_id, **fields)
+            return
+        day = recurrence_day(recurrence_id)
+        if recurrence_range == THIS_AND_FUTURE:
+            editor.change_from(self.feeder, meal_id, day, fields)
+            return
+        # One occurrence: its repeat rule does not apply; it moves to the event's day.
+        one_off = {
+            "name": fields["name"],
+            "time_s": fields["time_s"],
+            "portion": fields["portion"],
+            "first_date": self._start_day(event),
+        }
+        editor.except_occurrence(self.feeder, meal_id, day, one_off)
 
     @translated
     async def async_delete_event(
@@ -233,5 +272,19 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         recurrence_id: str | None = None,
         recurrence_range: str | None = None,
     ) -> None:
-        """Delete a meal; one occurrence or "this and future" deletes the whole meal."""
-        self.hub.meal_editor.remove_meal(self.feeder, self._meal_id(uid))
+        """Delete a meal, one occurrence of it, or it from one occurrence on."""
+        meal_id = self._meal_id(uid)
+        editor = self.hub.meal_editor
+        if not recurrence_id:
+            editor.remove_meal(self.feeder, meal_id)
+        elif recurrence_range == THIS_AND_FUTURE:
+            editor.change_from(self.feeder, meal_id, recurrence_day(recurrence_id))
+        else:
+            editor.except_occurrence(
+                self.feeder, meal_id, recurrence_day(recurrence_id)
+            )
+
+    def _start_day(self, event: dict[str, Any]) -> date:
+        start = event[EVENT_START]
+        local_zone = dt_util.get_default_time_zone()
+        return aware(start, local_zone).astimezone(self.view.zone).date()

@@ -1,25 +1,34 @@
 """How meals map onto calendar events and back (pure: no Home Assistant import).
 
-Every enabled meal is a daily recurring event of one minute at its time of day in the feeder's
-zone. The description is the portion (``1/4 cup``), a blank line, then the status of that
-day's meal after a dash (``— Dispensed on time · 30.4 g``, §9.5). Reading an event back accepts only what a feeder can hold: a daily repeat,
-a time of day, and a portion on the description's first line (in cups, tablespoons or grams);
+Every enabled meal is an event of one minute at its time of day in the feeder's zone: daily,
+weekly on its weekdays, or once, as the meal's days say. The description is the portion
+(``1/4 cup``), a blank line, then the status of that day's meal after a dash
+(``— Dispensed on time · 30.4 g``, §9.5). Reading an event back accepts what the day plan can
+deliver: no repeat, a daily repeat or a weekly one on chosen weekdays (optionally ending), a
+time of day, and a portion on the description's first line (in cups, tablespoons or grams);
 the rest of the description, the status shown with it included, is never read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 import math
 import re
 
-from .errors import invalid
-from .meals import MealOccurrence, MealState, parse_portion
+from ical.types.recur import Frequency, Recur
+
+from .errors import InvalidRequestError, invalid
+from .meals import Meal, MealOccurrence, MealState, parse_portion
 from .protocol.messages import FeedResult
 
 EVENT_LENGTH = timedelta(minutes=1)
 DAILY = "FREQ=DAILY"
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_RULE_PARTS = frozenset({"FREQ", "INTERVAL", "BYDAY", "UNTIL", "COUNT", "WKST"})
+# A COUNT beyond ten years of days ends no sooner than the meal would be replaced anyway.
+_MAX_COUNT = 3660
 # How much of the user's text an error message repeats.
 QUOTE_LENGTH = 60
 _MEAL_ID = re.compile(r"[0-9]{1,9}")
@@ -50,28 +59,102 @@ def aware(moment: datetime, local_zone: tzinfo) -> datetime:
     return moment.replace(tzinfo=local_zone) if moment.tzinfo is None else moment
 
 
-def check_daily(rrule: str | None) -> None:
-    """Accept no rule or a daily one (``FREQ=DAILY``, ``INTERVAL=1``); raise otherwise."""
+@dataclass(frozen=True, slots=True)
+class MealDays:
+    """The days an event's repeat rule gives a meal (see :class:`.meals.Meal`)."""
+
+    weekdays: frozenset[int] | None
+    first_date: date | None
+    last_date: date | None
+
+
+def _refuse(rrule: str) -> InvalidRequestError:
+    return invalid("unsupported_recurrence", rrule=quote(rrule))
+
+
+def meal_days(rrule: str | None, start: date, today: date, zone: tzinfo) -> MealDays:
+    """The days of a meal whose event starts on local ``start`` and repeats by ``rrule``.
+
+    Accepted: no rule (a one-off meal on ``start``); ``FREQ=DAILY``; ``FREQ=WEEKLY`` with
+    ``BYDAY`` weekdays (or the start's weekday), or ``FREQ=DAILY`` limited by ``BYDAY``; each
+    with ``INTERVAL=1`` at most, and optionally ending (``UNTIL`` or ``COUNT``). A repeat that
+    starts after ``today`` starts on ``start``. Anything else raises InvalidRequestError
+    saying what is possible. The rule is read by the ``ical`` package; only the parts listed
+    are let through, because it ignores the parts it does not know (``BYHOUR``, say).
+    """
     if rrule is None or not rrule.strip():
-        return
+        return MealDays(None, start, start)
     text = rrule.strip()
     if text[:6].upper() == "RRULE:":
         text = text[6:]
-    fields: dict[str, str] = {}
-    for part in filter(None, (part.strip() for part in text.split(";"))):
-        key, sep, value = part.partition("=")
-        key = key.strip().upper()
-        if not sep or key in fields:
-            raise invalid("unsupported_recurrence", rrule=quote(rrule))
-        fields[key] = value.strip().upper()
-    interval = fields.pop("INTERVAL", "1")
+    keys = [part.partition("=")[0].strip().upper() for part in text.split(";") if part]
+    if len(set(keys)) != len(keys) or not set(keys) <= _RULE_PARTS:
+        raise _refuse(rrule)
+    try:
+        recur = Recur.from_rrule(text)
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        raise _refuse(rrule) from err
     if (
-        fields.pop("FREQ", None) != "DAILY"
-        or not interval.isdigit()
-        or int(interval) != 1
-        or fields
+        recur.interval != 1
+        or recur.freq not in (Frequency.DAILY, Frequency.WEEKLY)
+        or any(day.occurrence is not None for day in recur.by_weekday)
+        or (recur.count is not None and recur.count < 1)
     ):
-        raise invalid("unsupported_recurrence", rrule=quote(rrule))
+        raise _refuse(rrule)
+    weekdays = (
+        frozenset(_WEEKDAYS.index(day.weekday.value) for day in recur.by_weekday)
+        or None
+    )
+    if weekdays is None and recur.freq is Frequency.WEEKLY:
+        weekdays = frozenset({start.weekday()})
+    if weekdays == frozenset(range(7)):
+        weekdays = None
+    last: date | None = None
+    if isinstance(recur.until, datetime):
+        until = recur.until
+        last = (until.astimezone(zone) if until.tzinfo else until).date()
+    elif isinstance(recur.until, date):
+        last = recur.until
+    elif recur.count is not None:
+        last = _nth_day(start, weekdays, min(recur.count, _MAX_COUNT))
+    if last is not None and last < start:
+        raise _refuse(rrule)
+    return MealDays(weekdays, start if start > today else None, last)
+
+
+def _nth_day(start: date, weekdays: frozenset[int] | None, count: int) -> date:
+    """The date of the ``count``-th day from ``start`` on that is one of ``weekdays``."""
+    if weekdays is None:
+        return start + timedelta(days=count - 1)
+    day, found = start, 0
+    while True:
+        if day.weekday() in weekdays:
+            found += 1
+            if found == count:
+                return day
+        day += timedelta(days=1)
+
+
+def meal_rrule(meal: Meal) -> str | None:
+    """The repeat rule of a meal's event; None for a one-off meal."""
+    if meal.is_one_off:
+        return None
+    rule = DAILY
+    if meal.weekdays is not None:
+        days = ",".join(_WEEKDAYS[day] for day in sorted(meal.weekdays))
+        rule = f"FREQ=WEEKLY;BYDAY={days}"
+    if meal.last_date is not None:
+        rule += f";UNTIL={meal.last_date:%Y%m%d}"
+    return rule
+
+
+def recurrence_day(recurrence_id: str) -> date:
+    """The local date of one occurrence, as the calendar named it (``2026-12-05``)."""
+    text = recurrence_id.strip()
+    try:
+        return date.fromisoformat(text[:10] if "-" in text[:10] else text[:8])
+    except ValueError as err:
+        raise invalid("unknown_occurrence", recurrence_id=quote(recurrence_id)) from err
 
 
 def meal_time(start: date | datetime, zone: tzinfo, local_zone: tzinfo) -> int:

@@ -7,14 +7,16 @@ edit asks the schedule sync to deliver it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .accounting import record_meals
+from .day_plan import busiest_days
 from .errors import invalid
 from .feeder_clock import FeederClock
-from .meals import Meal
+from .meals import Meal, meal_target, share_a_day
 from .models import Feeder
 from .protocol import commands
 from .protocol.firmware import uses_new_schedule_api
@@ -28,14 +30,27 @@ from .schedule_sync import (
 )
 from .state import now
 
+# Meals one day may hold (each is one entry of the feeder's schedule that day).
 MAX_MEALS = 20
+# Meals a feeder may have in all: daily, weekly and one-off ones that are still to come.
+MAX_MEALS_IN_ALL = 100
 MAX_NAME_LENGTH = 64
+# The keys of a meal's days (see meals.Meal).
+DAY_FIELDS = ("weekdays", "first_date", "last_date", "except_dates", "pet_id")
 
 
 def validated_meal(
-    meal_id: int, name: object, time_s: object, portion: object, enabled: object
+    meal_id: int,
+    name: object,
+    time_s: object,
+    portion: object,
+    enabled: object,
+    days: Mapping[str, Any] | None = None,
 ) -> Meal:
-    """Build a meal from user input or raise InvalidRequestError saying what is accepted."""
+    """Build a meal from user input or raise InvalidRequestError saying what is accepted.
+
+    ``days`` holds the optional day fields (weekdays, first and last date, exceptions, pet).
+    """
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
         raise invalid("invalid_meal_name", max=MAX_NAME_LENGTH)
     if (
@@ -50,14 +65,19 @@ def validated_meal(
         raise invalid("invalid_portion", portion=portion) from err
     if not isinstance(enabled, bool):
         raise invalid("invalid_meal_enabled")
-    # The feeder's schedule has minute resolution in the UI; seconds are dropped.
-    return Meal(
-        meal_id=meal_id,
-        name=name.strip(),
-        time_s=time_s - time_s % 60,
-        portion=cups,
-        enabled=enabled,
-    )
+    extra = {key: value for key, value in (days or {}).items() if key in DAY_FIELDS}
+    try:
+        # The feeder's schedule has minute resolution in the UI; seconds are dropped.
+        return Meal(
+            meal_id=meal_id,
+            name=name.strip(),
+            time_s=time_s - time_s % 60,
+            portion=cups,
+            enabled=enabled,
+            **extra,
+        )
+    except (TypeError, ValueError) as err:
+        raise invalid("invalid_meal_days", error=str(err)) from err
 
 
 def _check_minute_free(
@@ -69,7 +89,11 @@ def _check_minute_free(
     not tell which of them it was. A meal may keep its own minute.
     """
     for other in feeder.meals if others is None else others:
-        if other.meal_id != meal.meal_id and other.time_s == meal.time_s:
+        if (
+            other.meal_id != meal.meal_id
+            and other.time_s == meal.time_s
+            and share_a_day(other, meal)
+        ):
             raise invalid(
                 "meal_time_taken",
                 name=feeder.display_name,
@@ -94,9 +118,11 @@ class MealEditor:
         time_s: int,
         portion: float,
         enabled: bool = True,
+        **days: Any,
     ) -> Meal:
-        """Add a daily meal; ids are never reused."""
-        meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled)
+        """Add a meal (daily, unless ``days`` say otherwise); ids are never reused."""
+        meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled, days)
+        self._check_to_come(feeder, meal)
         _check_minute_free(feeder, meal)
         self._commit(feeder, [*feeder.meals, meal], "meal added")
         feeder.next_meal_id += 1
@@ -105,20 +131,26 @@ class MealEditor:
     def update_meal(self, feeder: Feeder, meal_id: int, **changes: Any) -> Meal:
         """Change some fields of a meal."""
         current = self._meal(feeder, meal_id)
-        values = {
-            "name": current.name,
-            "time_s": current.time_s,
-            "portion": current.portion,
-            "enabled": current.enabled,
-        }
-        values.update({k: v for k, v in changes.items() if v is not None})
+        values = current.to_dict()
+        values.update(
+            {
+                key: value
+                for key, value in changes.items()
+                if value is not None and key not in DAY_FIELDS
+            }
+        )
+        days = {key: getattr(current, key) for key in DAY_FIELDS}
+        # Day fields are set as given: None clears them (every day, no end, no pet).
+        days.update({key: changes[key] for key in DAY_FIELDS if key in changes})
         meal = validated_meal(
             meal_id,
             values["name"],
             values["time_s"],
             values["portion"],
             values["enabled"],
+            days,
         )
+        self._check_to_come(feeder, meal)
         _check_minute_free(feeder, meal)
         self._commit(
             feeder,
@@ -146,6 +178,7 @@ class MealEditor:
                 m.get("time_s"),
                 m.get("portion"),
                 m.get("enabled", True),
+                m,
             )
             for i, m in enumerate(meals)
         ]
@@ -185,24 +218,40 @@ class MealEditor:
         """Override which schedule commands the feeder gets."""
         if family not in FIRMWARE_FAMILIES:
             raise invalid("invalid_firmware_family", family=family)
-        if (
-            family == FAMILY_LEGACY
-            or (
-                family == FAMILY_AUTO
-                and not uses_new_schedule_api(feeder.software_version)
-            )
-        ) and not legacy_fits(feeder, feeder.meals):
-            raise invalid("legacy_schedule_too_long", count=len(feeder.meals))
+        if family == FAMILY_LEGACY or (
+            family == FAMILY_AUTO and not uses_new_schedule_api(feeder.software_version)
+        ):
+            for day_meals in busiest_days(feeder.meals, self._today(feeder)):
+                if not legacy_fits(feeder, day_meals):
+                    raise invalid("legacy_schedule_too_long", count=len(day_meals))
         if feeder.firmware_family != family:
             feeder.firmware_family = family
             self._sync.request_sync(feeder, "firmware family changed")
 
     def _commit(self, feeder: Feeder, meals: list[Meal], reason: str) -> None:
-        """Replace the meals after checking the whole schedule; nothing changes on error."""
-        if len(meals) > MAX_MEALS:
-            raise invalid("too_many_meals", max=MAX_MEALS)
-        if not uses_new_api(feeder) and not legacy_fits(feeder, meals):
-            raise invalid("legacy_schedule_too_long", count=len(meals))
+        """Replace the meals after checking each day they give; nothing changes on error.
+
+        Meals that have ended are dropped (the ledger keeps their past), and so are
+        exceptions of days gone by. Each day must fit the feeder: at most MAX_MEALS, and the
+        legacy command's length for legacy firmware.
+        """
+        today = self._today(feeder)
+        meals = [
+            meal
+            if not meal.except_dates
+            else replace(
+                meal, except_dates=frozenset(d for d in meal.except_dates if d >= today)
+            )
+            for meal in meals
+            if meal.last_date is None or meal.last_date >= today
+        ]
+        if len(meals) > MAX_MEALS_IN_ALL:
+            raise invalid("too_many_meals_in_all", max=MAX_MEALS_IN_ALL)
+        for day_meals in busiest_days(meals, today):
+            if len(day_meals) > MAX_MEALS:
+                raise invalid("too_many_meals", max=MAX_MEALS)
+            if not uses_new_api(feeder) and not legacy_fits(feeder, day_meals):
+                raise invalid("legacy_schedule_too_long", count=len(day_meals))
         # What was due under the meals as they were stays in the ledger as it was.
         self._record(feeder)
         before = {m.meal_id: m.time_s for m in feeder.meals}
@@ -219,6 +268,132 @@ class MealEditor:
         feeder.clock_holds = {k: v for k, v in feeder.clock_holds.items() if k in kept}
         feeder.clock_moves = {k: v for k, v in feeder.clock_moves.items() if k in kept}
         self._sync.request_sync(feeder, reason, debounce=True)
+
+    # ------------------------------------------------------------------ one occurrence
+
+    def except_occurrence(
+        self,
+        feeder: Feeder,
+        meal_id: int,
+        day: date,
+        replacement: Mapping[str, Any] | None = None,
+    ) -> Meal | None:
+        """Delete or change one occurrence ("this event"); the meal's other days stay.
+
+        The changed occurrence becomes a one-off meal (``replacement``: name, time_s,
+        portion, and the date it moves to as first_date), returned. A one-off meal's only
+        occurrence is the meal itself.
+        """
+        meal = self._meal(feeder, meal_id)
+        if not meal.occurs_on(day):
+            raise invalid("unknown_occurrence", recurrence_id=day.isoformat())
+        zone = self._clock.zone(feeder)
+        if meal_target(day, meal.time_s, zone).timestamp() <= now():
+            # Its outcome is in the ledger already; the past is not edited.
+            raise invalid("occurrence_passed", recurrence_id=day.isoformat())
+        if meal.is_one_off:
+            if replacement is None:
+                self.remove_meal(feeder, meal_id)
+                return None
+            return self.update_meal(feeder, meal_id, **replacement)
+        kept = replace(meal, except_dates=meal.except_dates | {day})
+        meals = [kept if m.meal_id == meal_id else m for m in feeder.meals]
+        added: Meal | None = None
+        if replacement is not None:
+            moved_to = replacement.get("first_date") or day
+            days = {"first_date": moved_to, "last_date": moved_to}
+            days["pet_id"] = meal.pet_id
+            added = validated_meal(
+                feeder.next_meal_id,
+                replacement.get("name", meal.name),
+                replacement.get("time_s", meal.time_s),
+                replacement.get("portion", meal.portion),
+                meal.enabled,
+                days,
+            )
+            self._check_to_come(feeder, added)
+            _check_minute_free(feeder, added, meals)
+            meals.append(added)
+        self._commit(feeder, meals, "one meal changed")
+        if added is not None:
+            feeder.next_meal_id += 1
+        return added
+
+    def change_from(
+        self,
+        feeder: Feeder,
+        meal_id: int,
+        day: date,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Meal | None:
+        """Change or (``changes`` None) end a meal from ``day`` on ("this and future").
+
+        When no occurrence is still to come before ``day``, the whole meal changes (its past
+        is in the ledger). Otherwise it ends the day before, and (for a change) a new meal
+        with ``changes`` starts on ``day``; that one is returned.
+        """
+        meal = self._meal(feeder, meal_id)
+        if not self._comes_before(feeder, meal, day):
+            if changes is None:
+                self.remove_meal(feeder, meal_id)
+                return None
+            return self.update_meal(feeder, meal_id, **changes)
+        ended = replace(meal, last_date=day - timedelta(days=1))
+        meals = [ended if m.meal_id == meal_id else m for m in feeder.meals]
+        added: Meal | None = None
+        if changes is not None:
+            fields = {**meal.to_dict(), **changes}
+            days = {key: getattr(meal, key) for key in DAY_FIELDS}
+            days.update({key: changes[key] for key in DAY_FIELDS if key in changes})
+            days["first_date"] = max(day, days.get("first_date") or day)
+            days["except_dates"] = frozenset(
+                d for d in meal.except_dates if d >= days["first_date"]
+            )
+            added = validated_meal(
+                feeder.next_meal_id,
+                fields["name"],
+                fields["time_s"],
+                fields["portion"],
+                fields["enabled"],
+                days,
+            )
+            self._check_to_come(feeder, added)
+            _check_minute_free(feeder, added, meals)
+            meals.append(added)
+        self._commit(feeder, meals, "meal changed from a day on")
+        if added is not None:
+            feeder.next_meal_id += 1
+        return added
+
+    def _comes_before(self, feeder: Feeder, meal: Meal, day: date) -> bool:
+        """Whether the meal has an occurrence still to come before local ``day``."""
+        zone = self._clock.zone(feeder)
+        moment = datetime.fromtimestamp(now(), UTC)
+        current = moment.astimezone(zone).date()
+        last = min(day - timedelta(days=1), meal.last_date or day)
+        while current <= last:
+            if (
+                meal.occurs_on(current)
+                and meal_target(current, meal.time_s, zone) > moment
+            ):
+                return True
+            current += timedelta(days=1)
+        return False
+
+    def _check_to_come(self, feeder: Feeder, meal: Meal) -> None:
+        """Refuse a meal whose last occurrence is past already (it would never happen)."""
+        if meal.last_date is None:
+            return
+        zone = self._clock.zone(feeder)
+        last = meal.last_date
+        while not meal.occurs_on(last) and last > (meal.first_date or last):
+            last -= timedelta(days=1)
+        if meal_target(last, meal.time_s, zone).timestamp() <= now():
+            raise invalid("meal_in_the_past", date=meal.last_date.isoformat())
+
+    def _today(self, feeder: Feeder) -> date:
+        zone = self._clock.zone(feeder)
+        return datetime.fromtimestamp(now(), UTC).astimezone(zone).date()
 
     def _record(self, feeder: Feeder) -> None:
         record_meals(
