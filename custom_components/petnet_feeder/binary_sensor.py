@@ -67,6 +67,14 @@ BINARY_SENSORS: tuple[PetnetBinarySensorEntityDescription, ...] = (
         changes_at_fn=lambda view: view.delivery_late_at,
         available_while_offline=True,
     ),
+    # The feeder holds one day's meals; tomorrow's arrive once today's last has passed.
+    PetnetBinarySensorEntityDescription(
+        key="tomorrow_delivered",
+        translation_key="tomorrow_delivered",
+        is_on_fn=lambda view: view.tomorrow_delivered,
+        changes_at_fn=lambda view: view.next_day_at,
+        available_while_offline=True,
+    ),
 )
 
 

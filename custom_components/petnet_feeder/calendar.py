@@ -189,7 +189,8 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
         Changing a meal, a description left out keeps its portion and a repeat rule left
         out keeps its days (an empty one makes it a one-off meal).
         """
-        if not isinstance(start := event.get(EVENT_START), date):
+        if not isinstance(start := event.get(EVENT_START), datetime):
+            # A whole day: a meal needs its time.
             raise invalid("meal_needs_time")
         zone, local_zone = self.view.zone, dt_util.get_default_time_zone()
         time_s = meal_time(start, zone, local_zone)

@@ -86,6 +86,26 @@ def held_plan(
     )
 
 
+def next_change(
+    meals: Sequence[Meal], tz: ZoneInfo, now: datetime, margin: timedelta
+) -> datetime:
+    """The next instant after ``now`` at which :func:`held_plan` may give another plan.
+
+    Today's last meal passing, tomorrow's late meals all having passed today, or midnight.
+    """
+    today = now.astimezone(tz).date()
+    midnight = meal_target(today + _ONE_DAY, 0, tz)
+    todays = occurrences_on(meals, today, tz)
+    if todays and now < todays[-1][1] + margin:
+        return min(todays[-1][1] + margin, midnight)
+    tomorrows = occurrences_on(meals, today + _ONE_DAY, tz)
+    released_at = max(
+        (meal_target(today, meal.time_s, tz) + margin for meal, _ in tomorrows),
+        default=now,
+    )
+    return min(released_at, midnight) if released_at > now else midnight
+
+
 def busiest_days(meals: Sequence[Meal], today: date) -> list[list[Meal]]:
     """The meals of each distinct day from ``today`` on: a week, and every dated meal's days.
 

@@ -9,7 +9,7 @@ from homeassistant.util import dt as dt_util
 
 from .feeder_actions import FeederActions
 from .feeder_clock import FeederClock
-from .meals import Meal
+from .meals import Meal, meal_target
 from .models import Feeder
 from .schedule_sync import ScheduleSync, uses_new_api
 from .state import FeederState
@@ -51,6 +51,19 @@ class FeederView:
     def in_sync(self) -> bool:
         """It holds what HA has, and no sync is owed."""
         return self._sync.in_sync(self.feeder)
+
+    @property
+    def tomorrow_delivered(self) -> bool:
+        """It holds tomorrow's meals already."""
+        return self._sync.tomorrow_delivered(self.feeder)
+
+    @property
+    def next_day_at(self) -> datetime:
+        """The next local midnight in its zone (UTC)."""
+        local = self.now.astimezone(self.zone)
+        return meal_target(local.date() + timedelta(days=1), 0, self.zone).astimezone(
+            UTC
+        )
 
     @property
     def delivery_late_at(self) -> datetime | None:

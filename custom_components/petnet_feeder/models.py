@@ -145,6 +145,8 @@ class Feeder:
     schedule_owned: bool = False
     last_synced_at: float | None = None
     synced_fingerprint: str | None = None
+    # The meals ([id, time_s, portion]) of the day plan last delivered.
+    held_meals: list[list[Any]] | None = None
     sent_utc_offset: int | None = None
     expected_hash: str | None = None
     # Food accounting (§9.4) and recipe (§6.3).

@@ -9,18 +9,21 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import (
+    async_track_point_in_utc_time,
+    async_track_time_interval,
+)
 
 from .clock_changes import ClockChanges
 from .const import DOMAIN
-from .day_plan import held_plan
+from .day_plan import held_plan, next_change, occurrences_on
 from .feeder_clock import FeederClock
 from .meals import Meal
 from .models import Feeder
@@ -162,8 +165,11 @@ class ScheduleSync:
         self._reconcilers: dict[str, ScheduleReconciler] = {}
         # What the running sync of each feeder sends: its utc_offset, and whether it
         # carries the schedule (a sync that only sets the clock leaves the feeder's own).
-        self._planned: dict[str, tuple[int, bool]] = {}
+        # And the meals of the day it delivers (``plan_signature``).
+        self._planned: dict[str, tuple[int, bool, list[list[Any]] | None]] = {}
         self._unsub_tick: CALLBACK_TYPE | None = None
+        # Per feeder: the timer that delivers the next day's meals when the plan changes.
+        self._plan_timers: dict[str, CALLBACK_TYPE] = {}
         self.reconciler_options: dict[str, Any] = {}
         # Deliveries in a row that the feeder lost again within STICK_WINDOW_S, per feeder.
         self._not_sticking: dict[str, int] = {}
@@ -188,6 +194,9 @@ class ScheduleSync:
         if self._unsub_tick is not None:
             self._unsub_tick()
             self._unsub_tick = None
+        for unsub in self._plan_timers.values():
+            unsub()
+        self._plan_timers.clear()
         self._clock_changes.stop()
         for reconciler in list(self._reconcilers.values()):
             await reconciler.async_stop()
@@ -195,19 +204,22 @@ class ScheduleSync:
 
     @callback
     def feeder_added(self, feeder: Feeder) -> None:
-        """Give a feeder its reconciler."""
+        """Give a feeder its reconciler, and follow its day plan."""
         if feeder.hid not in self._reconcilers:
             self._reconcilers[feeder.hid] = ScheduleReconciler(
                 name=feeder.hid,
                 target=_FeederSync(self, feeder.hid),
                 **self.reconciler_options,
             )
+        self._arm_plan_change(feeder)
 
     @callback
     def feeder_removed(self, feeder_hid: str) -> None:
         """Stop the reconciler of a feeder that was deleted."""
         if (reconciler := self._reconcilers.pop(feeder_hid, None)) is not None:
             self._spawn(reconciler.async_stop(), "stop reconciler")
+        if (unsub := self._plan_timers.pop(feeder_hid, None)) is not None:
+            unsub()
         self._not_sticking.pop(feeder_hid, None)
         self._clock_changes.forget(feeder_hid)
         ir.async_delete_issue(self._hass, DOMAIN, not_sticking_issue_id(feeder_hid))
@@ -231,6 +243,33 @@ class ScheduleSync:
         """MD5 of the events the feeder should hold now (§7.6)."""
         return schedule_fingerprint(feeder.hid, self.entries(feeder, at))
 
+    def plan_signature(
+        self, feeder: Feeder, day: date | None = None
+    ) -> list[list[Any]]:
+        """The meals (id, time, portion) of the plan held now, or of local ``day``."""
+        zone = self._clock.zone(feeder)
+        if day is None:
+            moment = datetime.fromtimestamp(now(), UTC)
+            held = [
+                p.meal
+                for p in held_plan(feeder.meals, zone, moment, self._clock.window).meals
+            ]
+        else:
+            held = [meal for meal, _ in occurrences_on(feeder.meals, day, zone)]
+        return [[meal.meal_id, meal.time_s, meal.portion] for meal in held]
+
+    def tomorrow_delivered(self, feeder: Feeder) -> bool:
+        """The feeder holds tomorrow's meals (also when tomorrow is like today)."""
+        if not self.in_sync(feeder) or feeder.held_meals is None:
+            return False
+        zone = self._clock.zone(feeder)
+        tomorrow = datetime.fromtimestamp(now(), UTC).astimezone(
+            zone
+        ).date() + timedelta(days=1)
+        return [list(entry) for entry in feeder.held_meals] == self.plan_signature(
+            feeder, tomorrow
+        )
+
     def in_sync(self, feeder: Feeder) -> bool:
         """The last completed sync delivered exactly what HA has now, and none is owed."""
         return (
@@ -249,6 +288,44 @@ class ScheduleSync:
         self._state.changed(feeder)
         if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
             reconciler.request(reason, debounce=debounce)
+            self._arm_plan_change(feeder)
+
+    @callback
+    def _arm_plan_change(self, feeder: Feeder) -> None:
+        """Deliver the plan again at the instant it changes (the minute check backs it up).
+
+        A sync owed from that very instant keeps the feeder from looking out of sync
+        between the change and the delivery.
+        """
+        hid = feeder.hid
+        if (unsub := self._plan_timers.pop(hid, None)) is not None:
+            unsub()
+        if not feeder.meals:
+            return
+        at = next_change(
+            feeder.meals,
+            self._clock.zone(feeder),
+            datetime.fromtimestamp(now(), UTC),
+            self._clock.window,
+        )
+
+        @callback
+        def plan_changed(moment: datetime) -> None:
+            self._plan_timers.pop(hid, None)
+            if (current := self._state.feeders.get(hid)) is None:
+                return
+            if (
+                not current.sync_pending
+                and current.synced_fingerprint is not None
+                and current.synced_fingerprint != self.fingerprint(current, moment)
+            ):
+                self.request_sync(current, "next day's meals")
+            else:
+                self._arm_plan_change(current)
+
+        self._plan_timers[hid] = async_track_point_in_utc_time(
+            self._hass, plan_changed, at
+        )
 
     def gateway_connected(self, gateway_hid: str) -> None:
         """A (re)connected session gets utc_offset and the schedule (§7.6)."""
@@ -468,7 +545,11 @@ class ScheduleSync:
                     budget_tbsp=feeder.tbsp_per_feeding,
                 )
             )
-        self._planned[feeder_hid] = (offset, carries_schedule)
+        self._planned[feeder_hid] = (
+            offset,
+            carries_schedule,
+            self.plan_signature(feeder),
+        )
         return SyncPlan(commands=planned, fingerprint=fingerprint)
 
     def _report_too_long(self, feeder: Feeder) -> None:
@@ -506,12 +587,17 @@ class ScheduleSync:
         """Record what a completed sync delivered."""
         if (feeder := self._state.feeders.get(feeder_hid)) is None:
             return
-        offset, carried_schedule = self._planned.pop(feeder_hid, (None, False))
+        offset, carried_schedule, held = self._planned.pop(
+            feeder_hid, (None, False, None)
+        )
         feeder.last_synced_at = now()
         feeder.synced_fingerprint = fingerprint or None
         feeder.sent_utc_offset = offset
         feeder.schedule_owned = feeder.schedule_owned or carried_schedule
         feeder.expected_hash = None
+        if carried_schedule:
+            feeder.held_meals = held
+        self._arm_plan_change(feeder)
         _LOGGER.debug("Schedule of feeder %s delivered", feeder_hid)
         self._state.schedule_save()
 
