@@ -20,7 +20,6 @@ import voluptuous as vol
 
 from custom_components.petnet_feeder.const import CONF_DEFAULT_PORTION, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
-from custom_components.petnet_feeder.schedule_sync import schedule_entries
 from feeder_sim import SimulatedFeeder
 
 from .helpers.entities import entity_id, wait_for_entity, wait_for_state

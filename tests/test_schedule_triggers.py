@@ -21,7 +21,6 @@ from custom_components.petnet_feeder.errors import InvalidRequestError
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.kronos import KronosServer
 from custom_components.petnet_feeder.schedule_sync import (
-    schedule_entries,
     too_long_issue_id,
     uses_new_api,
 )
