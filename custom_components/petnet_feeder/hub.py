@@ -101,6 +101,7 @@ class PetnetHub:
             self.spawn,
         )
         self.monitor.add_check(self.pauses.check)
+        self.monitor.add_check(self.sync.check_plans)
         self.registry = GatewayRegistry(
             self.state, self.confirmations, self, self.spawn
         )

@@ -291,6 +291,22 @@ class ScheduleSync:
             self._arm_plan_change(feeder)
 
     @callback
+    def check_plans(self) -> None:
+        """Owe a sync to every feeder whose day plan changed (the timers' backstop)."""
+        moment = datetime.fromtimestamp(now(), UTC)
+        for feeder in list(self._state.feeders.values()):
+            if self._plan_moved(feeder, moment):
+                self.request_sync(feeder, "next day's meals")
+
+    def _plan_moved(self, feeder: Feeder, moment: datetime) -> bool:
+        """The feeder holds what was delivered, but the plan is another one now."""
+        return (
+            not feeder.sync_pending
+            and feeder.synced_fingerprint is not None
+            and feeder.synced_fingerprint != self.fingerprint(feeder, moment)
+        )
+
+    @callback
     def _arm_plan_change(self, feeder: Feeder) -> None:
         """Deliver the plan again at the instant it changes (the minute check backs it up).
 
@@ -314,11 +330,7 @@ class ScheduleSync:
             self._plan_timers.pop(hid, None)
             if (current := self._state.feeders.get(hid)) is None:
                 return
-            if (
-                not current.sync_pending
-                and current.synced_fingerprint is not None
-                and current.synced_fingerprint != self.fingerprint(current, moment)
-            ):
+            if self._plan_moved(current, moment):
                 self.request_sync(current, "next day's meals")
             else:
                 self._arm_plan_change(current)
@@ -486,13 +498,6 @@ class ScheduleSync:
             self._clock_changes.watch(feeder, now_utc)
             if expired or released:
                 self.request_sync(feeder, "skipped or held meal restored")
-            elif (
-                not feeder.sync_pending
-                and feeder.synced_fingerprint is not None
-                and feeder.synced_fingerprint != self.fingerprint(feeder, now_utc)
-            ):
-                # Today's last meal has passed (or midnight came): the next day's meals.
-                self.request_sync(feeder, "next day's meals")
             elif (
                 # An owed sync sends the current offset anyway (and an offline feeder
                 # would otherwise be marked again every minute).

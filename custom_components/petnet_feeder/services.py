@@ -47,6 +47,10 @@ ATTR_MEAL_ID = "meal_id"
 ATTR_NAME = "name"
 ATTR_TIME = "time"
 ATTR_ENABLED = "enabled"
+ATTR_WEEKDAYS = "weekdays"
+ATTR_DATE = "date"
+# The weekday codes of the actions, Monday first (as date.weekday() counts).
+WEEKDAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ATTR_MEALS = "meals"
 ATTR_TIME_ZONE = "time_zone"
 ATTR_GRAMS = "grams"
@@ -62,7 +66,14 @@ AMOUNT: dict[vol.Marker, Any] = {
     vol.Exclusive(ATTR_PORTION, "amount"): PORTION,
     vol.Exclusive(ATTR_GRAMS, "amount"): GRAMS,
 }
+WEEKDAYS = vol.All(cv.ensure_list, [vol.In(WEEKDAY_CODES)])
+# Which days a meal happens on: chosen weekdays (none: every day), or one date.
+MEAL_DAYS: dict[vol.Marker, Any] = {
+    vol.Exclusive(ATTR_WEEKDAYS, "days"): WEEKDAYS,
+    vol.Exclusive(ATTR_DATE, "days"): cv.date,
+}
 MEAL_FIELDS: dict[vol.Marker, Any] = {
+    **MEAL_DAYS,
     vol.Required(ATTR_NAME): MEAL_NAME,
     vol.Required(ATTR_TIME): cv.time,
     **AMOUNT,
@@ -105,6 +116,7 @@ UPDATE_MEAL_SCHEMA = vol.Schema(
         vol.Optional(ATTR_TIME): cv.time,
         **AMOUNT,
         vol.Optional(ATTR_ENABLED): cv.boolean,
+        **MEAL_DAYS,
     }
 )
 REMOVE_MEAL_SCHEMA = vol.Schema({**DEVICE, vol.Required(ATTR_MEAL_ID): vol.Coerce(int)})
@@ -226,15 +238,38 @@ def _seconds(value: dt_time) -> int:
     return value.hour * 3600 + value.minute * 60
 
 
+def meal_days(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The day fields of a meal from an action's weekdays or date (none given: none)."""
+    if (day := data.get(ATTR_DATE)) is not None:
+        return {"weekdays": None, "first_date": day, "last_date": day}
+    if (codes := data.get(ATTR_WEEKDAYS)) is not None:
+        weekdays = frozenset(WEEKDAY_CODES.index(code) for code in codes)
+        return {
+            "weekdays": weekdays if weekdays and len(weekdays) < 7 else None,
+            "first_date": None,
+            "last_date": None,
+        }
+    return {}
+
+
 def meal_response(meal: Meal) -> dict[str, Any]:
-    """A meal as actions return it."""
-    return {
+    """A meal as actions return it; its weekdays or date where it has them."""
+    response: dict[str, Any] = {
         ATTR_MEAL_ID: meal.meal_id,
         ATTR_NAME: meal.name,
         ATTR_TIME: f"{meal.time_s // 3600:02d}:{meal.time_s // 60 % 60:02d}",
         ATTR_PORTION: meal.portion,
         ATTR_ENABLED: meal.enabled,
     }
+    if meal.weekdays is not None:
+        response[ATTR_WEEKDAYS] = [WEEKDAY_CODES[day] for day in sorted(meal.weekdays)]
+    if meal.is_one_off and meal.first_date is not None:
+        response[ATTR_DATE] = meal.first_date.isoformat()
+    else:
+        for key in ("first_date", "last_date"):
+            if (bound := getattr(meal, key)) is not None:
+                response[key] = bound.isoformat()
+    return response
 
 
 def _schedule_response(feeder: Feeder) -> dict[str, Any]:
@@ -296,6 +331,7 @@ def async_register_services(hass: HomeAssistant) -> None:
             # Neither portion nor grams: the default portion, as in the calendar.
             portion=_portion(hub, feeder, call.data, hub.settings.default_portion),
             enabled=call.data[ATTR_ENABLED],
+            **meal_days(call.data),
         )
         return meal_response(meal)
 
@@ -311,6 +347,7 @@ def async_register_services(hass: HomeAssistant) -> None:
             if ATTR_PORTION in call.data or ATTR_GRAMS in call.data
             else None,
             enabled=call.data.get(ATTR_ENABLED),
+            **meal_days(call.data),
         )
         return meal_response(meal)
 
@@ -333,6 +370,7 @@ def async_register_services(hass: HomeAssistant) -> None:
                         hub, feeder, meal, hub.settings.default_portion
                     ),
                     "enabled": meal[ATTR_ENABLED],
+                    **meal_days(meal),
                 }
                 for meal in call.data[ATTR_MEALS]
             ],
