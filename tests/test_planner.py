@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.petnet_feeder.const import CONF_GRACE_MINUTES, DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
 from custom_components.petnet_feeder.protocol.messages import SOURCE_SCHEDULE
+from custom_components.petnet_feeder.sensor import _feed_plan
 from feeder_sim import SimulatedFeeder
 
 from .helpers.calendar import get_events
@@ -160,6 +161,9 @@ async def test_weekly_meals_reach_the_feeder_after_the_last_meal_of_the_day_befo
     )
     await wait_for_state(hass, delivered, lambda s: s.state == STATE_OFF)
     assert await shown(hass, feeder, SATURDAY) == [("Supper", "23:30")]
+    # The schedule card's plan is today's: Saturday's supper (4 tbsp, pending).
+    supper_id = stored.meals[1].meal_id
+    assert _feed_plan(hub.view(stored)) == f"{supper_id},23,30,4,2"
     assert await shown(hass, feeder, SUNDAY) == [
         ("Sunday snack", "00:20"),
         ("Supper", "23:30"),

@@ -130,6 +130,8 @@ MAX_STATE_LENGTH = 255
 def _feed_plan(view: FeederView) -> str:
     """Today's meals as `id,hour,minute,tablespoons,status` groups for schedule cards.
 
+    The dispenser-schedule-card shows them as the day's plan.
+
     Meals that do not fit in a state (about 16 with three-digit ids) are left out whole.
     """
     feeder = view.feeder
@@ -140,7 +142,9 @@ def _feed_plan(view: FeederView) -> str:
         for o in today_occurrences(feeder, zone, now, window)
     }
     plan = ""
-    for meal in feeder.meals:
+    day = now.astimezone(zone).date()
+    # Today's plan only: a weekly or one-off meal of another day is not shown.
+    for meal in (meal for meal in feeder.meals if meal.occurs_on(day)):
         occurrence = today.get((meal.meal_id, meal.time_s))
         if not meal.enabled:
             code = FEED_PLAN_DISABLED
