@@ -33,6 +33,7 @@ KEYS = (
     ("unconfirmed", "unconfirmed"),
     ("failed", "failed (truth)"),
     ("skipped", "skipped"),
+    ("paused", "paused (truth: nothing dispensed)"),
     ("stray_dispenses", "stray dispenses"),
 )
 

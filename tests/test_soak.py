@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import datetime as dt
 import json
 import os
@@ -112,6 +112,15 @@ SLOTS = (
     "21:00",
 )
 PORTIONS = (0.125, 0.25, 0.5)
+WEEKDAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PLANNER_EDITS = (
+    "weekly_meal_added",
+    "one_off_added",
+    "occurrence_deleted",
+    "occurrence_moved",
+    "feeding_paused",
+    "feeding_resumed",
+)
 STEP_S = 30
 # Syncs start at once (no debounce timer, which the frozen loop would never fire), unpaced.
 RECONCILER_OPTIONS = {"debounce_s": 0, "pacing_s": 0}
@@ -124,6 +133,10 @@ def _slot_s(slot: str) -> int:
     return int(hours) * 3600 + int(minutes) * 60
 
 
+def _local_day(at: float) -> dt.date:
+    return dt.datetime.fromtimestamp(at, ZONE).date()
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -133,12 +146,36 @@ def _env(name: str, default: str) -> str:
 
 @dataclass
 class Version:
-    """A meal's time while it held it: occurrences from ``since`` until ``until``."""
+    """A meal's time while it held it: occurrences from ``since`` until ``until``.
+
+    Only on ``weekdays`` (None: every day), only on ``date`` (a one-off meal), never on
+    ``except_dates`` (occurrences deleted or moved one at a time).
+    """
 
     time_s: int
     enabled: bool
     since: float
     until: float = float("inf")
+    weekdays: frozenset[int] | None = None
+    date: dt.date | None = None
+    except_dates: set[dt.date] = field(default_factory=set)
+
+    def occurs_on(self, day: dt.date) -> bool:
+        if self.date is not None and day != self.date:
+            return False
+        if self.weekdays is not None and day.weekday() not in self.weekdays:
+            return False
+        return day not in self.except_dates
+
+    def then(self, now: float, **changes: Any) -> Version:
+        """The next version from ``now`` on: the same days unless changed."""
+        return replace(
+            self,
+            since=now,
+            until=float("inf"),
+            except_dates=set(self.except_dates),
+            **changes,
+        )
 
 
 @dataclass
@@ -159,6 +196,8 @@ class Sim:
     fault_log: list[tuple[float, str]] = field(default_factory=list)
     powered_off: list[tuple[float, float]] = field(default_factory=list)
     ran_minute: int = 0  # the epoch minute the feeder last ran its schedule in
+    # Feeding paused: [from, until) (epoch s); the last one open (until inf) until resumed.
+    pauses: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(order=True)
@@ -389,16 +428,134 @@ class Soak:
 
     # ------------------------------------------------------------- setup
 
-    async def add_meal(self, sim: Sim, slot: str, portion: float) -> int:
+    async def add_meal(
+        self,
+        sim: Sim,
+        slot: str,
+        portion: float,
+        *,
+        weekdays: frozenset[int] | None = None,
+        date: dt.date | None = None,
+    ) -> int:
         sim.meal_count += 1
         name = f"Meal {sim.meal_count}"
-        await self.call("add_meal", sim, name=name, time=slot, portion=portion)
+        days: dict[str, Any] = {}
+        if weekdays is not None:
+            days["weekdays"] = [WEEKDAY_CODES[day] for day in sorted(weekdays)]
+        if date is not None:
+            days["date"] = date.isoformat()
+        await self.call("add_meal", sim, name=name, time=slot, portion=portion, **days)
         stored = self.hub.state.feeders[sim.feeder.device_hid]
         meal_id = next(meal.meal_id for meal in stored.meals if meal.name == name)
         sim.names[name] = meal_id
-        sim.plan[meal_id] = [Version(_slot_s(slot), True, self.now)]
+        sim.plan[meal_id] = [
+            Version(_slot_s(slot), True, self.now, weekdays=weekdays, date=date)
+        ]
         await self.settle_ha()
         return meal_id
+
+    def live(self, sim: Sim) -> dict[int, Version]:
+        """Each meal's current version, for meals not removed (nor one-off and over)."""
+        today = _local_day(self.now)
+        return {
+            meal_id: versions[-1]
+            for meal_id, versions in sim.plan.items()
+            if versions[-1].until == float("inf")
+            and (versions[-1].date is None or versions[-1].date >= today)
+        }
+
+    def free_slots(self, sim: Sim) -> list[str]:
+        used = {version.time_s for version in self.live(sim).values()}
+        return [slot for slot in SLOTS if _slot_s(slot) not in used]
+
+    def next_day_of(self, version: Version) -> dt.date | None:
+        """The first day from today whose occurrence is at least an hour away."""
+        today = _local_day(self.now)
+        for ahead in range(8):
+            day = today + dt.timedelta(days=ahead)
+            at = meal_target(day, version.time_s, ZONE).timestamp()
+            if version.occurs_on(day) and at > self.now + 3600:
+                return day
+        return None
+
+    async def plan_edit(self, sim: Sim, kind: str) -> bool:
+        """The planner's edits: weekly and one-off meals, one occurrence, pauses."""
+        stored = self.hub.state.feeders[sim.feeder.device_hid]
+        now = self.now
+        if kind == "weekly_meal_added":
+            free = self.free_slots(sim)
+            if not free or len(self.live(sim)) >= 4:
+                return False
+            days = frozenset(self.rng.sample(range(7), self.rng.randint(1, 5)))
+            await self.add_meal(
+                sim, self.rng.choice(free), self.rng.choice(PORTIONS), weekdays=days
+            )
+        elif kind == "one_off_added":
+            free = self.free_slots(sim)
+            if not free or len(self.live(sim)) >= 4:
+                return False
+            slot = self.rng.choice(free)
+            day = _local_day(now) + dt.timedelta(days=self.rng.randint(0, 2))
+            if meal_target(day, _slot_s(slot), ZONE).timestamp() <= now + 3600:
+                day += dt.timedelta(days=1)
+            await self.add_meal(sim, slot, self.rng.choice(PORTIONS), date=day)
+        elif kind in ("occurrence_deleted", "occurrence_moved"):
+            recurring = {
+                meal_id: version
+                for meal_id, version in self.live(sim).items()
+                if version.enabled and version.date is None
+            }
+            if not recurring:
+                return False
+            meal_id = self.rng.choice(sorted(recurring))
+            version = recurring[meal_id]
+            if (day := self.next_day_of(version)) is None:
+                return False
+            replacement = None
+            if kind == "occurrence_moved":
+                free = self.free_slots(sim)
+                if not free:
+                    return False
+                slot = self.rng.choice(free)
+                if meal_target(day, _slot_s(slot), ZONE).timestamp() <= now + 3600:
+                    return False
+                replacement = {
+                    "name": f"Moved {meal_id}",
+                    "time_s": _slot_s(slot),
+                    "portion": self.rng.choice(PORTIONS),
+                    "first_date": day,
+                }
+            added = self.hub.meal_editor.except_occurrence(
+                stored, meal_id, day, replacement
+            )
+            version.except_dates.add(day)
+            if added is not None:
+                sim.plan[added.meal_id] = [Version(added.time_s, True, now, date=day)]
+            await self.settle_ha()
+        elif kind == "feeding_paused":
+            if sim.pauses and sim.pauses[-1][1] > now:
+                return False
+            hours = self.rng.choice((None, 3, 9, 20))
+            if hours is None:
+                await self.call("pause_feeding", sim)
+                sim.pauses.append([now, float("inf")])
+            else:
+                until = now + hours * 3600
+                until -= until % 60
+                await self.call(
+                    "pause_feeding",
+                    sim,
+                    until=dt.datetime.fromtimestamp(until, dt.UTC).isoformat(),
+                )
+                sim.pauses.append([now, until])
+            await self.settle_ha()
+        elif kind == "feeding_resumed":
+            if not sim.pauses or sim.pauses[-1][1] <= now:
+                return False
+            await self.call("resume_feeding", sim)
+            sim.pauses[-1][1] = now
+            await self.settle_ha()
+        return True
 
     async def setup(self) -> None:
         self.use_options()
@@ -438,6 +595,12 @@ class Soak:
             "meal_enabled": 0.06,
             "meal_removed": 0.08,
             "meal_skipped": 0.15,
+            "weekly_meal_added": 0.1,
+            "one_off_added": 0.1,
+            "occurrence_deleted": 0.1,
+            "occurrence_moved": 0.1,
+            "feeding_paused": 0.06,
+            "feeding_resumed": 0.06,
         }
 
         def quiet(at: float) -> float:
@@ -558,17 +721,14 @@ class Soak:
                 await self.hass.async_add_executor_job(time.sleep, 0.002)
             await self.heartbeat(sim)
         elif kind == "meal_added":
-            if sum(v[-1].until == float("inf") for v in sim.plan.values()) >= 4:
+            if len(self.live(sim)) >= 4:
                 return  # legacy firmware holds about 4 meals (the editor refuses more)
-            used = {
-                v[-1].time_s for v in sim.plan.values() if v[-1].until == float("inf")
-            }
-            free = [s for s in SLOTS if _slot_s(s) not in used]
+            free = self.free_slots(sim)
             if not free:
                 return
             await self.add_meal(sim, self.rng.choice(free), self.rng.choice(PORTIONS))
         elif kind in ("meal_moved", "meal_disabled", "meal_enabled", "meal_removed"):
-            live = [m for m, v in sim.plan.items() if v[-1].until == float("inf")]
+            live = list(self.live(sim))
             if kind == "meal_enabled":
                 live = [m for m in live if not sim.plan[m][-1].enabled]
             elif kind != "meal_removed":
@@ -582,25 +742,23 @@ class Soak:
                 await self.call("remove_meal", sim, meal_id=meal_id)
                 last.until = now
             elif kind == "meal_moved":
-                used = {
-                    v[-1].time_s
-                    for v in sim.plan.values()
-                    if v[-1].until == float("inf")
-                }
-                free = [s for s in SLOTS if _slot_s(s) not in used]
+                free = self.free_slots(sim)
                 if not free:
                     return
                 slot = self.rng.choice(free)
                 await self.call("update_meal", sim, meal_id=meal_id, time=slot)
                 last.until = now
-                sim.plan[meal_id].append(Version(_slot_s(slot), True, now))
+                sim.plan[meal_id].append(last.then(now, time_s=_slot_s(slot)))
             else:
                 enabled = kind == "meal_enabled"
                 await self.call("update_meal", sim, meal_id=meal_id, enabled=enabled)
                 last.until = now
                 # Enabling again does not make today's earlier occurrence due.
-                sim.plan[meal_id].append(Version(last.time_s, enabled, now))
+                sim.plan[meal_id].append(last.then(now, enabled=enabled))
             await self.settle_ha()
+        elif kind in PLANNER_EDITS:
+            if not await self.plan_edit(sim, kind):
+                return
         elif kind == "meal_skipped":
             stored = self.hub.state.feeders[feeder.device_hid]
             before = dict(stored.skipped)
@@ -706,6 +864,8 @@ class Soak:
                             continue
                         if not version.since <= at < version.until:
                             continue
+                        if not version.occurs_on(_local_day(at)):
+                            continue
                         self.judged.add(key)
                         self.judge_one(index, sim, meal_id, at)
 
@@ -728,7 +888,7 @@ class Soak:
             for version in sim.plan.get(meal_id, [])
             if version.enabled
             for at in self.slot_targets_of(version.time_s, stime - 7200, stime + 7200)
-            if version.since <= at < version.until
+            if version.since <= at < version.until and version.occurs_on(_local_day(at))
         ]
         if not targets:
             return None
@@ -760,10 +920,15 @@ class Soak:
         ok = [record for _, record in mine if not record["fail"]]
         failed = [record for _, record in mine if record["fail"]]
         skipped = (meal_id, int(at)) in sim.skips
+        paused = any(since <= at < until for since, until in sim.pauses)
         if not ok and failed:
             report["failed"] += 1
         if skipped:
             report["skipped"] += 1
+        if paused:
+            report["paused"] += 1
+            # Never missed: like a skipped one where the counts ask about misses.
+            skipped = True
         if len(ok) == 1:
             report["dispensed_once"] += 1
         elif len(ok) >= 2:
@@ -816,6 +981,8 @@ class Soak:
             expected = {MealState.DISPENSED}
         elif failed:
             expected = {MealState.FAILED}
+        elif paused:
+            expected = {MealState.PAUSED}
         elif skipped:
             expected = {MealState.SKIPPED}
         else:
@@ -828,7 +995,9 @@ class Soak:
         if len(ok) >= 2:
             problems.append("dispensed twice")
         if skipped and ok:
-            problems.append("skipped but dispensed")
+            problems.append(
+                "paused but dispensed" if paused else "skipped but dispensed"
+            )
         if state is MealState.MISSED and not reported:
             problems.append("missed without a report")
         if reported and (ok or failed or skipped):
@@ -854,6 +1023,7 @@ class Soak:
                         for _, record in mine
                     ],
                     "skipped": skipped,
+                    "paused": paused,
                     "missed_reported": reported,
                     "faults_before": self.faults_before(sim, at),
                 }
@@ -958,6 +1128,7 @@ class Soak:
             "unconfirmed",
             "failed",
             "skipped",
+            "paused",
             "stray_dispenses",
         )
         return {
