@@ -33,7 +33,7 @@ KEYS = (
     ("unconfirmed", "unconfirmed"),
     ("failed", "failed (truth)"),
     ("skipped", "skipped"),
-    ("paused", "paused (truth: nothing dispensed)"),
+    ("paused", "paused"),
     ("stray_dispenses", "stray dispenses"),
 )
 
