@@ -9,7 +9,7 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
 
@@ -96,7 +96,8 @@ def legacy_fits(feeder: Feeder, meals: Iterable[Meal]) -> bool:
 def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
     """The schedule as the feeder gets it; some meals go out disabled.
 
-    A skipped meal does, and every meal while feeding is paused.
+    A skipped meal does, every meal while feeding is paused, and a pet's meals while that
+    pet is paused (``Feeder.was_paused``).
     """
     return [
         ScheduleEntry(
@@ -105,6 +106,7 @@ def schedule_entries(feeder: Feeder) -> list[ScheduleEntry]:
             portion=meal.portion,
             active=meal.enabled
             and not feeder.paused
+            and not feeder.was_paused(meal.meal_id, datetime.fromtimestamp(now(), UTC))
             and meal.meal_id not in feeder.skipped
             and meal.meal_id not in feeder.clock_holds,
         )
