@@ -7,6 +7,7 @@ edit asks the schedule sync to deliver it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,7 +34,13 @@ MAX_NAME_LENGTH = 64
 
 
 def validated_meal(
-    meal_id: int, name: object, time_s: object, portion: object, enabled: object
+    meal_id: int,
+    name: object,
+    time_s: object,
+    portion: object,
+    enabled: object,
+    *,
+    pet_id: str | None = None,
 ) -> Meal:
     """Build a meal from user input or raise InvalidRequestError saying what is accepted."""
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
@@ -57,6 +64,7 @@ def validated_meal(
         time_s=time_s - time_s % 60,
         portion=cups,
         enabled=enabled,
+        pet_id=pet_id,
     )
 
 
@@ -94,16 +102,19 @@ class MealEditor:
         time_s: int,
         portion: float,
         enabled: bool = True,
+        pet_id: str | None = None,
     ) -> Meal:
         """Add a daily meal; ids are never reused."""
-        meal = validated_meal(feeder.next_meal_id, name, time_s, portion, enabled)
+        meal = validated_meal(
+            feeder.next_meal_id, name, time_s, portion, enabled, pet_id=pet_id
+        )
         _check_minute_free(feeder, meal)
         self._commit(feeder, [*feeder.meals, meal], "meal added")
         feeder.next_meal_id += 1
         return meal
 
     def update_meal(self, feeder: Feeder, meal_id: int, **changes: Any) -> Meal:
-        """Change some fields of a meal."""
+        """Change some fields of a meal (None keeps a field; ``pet_id=None`` clears the pet)."""
         current = self._meal(feeder, meal_id)
         values = {
             "name": current.name,
@@ -111,13 +122,25 @@ class MealEditor:
             "portion": current.portion,
             "enabled": current.enabled,
         }
-        values.update({k: v for k, v in changes.items() if v is not None})
-        meal = validated_meal(
+        values.update(
+            {k: v for k, v in changes.items() if v is not None and k != "pet_id"}
+        )
+        built = validated_meal(
             meal_id,
             values["name"],
             values["time_s"],
             values["portion"],
             values["enabled"],
+            pet_id=changes.get("pet_id", current.pet_id),
+        )
+        # The meal's other fields (its days) stay as they are.
+        meal = replace(
+            current,
+            name=built.name,
+            time_s=built.time_s,
+            portion=built.portion,
+            enabled=built.enabled,
+            pet_id=built.pet_id,
         )
         _check_minute_free(feeder, meal)
         self._commit(
@@ -146,6 +169,7 @@ class MealEditor:
                 m.get("time_s"),
                 m.get("portion"),
                 m.get("enabled", True),
+                pet_id=m.get("pet_id"),
             )
             for i, m in enumerate(meals)
         ]
@@ -196,6 +220,16 @@ class MealEditor:
         if feeder.firmware_family != family:
             feeder.firmware_family = family
             self._sync.request_sync(feeder, "firmware family changed")
+
+    def clear_pet(self, feeder: Feeder, pet_id: str) -> None:
+        """The pet's meals on this feeder stay, for no pet (what was due keeps its pet)."""
+        if not any(meal.pet_id == pet_id for meal in feeder.meals):
+            return
+        self._record(feeder)
+        feeder.meals = [
+            replace(meal, pet_id=None) if meal.pet_id == pet_id else meal
+            for meal in feeder.meals
+        ]
 
     def _commit(self, feeder: Feeder, meals: list[Meal], reason: str) -> None:
         """Replace the meals after checking the whole schedule; nothing changes on error."""
