@@ -1,12 +1,9 @@
-"""Pets, pauses and a pet's day in the pure model.
-
-Plain pytest: no Home Assistant.
-"""
+"""Pets, pauses, a pet's day and a meal's pet, without a running Home Assistant."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +15,9 @@ from custom_components.petnet_feeder.accounting import (
     pet_last_fed,
     record_meals,
 )
+from custom_components.petnet_feeder.feeder_clock import FeederClock
 from custom_components.petnet_feeder.ledger import LedgerEntry, MealLedger
+from custom_components.petnet_feeder.meal_editor import MealEditor
 from custom_components.petnet_feeder.meals import Meal, MealState
 from custom_components.petnet_feeder.models import (
     PAUSE_LOG_LIMIT,
@@ -288,3 +287,48 @@ def test_a_pet_pause_makes_its_coming_meals_paused_at_once() -> None:
     assert pet_day_totals(feeder, TOM, CHICAGO, now, WINDOW).meals_planned == 2
     feeder.pause_pet(TOM, now.timestamp() + 120, None)
     assert pet_day_totals(feeder, TOM, CHICAGO, now, WINDOW).meals_planned == 1
+
+
+# ---------------------------------------------------------------------- a meal's pet
+
+
+class NoSync:
+    def request_sync(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+
+def test_a_meals_pet_is_kept_changed_or_cleared_and_its_days_stay() -> None:
+    editor = MealEditor(clock=FeederClock(lambda: "UTC", 5), sync=NoSync())  # type: ignore[arg-type]
+    feeder = Feeder(hid="f" * 40, gateway_hid="g" * 40)
+    meal = editor.add_meal(
+        feeder, name="Breakfast", time_s=7 * 3600, portion=0.25, pet_id=TOM
+    )
+    assert meal.pet_id == TOM
+    # The meal's days (set elsewhere, as the calendar does) survive every update.
+    weekdays = replace(
+        feeder.meals[0],
+        weekdays=frozenset({0, 2}),
+        first_date=date(2024, 6, 1),
+        except_dates=frozenset({date(2024, 6, 5)}),
+    )
+    feeder.meals = [weekdays]
+    assert editor.update_meal(feeder, meal.meal_id, portion=0.5).pet_id == TOM
+    assert editor.update_meal(feeder, meal.meal_id, pet_id=REX).pet_id == REX
+    cleared = editor.update_meal(feeder, meal.meal_id, name="Late", pet_id=None)
+    assert (cleared.name, cleared.portion, cleared.pet_id) == ("Late", 0.5, None)
+    assert cleared.weekdays == frozenset({0, 2})
+    assert cleared.first_date == date(2024, 6, 1)
+    assert cleared.except_dates == frozenset({date(2024, 6, 5)})
+
+    editor.update_meal(feeder, meal.meal_id, pet_id=TOM)
+    editor.clear_pet(feeder, TOM)
+    assert feeder.meals[0].pet_id is None
+    assert feeder.meals[0].weekdays == frozenset({0, 2})
+    built = editor.set_schedule(
+        feeder,
+        [
+            {"name": "A", "time_s": 3600, "portion": 0.25, "pet_id": REX},
+            {"name": "B", "time_s": 7200, "portion": 0.25},
+        ],
+    )
+    assert [m.pet_id for m in built] == [REX, None]
