@@ -840,6 +840,14 @@ class Soak:
                 elif sim.power_back is not None:
                     candidates.append(sim.power_back)
             candidates += [at for at, _, _ in self.pending_unfail if at > now]
+            # The clock-change timer (a second after each change) sends the new offset: stop
+            # just after it, so the feeders live on through that minute with the new offset,
+            # as real ones would, whatever the phase of the 30 s steps.
+            candidates += [
+                change.timestamp() + 2
+                for change in CHANGES
+                if change.timestamp() + 2 > now
+            ]
             nxt = max(now + 1, min(c for c in candidates if c > now))
             self.move_to(nxt)
             await self.tick()

@@ -42,7 +42,7 @@ from .const import (
     TRANSPORT_BUNDLED,
     TRANSPORT_MQTT,
 )
-from .entity import feeder_hid_of, is_hub_device
+from .entity import feeder_hid_of, is_hub_device, pet_id_of
 from .hub import HubSettings, PetnetConfigEntry, PetnetHub
 from .kronos import KronosApi, KronosServer
 from .kronos_views import async_register_views
@@ -248,12 +248,15 @@ async def async_remove_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> N
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user delete a feeder: its key is revoked, it comes back only by pairing.
+    """Let the user delete a feeder or a pet.
 
+    A feeder's key is revoked: it comes back only by pairing. A pet's meals stay, for no pet.
     The hub's own device (the pairing switch) stays while the integration does.
     """
     if is_hub_device(entry, device):
         return False
-    if (hid := feeder_hid_of(device)) is not None:
+    if (pet_id := pet_id_of(device)) is not None:
+        entry.runtime_data.async_remove_pet_device(pet_id)
+    elif (hid := feeder_hid_of(device)) is not None:
         entry.runtime_data.async_remove_feeder(hid)
     return True

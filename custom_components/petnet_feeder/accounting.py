@@ -72,13 +72,16 @@ def feeder_occurrences(
 
 
 def _marks(feeder: Feeder) -> tuple[object, ...]:
-    """The skips and pauses, as a value that changes whenever they do."""
+    """The skips and pauses (the feeder's and its pets'), as a value that changes with them."""
     return (
         tuple(sorted(feeder.skipped.items())),
         tuple(tuple(entry) for entry in feeder.skip_log),
-        feeder.paused_from,
-        feeder.paused_until,
-        tuple(tuple(entry) for entry in feeder.pause_log),
+        feeder.feeding_pause.marks(),
+        tuple(
+            sorted(
+                (pet_id, pause.marks()) for pet_id, pause in feeder.pet_pauses.items()
+            )
+        ),
     )
 
 
@@ -125,6 +128,17 @@ def today_occurrences(
     return feeder_occurrences(feeder, zone, start, end, now, window)
 
 
+def _counted(occurrences: list[MealOccurrence]) -> tuple[int, int]:
+    """Meals dispensed and meals planned: a skipped or paused one is not planned."""
+    states = [o.state for o in occurrences]
+    return (
+        states.count(MealState.DISPENSED),
+        sum(
+            1 for state in states if state not in (MealState.SKIPPED, MealState.PAUSED)
+        ),
+    )
+
+
 def day_totals(
     feeder: Feeder, zone: ZoneInfo, now: datetime, window: timedelta
 ) -> DayTotals:
@@ -141,14 +155,60 @@ def day_totals(
         ),
         0.0,
     )
-    states = [o.state for o in today_occurrences(feeder, zone, now, window)]
+    dispensed, planned = _counted(today_occurrences(feeder, zone, now, window))
     return DayTotals(
-        grams=round(grams, 1),
-        meals_dispensed=states.count(MealState.DISPENSED),
-        meals_planned=sum(
-            1 for state in states if state not in (MealState.SKIPPED, MealState.PAUSED)
-        ),
+        grams=round(grams, 1), meals_dispensed=dispensed, meals_planned=planned
     )
+
+
+def pet_day_totals(
+    feeder: Feeder, pet_id: str, zone: ZoneInfo, now: datetime, window: timedelta
+) -> DayTotals:
+    """A pet's meals on this feeder today: grams they dispensed, dispensed and planned.
+
+    Only the pet's scheduled meals count (a Feed now or a press of the button is nobody's),
+    each occurrence with the pet it had when it was due.
+    """
+    mine = [
+        o
+        for o in today_occurrences(feeder, zone, now, window)
+        if o.meal.pet_id == pet_id
+    ]
+    grams = sum(
+        (
+            dispensed_grams(o.result)
+            for o in mine
+            if o.state is MealState.DISPENSED and o.result is not None
+        ),
+        0.0,
+    )
+    dispensed, planned = _counted(mine)
+    return DayTotals(
+        grams=round(grams, 1), meals_dispensed=dispensed, meals_planned=planned
+    )
+
+
+def pet_last_fed(
+    feeder: Feeder, pet_id: str, zone: ZoneInfo, now: datetime, window: timedelta
+) -> FeedResult | None:
+    """The dispense of the pet's latest meal on this feeder that was dispensed, if any.
+
+    Today first (the usual answer, read by the day's sensors anyway), else the whole ledger.
+    """
+    start = local_midnight(now, zone)
+    for since in (start, now - timedelta(days=ledger.LEDGER_DAYS)):
+        for occurrence in reversed(
+            feeder_occurrences(
+                feeder, zone, since, now + timedelta(seconds=1), now, window
+            )
+        ):
+            if (
+                occurrence.meal.pet_id == pet_id
+                and occurrence.state is MealState.DISPENSED
+                and occurrence.result is not None
+            ):
+                return occurrence.result
+    return None
 
 
 def last_meal_status(

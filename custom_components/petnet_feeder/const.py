@@ -55,6 +55,8 @@ SAVE_DELAY_S: Final = 10
 LAZY_SAVE_DELAY_S: Final = 300
 STORAGE_KEY: Final = DOMAIN
 STORAGE_VERSION: Final = 1
+# 1.2: pets.
+STORAGE_MINOR_VERSION: Final = 2
 
 HISTORY_LIMIT: Final = 500
 # How long a feeder that reports on its commands may take to report one (§5.7; the SDK's MQTT

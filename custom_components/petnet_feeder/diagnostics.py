@@ -9,9 +9,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from .const import CONF_SSL_KEY
-from .entity import feeder_hid_of, is_hub_device
+from .entity import feeder_hid_of, is_hub_device, pet_id_of
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
+from .pets import Pet
 
 TO_REDACT = {"api_key", "apiKey", "uid", CONF_SSL_KEY, "password"}
 HISTORY_ROWS = 20
@@ -33,6 +34,17 @@ def _feeder(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
     data["uses_new_schedule_api"] = view.uses_new_api
     data["time_zone_used"] = str(view.zone)
     return async_redact_data(data, TO_REDACT)
+
+
+def _pet(hub: PetnetHub, pet: Pet) -> dict[str, Any]:
+    """A pet: who it is, which feeders feed it, whether it is paused (nothing secret)."""
+    view = hub.pet_view(pet.pet_id)
+    until = view.paused_until
+    return {
+        **pet.to_dict(),
+        "paused": view.paused,
+        "paused_until": until.isoformat() if until is not None else None,
+    }
 
 
 def _pairing(hub: PetnetHub) -> dict[str, Any]:
@@ -60,6 +72,7 @@ async def async_get_config_entry_diagnostics(
         "feeders": {
             hid: _feeder(hub, feeder) for hid, feeder in hub.state.feeders.items()
         },
+        "pets": {pet_id: _pet(hub, pet) for pet_id, pet in hub.state.pets.items()},
         "pairing": _pairing(hub),
     }
 
@@ -67,10 +80,13 @@ async def async_get_config_entry_diagnostics(
 async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: PetnetConfigEntry, device: dr.DeviceEntry
 ) -> dict[str, Any]:
-    """One feeder and its gateway, secrets removed; pairing for the hub's own device."""
+    """One feeder and its gateway, secrets removed; pairing for the hub's own device; a pet."""
     hub = entry.runtime_data
     if is_hub_device(entry, device):
         return {"pairing": _pairing(hub)}
+    if (pet_id := pet_id_of(device)) is not None:
+        pet = hub.state.pets.get(pet_id)
+        return {"pet": _pet(hub, pet) if pet is not None else None}
     feeder = hub.state.feeders[feeder_hid_of(device) or ""]
     gateway = hub.state.gateways.get(feeder.gateway_hid)
     return {

@@ -1,4 +1,4 @@
-"""Base entity: one feeder's device, availability and push updates."""
+"""Base entities: one feeder's device (or one pet's), availability and push updates."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN, MANUFACTURER, MODEL
-from .hub import PetnetHub
+from .hub import PetnetHub, hub_identifier
 from .models import Feeder
+from .pet_view import PetView
+from .pets import Pet, device_identifier, pet_id_of_identifier
+from .state import PetChange
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +108,6 @@ def hub_device_info(entry: ConfigEntry) -> DeviceInfo:
     )
 
 
-def hub_identifier(entry: ConfigEntry) -> str:
-    """The hub device's identifier (never a feeder hid: those have no ``hub_`` prefix)."""
-    return f"hub_{entry.entry_id}"
-
-
 def is_hub_device(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
     """Whether ``device`` is the integration's own device, not a feeder's."""
     return (DOMAIN, hub_identifier(entry)) in device.identifiers
@@ -130,9 +128,91 @@ class PetnetHubEntity(Entity):
 
 
 def feeder_hid_of(device: dr.DeviceEntry | None) -> str | None:
-    """The feeder hid behind an HA device of this integration."""
+    """The feeder hid behind an HA device of this integration (not a pet's)."""
     if device is None:
         return None
     return next(
-        (ident for domain, ident in device.identifiers if domain == DOMAIN), None
+        (
+            ident
+            for domain, ident in device.identifiers
+            if domain == DOMAIN and pet_id_of_identifier(ident) is None
+        ),
+        None,
     )
+
+
+def pet_id_of(device: dr.DeviceEntry | None) -> str | None:
+    """The pet id behind an HA device of this integration, if it is a pet's."""
+    if device is None:
+        return None
+    return next(
+        (
+            pet_id
+            for domain, ident in device.identifiers
+            if domain == DOMAIN and (pet_id := pet_id_of_identifier(ident)) is not None
+        ),
+        None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PetnetPetEntityDescription(EntityDescription):
+    """What every pet entity declares besides HA's own fields (nothing yet)."""
+
+
+class PetnetPetEntity(Entity):
+    """An entity of one pet, on the pet's device; updated when the pet or its feeders change.
+
+    Always available: a pet's day is Home Assistant's own account, readable while its feeders
+    are away.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: PetnetPetEntityDescription
+
+    def __init__(
+        self, hub: PetnetHub, pet: Pet, description: PetnetPetEntityDescription
+    ) -> None:
+        """Attach the entity to its pet's device (made by the hub when the pet was added)."""
+        self.hub = hub
+        self.pet_id = pet.pet_id
+        self.view: PetView = hub.pet_view(pet.pet_id)
+        self.entity_description = description
+        self._attr_unique_id = f"{device_identifier(pet.pet_id)}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, device_identifier(pet.pet_id))}
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pet's updates (and those of the feeders that feed it)."""
+        self.async_on_remove(
+            self.hub.state.async_subscribe_pet(self.pet_id, self._handle_pet_update)
+        )
+
+    @callback
+    def _handle_pet_update(self) -> None:
+        if self.view.pet is not None:  # not while it is being removed
+            self.async_write_ha_state()
+
+
+def async_add_pet_entities(
+    entry: ConfigEntry[PetnetHub],
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[PetnetHub, Pet], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every pet now and for each one that is added later.
+
+    A removed pet's entities go with its device.
+    """
+    hub = entry.runtime_data
+    async_add_entities(
+        [entity for pet in hub.state.pets.values() for entity in build(hub, pet)]
+    )
+
+    @callback
+    def added(change: PetChange, pet: Pet) -> None:
+        if change is PetChange.ADDED:
+            async_add_entities(build(hub, pet))
+
+    entry.async_on_unload(hub.state.async_watch_pets(added))

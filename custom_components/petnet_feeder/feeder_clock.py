@@ -35,6 +35,13 @@ class FeederClock:
         except (ZoneInfoNotFoundError, ValueError):
             return ZoneInfo("UTC")
 
+    def home_zone(self) -> ZoneInfo:
+        """Home Assistant's zone (what a feeder without a zone of its own uses)."""
+        try:
+            return ZoneInfo(self._default_zone())
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
     def unknown_zone(self, feeder: Feeder) -> str | None:
         """The zone name that cannot be resolved (the feeder then runs on UTC), if any."""
         name = feeder.time_zone or self._default_zone()
@@ -106,7 +113,8 @@ class FeederClock:
     def next_meal(self, feeder: Feeder) -> tuple[Meal, datetime] | None:
         """The next enabled meal and when it is due; a skipped or paused one does not count.
 
-        None while feeding is paused without an end.
+        None while feeding is paused without an end. A meal of a paused pet counts from the
+        end of that pet's pause (not at all while it has none).
         """
         now = dt_util.utcnow()
         zone = self.zone(feeder)
@@ -117,10 +125,14 @@ class FeederClock:
             now = max(now, dt_util.utc_from_timestamp(feeder.paused_until - 1))
         found: list[tuple[Meal, datetime]] = []
         for meal in feeder.meals:
-            skipped_until = dt_util.utc_from_timestamp(
-                feeder.skipped.get(meal.meal_id, 0)
+            after = max(
+                now, dt_util.utc_from_timestamp(feeder.skipped.get(meal.meal_id, 0))
             )
-            if upcoming := next_occurrence([meal], max(now, skipped_until), zone):
+            if meal.pet_id is not None and feeder.pet_paused(meal.pet_id):
+                if (pet_until := feeder.pet_pauses[meal.pet_id].until) is None:
+                    continue
+                after = max(after, dt_util.utc_from_timestamp(pet_until - 1))
+            if upcoming := next_occurrence([meal], after, zone):
                 found.append(upcoming)
         if not found:
             return None

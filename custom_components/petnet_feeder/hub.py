@@ -33,10 +33,13 @@ from .models import Feeder
 from .monitor import FeedingMonitor, MonitorSettings
 from .outbox import Outbox
 from .pauses import FeedingPauses
+from .pet_editor import PetEditor
+from .pet_view import PetView
+from .pets import Pet, device_identifier
 from .protocol.messages import FeedResult, ScheduleHash
 from .registry import GatewayRegistry
 from .schedule_sync import ScheduleSync
-from .state import FeederState
+from .state import FeederState, PetChange
 from .store import PetnetStore
 from .transport.base import Transport
 
@@ -56,6 +59,11 @@ class HubSettings:
 
 
 type PetnetConfigEntry = ConfigEntry[PetnetHub]
+
+
+def hub_identifier(entry: ConfigEntry) -> str:
+    """The hub device's identifier (never a feeder hid: those have no ``hub_`` prefix)."""
+    return f"hub_{entry.entry_id}"
 
 
 class PetnetHub:
@@ -84,6 +92,7 @@ class PetnetHub:
         self.sync = ScheduleSync(hass, self.state, self.clock, self.outbox, self.spawn)
         self.meal_editor = MealEditor(self.clock, self.sync)
         self.pauses = FeedingPauses(hass, self.state, self.clock, self.sync)
+        self.pets = PetEditor(self.state, self.meal_editor, self.pauses)
         self.actions = FeederActions(
             self.state, self.outbox, self.sync, settings.default_portion
         )
@@ -122,8 +131,10 @@ class PetnetHub:
             self,
             self.spawn,
         )
-        # Before any entity platform: a new feeder has its reconciler before its entities.
+        # Before any entity platform: a new feeder has its reconciler before its entities,
+        # a new pet its device.
         self.state.async_subscribe_new_feeders(self.sync.feeder_added)
+        self.state.async_watch_pets(self._pet_watched)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run a coroutine in a task the config entry tracks (cancelled at unload)."""
@@ -134,6 +145,10 @@ class PetnetHub:
     def view(self, feeder: Feeder) -> FeederView:
         """One feeder as entities and diagnostics read it."""
         return FeederView(feeder, self.state, self.clock, self.sync, self.actions)
+
+    def pet_view(self, pet_id: str) -> PetView:
+        """One pet as entities and diagnostics read it."""
+        return PetView(pet_id, self.state, self.clock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,6 +171,8 @@ class PetnetHub:
         self.monitor.start()
         self.pauses.start()
         self.registrations.start()
+        for pet in self.state.pets.values():
+            self._update_pet_device(pet)
         self._unsub_availability = async_track_time_interval(
             self.hass,
             self.state.async_check_availability,
@@ -219,6 +236,62 @@ class PetnetHub:
             self.sync.feeder_removed(feeder_hid)
             self.monitor.feeder_removed(feeder_hid)
             self.pauses.feeder_removed(feeder_hid)
+            self.pets.feeder_removed(feeder_hid)
+
+    # ------------------------------------------------------------------ pets
+
+    @callback
+    def async_remove_pet_device(self, pet_id: str) -> None:
+        """The owner deleted a pet's device: the pet goes (its meals stay, for no pet)."""
+        if (pet := self.state.pets.get(pet_id)) is not None:
+            self.pets.remove_pet(pet)
+
+    def pet_device_id(self, pet_id: str) -> str | None:
+        """The Home Assistant device of a pet."""
+        device = async_get_device(
+            self.hass, self.entry.entry_id, (DOMAIN, device_identifier(pet_id))
+        )
+        return device.id if device is not None else None
+
+    def _pet_watched(self, change: PetChange, pet: Pet) -> None:
+        """Each pet is a device: made when it is added, kept up to date, gone with it."""
+        if change is PetChange.REMOVED:
+            if device_id := self.pet_device_id(pet.pet_id):
+                dr.async_get(self.hass).async_update_device(
+                    device_id, remove_config_entry_id=self.entry.entry_id
+                )
+            return
+        self._update_pet_device(pet)
+
+    def _update_pet_device(self, pet: Pet) -> None:
+        """Create or update the pet's device: named as the pet, via its first feeder.
+
+        A pet without a feeder (or whose feeders have no device yet) hangs off the hub's
+        device; the link is set only to a device that exists.
+        """
+        devices = dr.async_get(self.hass)
+        device = devices.async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            identifiers={(DOMAIN, device_identifier(pet.pet_id))},
+            name=pet.name,
+            model=pet.model,
+        )
+        candidates = [*pet.feeders, hub_identifier(self.entry)]
+        via = next(
+            (
+                found
+                for identifier in candidates
+                if (
+                    found := devices.async_get_device(
+                        identifiers={(DOMAIN, identifier)}
+                    )
+                )
+            ),
+            None,
+        )
+        devices.async_update_device(
+            device.id, via_device_id=via.id if via is not None else None
+        )
 
     def _gateway_accepted(self, held: PendingGateway) -> None:
         self.registry.create_gateway(

@@ -129,7 +129,11 @@ class MealEditor:
         return meal
 
     def update_meal(self, feeder: Feeder, meal_id: int, **changes: Any) -> Meal:
-        """Change some fields of a meal."""
+        """Change some fields of a meal.
+
+        None keeps a field, except for the day fields and the pet, which are set as given
+        (``pet_id=None`` clears the pet); fields left out keep their value.
+        """
         current = self._meal(feeder, meal_id)
         values = current.to_dict()
         values.update(
@@ -227,6 +231,16 @@ class MealEditor:
         if feeder.firmware_family != family:
             feeder.firmware_family = family
             self._sync.request_sync(feeder, "firmware family changed")
+
+    def clear_pet(self, feeder: Feeder, pet_id: str) -> None:
+        """The pet's meals on this feeder stay, for no pet (what was due keeps its pet)."""
+        if not any(meal.pet_id == pet_id for meal in feeder.meals):
+            return
+        self._record(feeder)
+        feeder.meals = [
+            replace(meal, pet_id=None) if meal.pet_id == pet_id else meal
+            for meal in feeder.meals
+        ]
 
     def _commit(self, feeder: Feeder, meals: list[Meal], reason: str) -> None:
         """Replace the meals after checking each day they give; nothing changes on error.

@@ -79,6 +79,7 @@ class MissedMeal(_FlatRecord):
     portion: float
     target: float  # epoch s of the missed occurrence
     online: bool  # whether the feeder was online when the meal was missed
+    pet_id: str | None = None  # the pet the meal was for
 
 
 @dataclass(slots=True)
@@ -103,6 +104,72 @@ class StoredFeedResult:
 SKIP_LOG_LIMIT = 50
 UNHEARD_LIMIT = 20
 PAUSE_LOG_LIMIT = 50
+
+
+@dataclass(slots=True)
+class Pause:
+    """Feeding paused (epoch seconds): since when, until when (None: until resumed).
+
+    A feeder's own pause and each pet's pause on a feeder are one of these. The earlier
+    pauses are kept in ``log``, so their occurrences still show as paused.
+    """
+
+    since: float | None = None
+    until: float | None = None
+    log: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def current(self) -> bool:
+        """Paused now (until it is resumed or its end comes)."""
+        return self.since is not None
+
+    def covers(self, stamp: float) -> bool:
+        """Whether feeding was (or is to be) paused at this instant."""
+        if (
+            self.since is not None
+            and self.since <= stamp
+            and (self.until is None or stamp < self.until)
+        ):
+            return True
+        return any(since <= stamp < until for since, until in self.log)
+
+    def start(self, at: float, until: float | None) -> None:
+        """Pause from ``at`` (or since the current pause began) until ``until``."""
+        if self.since is None:
+            self.since = at
+        self.until = until
+
+    def end(self, at: float) -> None:
+        """End the pause at ``at`` (or at its planned end, if that came first)."""
+        if self.since is None:
+            return
+        end = at if self.until is None else min(at, self.until)
+        if end > self.since:
+            self.log.append((self.since, end))
+            del self.log[:-PAUSE_LOG_LIMIT]
+        self.since = self.until = None
+
+    def marks(self) -> tuple[object, ...]:
+        """A value that changes whenever the pause does (occurrence cache keys)."""
+        return (self.since, self.until, tuple(tuple(entry) for entry in self.log))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form (a copy: it is written out while the loop goes on)."""
+        return {
+            "since": self.since,
+            "until": self.until,
+            "log": [list(entry) for entry in self.log],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Load the stored form."""
+        since, until = data.get("since"), data.get("until")
+        return cls(
+            since=float(since) if since is not None else None,
+            until=float(until) if until is not None else None,
+            log=[(float(a), float(b)) for a, b in data.get("log") or []],
+        )
 
 
 @dataclass(slots=True)
@@ -163,11 +230,11 @@ class Feeder:
     # stopped): a meal due then is unconfirmed, not missed. Epoch seconds.
     heard_until: float | None = None
     unheard: list[tuple[float, float]] = field(default_factory=list)
-    # Feeding paused (epoch seconds): since when and until when (None: until resumed).
-    paused_from: float | None = None
-    paused_until: float | None = None
-    # Earlier pauses, so their occurrences still show as paused.
-    pause_log: list[tuple[float, float]] = field(default_factory=list)
+    # Feeding paused: the feeder's own pause (all its meals), stored as before in
+    # paused_from / paused_until / pause_log.
+    feeding_pause: Pause = field(default_factory=Pause)
+    # Each pet's pause on this feeder (the meals of that pet): pet id -> its pause.
+    pet_pauses: dict[str, Pause] = field(default_factory=dict)
     # Every meal occurrence that was due, and what became of it (stored separately).
     ledger: MealLedger = field(default_factory=MealLedger)
 
@@ -179,34 +246,58 @@ class Feeder:
     @property
     def paused(self) -> bool:
         """Feeding is paused now (the feeder holds its meals inactive)."""
-        return self.paused_from is not None
+        return self.feeding_pause.current
 
-    def was_paused(self, _meal_id: int, target: datetime) -> bool:
-        """Whether feeding was (or is to be) paused at this occurrence's time."""
+    @property
+    def paused_until(self) -> float | None:
+        """When the feeder's own pause ends (None: until resumed, or not paused)."""
+        return self.feeding_pause.until
+
+    def pet_of(self, meal_id: int) -> str | None:
+        """The pet a meal of this feeder is for, if any."""
+        for meal in self.meals:
+            if meal.meal_id == meal_id:
+                return meal.pet_id
+        return None
+
+    def was_paused(self, meal_id: int, target: datetime) -> bool:
+        """Whether this occurrence was (or is to be) paused: all meals, or its pet's.
+
+        The one question the schedule delivery and the meal ledger ask.
+        """
         stamp = target.timestamp()
-        if (
-            self.paused_from is not None
-            and self.paused_from <= stamp
-            and (self.paused_until is None or stamp < self.paused_until)
-        ):
+        if self.feeding_pause.covers(stamp):
             return True
-        return any(since <= stamp < until for since, until in self.pause_log)
+        if not self.pet_pauses or (pet_id := self.pet_of(meal_id)) is None:
+            return False
+        pause = self.pet_pauses.get(pet_id)
+        return pause is not None and pause.covers(stamp)
 
     def pause(self, at: float, until: float | None) -> None:
         """Pause feeding from ``at`` until ``until`` (None: until resumed)."""
-        if self.paused_from is None:
-            self.paused_from = at
-        self.paused_until = until
+        self.feeding_pause.start(at, until)
 
     def resume(self, at: float) -> None:
         """End the pause at ``at`` (or at its planned end, if that came first)."""
-        if self.paused_from is None:
-            return
-        end = at if self.paused_until is None else min(at, self.paused_until)
-        if end > self.paused_from:
-            self.pause_log.append((self.paused_from, end))
-            del self.pause_log[:-PAUSE_LOG_LIMIT]
-        self.paused_from = self.paused_until = None
+        self.feeding_pause.end(at)
+
+    def pet_paused(self, pet_id: str) -> bool:
+        """Whether a pet's meals are paused on this feeder now."""
+        pause = self.pet_pauses.get(pet_id)
+        return pause is not None and pause.current
+
+    def pause_pet(self, pet_id: str, at: float, until: float | None) -> None:
+        """Pause a pet's meals on this feeder from ``at`` until ``until``."""
+        self.pet_pauses.setdefault(pet_id, Pause()).start(at, until)
+
+    def resume_pet(self, pet_id: str, at: float) -> None:
+        """End a pet's pause on this feeder at ``at``."""
+        if (pause := self.pet_pauses.get(pet_id)) is not None:
+            pause.end(at)
+
+    def forget_pet(self, pet_id: str) -> None:
+        """A removed pet's pauses go with it (its past is in the ledger)."""
+        self.pet_pauses.pop(pet_id, None)
 
     def log_skip(self, meal_id: int, until: float) -> None:
         """Remember a skip that is no longer current, so it still shows as skipped."""
@@ -245,13 +336,21 @@ class Feeder:
                 "clock_moves",
                 "meal_since",
                 "open_miss",
+                "feeding_pause",
+                "pet_pauses",
             )
         }
         # Copies: the data is written out in a worker thread while the loop goes on.
         data["misses"] = dict(self.misses)
         data["skip_log"] = [list(entry) for entry in self.skip_log]
         data["unheard"] = [list(entry) for entry in self.unheard]
-        data["pause_log"] = [list(entry) for entry in self.pause_log]
+        # The feeder's own pause keeps the stored form it always had.
+        data["paused_from"] = self.feeding_pause.since
+        data["paused_until"] = self.feeding_pause.until
+        data["pause_log"] = [list(entry) for entry in self.feeding_pause.log]
+        data["pet_pauses"] = {
+            pet_id: pause.to_dict() for pet_id, pause in self.pet_pauses.items()
+        }
         data["telemetry"] = self.telemetry.to_dict()
         data["open_miss"] = self.open_miss.to_dict() if self.open_miss else None
         data["meals"] = [meal.to_dict() for meal in self.meals]
@@ -294,7 +393,19 @@ class Feeder:
             int(k): (int(v[0]), float(v[1]))
             for k, v in (data.get("clock_moves") or {}).items()
         }
-        known["pause_log"] = [
-            (float(since), float(until)) for since, until in data.get("pause_log") or []
-        ]
+        known["feeding_pause"] = Pause.from_dict(
+            {
+                "since": data.get("paused_from"),
+                "until": data.get("paused_until"),
+                "log": data.get("pause_log"),
+            }
+        )
+        pet_pauses = data.get("pet_pauses") or {}
+        if not isinstance(pet_pauses, dict) or not all(
+            isinstance(raw, dict) for raw in pet_pauses.values()
+        ):
+            raise ValueError(f"unreadable pet pauses: {pet_pauses!r}")
+        known["pet_pauses"] = {
+            str(pet_id): Pause.from_dict(raw) for pet_id, raw in pet_pauses.items()
+        }
         return cls(**known)

@@ -23,7 +23,7 @@ from .accounting import feeder_occurrences, last_meal_status, record_meals
 from .const import DOMAIN
 from .feeder_clock import FeederClock
 from .ledger import MISSED_OFFLINE, MISSED_SILENT
-from .meals import MealOccurrence, MealState
+from .meals import Meal, MealOccurrence, MealState
 from .models import Feeder, MissedMeal
 from .protocol.messages import SOURCE_BUTTON, SOURCE_REMOTE, SOURCE_SCHEDULE, FeedResult
 from .repair_issues import raise_issue
@@ -42,6 +42,8 @@ EVENT_TYPES = [EVENT_SCHEDULED, EVENT_MANUAL, EVENT_BUTTON, EVENT_FAILED, EVENT_
 # Event attributes that hold the instant of the dispense (or of the missed meal).
 ATTR_STARTED = "started"
 ATTR_SCHEDULED = "scheduled"
+# The name of the pet a scheduled, failed or missed meal was for (absent: no pet).
+ATTR_PET = "pet"
 
 CHECK_INTERVAL = timedelta(minutes=1)
 # Results older than this are stored but raise no event (a feeder replays results after a
@@ -200,6 +202,13 @@ class FeedingMonitor:
         self._retries.pop(feeder_hid, None)
         self._signatures.pop(feeder_hid, None)
 
+    def pet_name(self, meal: Meal | None) -> str | None:
+        """The name of the pet a meal is (or was) for, while that pet exists."""
+        if meal is None or meal.pet_id is None:
+            return None
+        pet = self._state.pets.get(meal.pet_id)
+        return pet.name if pet is not None else None
+
     def _fire(self, feeder: Feeder, event: FeedingEvent) -> None:
         for listener in list(self._listeners.get(feeder.hid, ())):
             listener(event)
@@ -312,11 +321,13 @@ class FeedingMonitor:
         else:
             event_type = EVENT_MANUAL
         meal = occurrence.meal if occurrence is not None else None
+        pet = self.pet_name(meal)
         self._fire(
             feeder,
             FeedingEvent(
                 event_type,
                 {
+                    **({ATTR_PET: pet} if pet is not None else {}),
                     "grams_expected": result.grams_expected,
                     "grams_actual": result.grams_actual,
                     "portion": meal.portion if meal else None,
@@ -399,11 +410,13 @@ class FeedingMonitor:
             local.strftime("%H:%M"),
             "online" if online else "offline",
         )
+        pet = self.pet_name(meal)
         self._fire(
             feeder,
             FeedingEvent(
                 EVENT_MISSED,
                 {
+                    **({ATTR_PET: pet} if pet is not None else {}),
                     "portion": meal.portion,
                     "meal_name": meal.name,
                     ATTR_SCHEDULED: occurrence.target.isoformat(),
@@ -423,6 +436,7 @@ class FeedingMonitor:
             portion=meal.portion,
             target=occurrence.target.timestamp(),
             online=online,
+            pet_id=meal.pet_id,
         )
         self._raise_missed_issue(feeder, feeder.open_miss)
         # The feeder may have lost its schedule or its clock: deliver both again.
@@ -436,15 +450,22 @@ class FeedingMonitor:
     def _raise_missed_issue(self, feeder: Feeder, miss: MissedMeal) -> None:
         target = dt_util.utc_from_timestamp(miss.target)
         local = target.astimezone(self._clock.zone(feeder))
+        placeholders = {
+            "feeder": feeder.display_name,
+            "meal": miss.meal_name,
+            "time": local.strftime("%H:%M"),
+        }
+        key = "missed_meal_online" if miss.online else "missed_meal_offline"
+        pet = self._state.pets.get(miss.pet_id) if miss.pet_id is not None else None
+        if pet is not None:
+            # The same text, naming the pet the meal was for.
+            key = f"{key}_pet"
+            placeholders["pet"] = pet.name
         raise_issue(
             self._hass,
             missed_issue_id(feeder.hid),
-            "missed_meal_online" if miss.online else "missed_meal_offline",
-            {
-                "feeder": feeder.display_name,
-                "meal": miss.meal_name,
-                "time": local.strftime("%H:%M"),
-            },
+            key,
+            placeholders,
             data={
                 "feeder_hid": feeder.hid,
                 "miss": miss.key,
@@ -468,18 +489,23 @@ class FeedingMonitor:
             result.error or "unknown error",
         )
         self._failures[feeder.hid] = key
+        placeholders = {
+            "feeder": feeder.display_name,
+            "meal": meal.name,
+            "time": local.strftime("%H:%M"),
+            "error": result.error or "unknown",
+            "expected": _grams_text(result.grams_expected),
+            "measured": _grams_text(result.grams_actual),
+        }
+        translation_key = FAILED_ISSUE
+        if (pet := self.pet_name(meal)) is not None:
+            translation_key = f"{FAILED_ISSUE}_pet"
+            placeholders["pet"] = pet
         raise_issue(
             self._hass,
             failed_issue_id(feeder.hid),
-            FAILED_ISSUE,
-            {
-                "feeder": feeder.display_name,
-                "meal": meal.name,
-                "time": local.strftime("%H:%M"),
-                "error": result.error or "unknown",
-                "expected": _grams_text(result.grams_expected),
-                "measured": _grams_text(result.grams_actual),
-            },
+            translation_key,
+            placeholders,
             data={"feeder_hid": feeder.hid, "key": key, "portion": meal.portion},
         )
         if self.settings.retry_failed:

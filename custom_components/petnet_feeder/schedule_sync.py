@@ -104,7 +104,8 @@ def schedule_entries(
     """The schedule as the feeder gets it at ``at``: one day's meals (see ``day_plan``).
 
     Some go out inactive: a meal of tomorrow that would still fire today, a disabled meal, a
-    skipped or paused occurrence, and a meal held around a clock change.
+    skipped or paused occurrence (the feeder's pause, or its pet's: ``Feeder.was_paused``),
+    and a meal held around a clock change.
     """
     return [
         ScheduleEntry(

@@ -1,4 +1,4 @@
-"""Sensors of a feeder: power, signal and when it was last heard from."""
+"""Sensors of a feeder (power, signal, meals, food) and of a pet (its day of meals)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,21 @@ from .accounting import (
 )
 from .battery import battery_percent
 from .const import ATTR_PORTION
-from .entity import PetnetEntity, PetnetEntityDescription, async_add_feeder_entities
+from .entity import (
+    PetnetEntity,
+    PetnetEntityDescription,
+    PetnetPetEntity,
+    PetnetPetEntityDescription,
+    async_add_feeder_entities,
+    async_add_pet_entities,
+)
 from .feeder_view import FeederView
 from .hub import PetnetConfigEntry, PetnetHub
 from .meals import MealState
 from .models import Feeder
 from .monitor import source_name
+from .pet_view import PetView
+from .pets import Pet
 
 PARALLEL_UPDATES = 0
 
@@ -304,17 +313,73 @@ SENSORS: tuple[PetnetSensorEntityDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PetnetPetSensorEntityDescription(
+    SensorEntityDescription, PetnetPetEntityDescription
+):
+    """A pet sensor and how to read its value."""
+
+    value_fn: Callable[[PetView], StateType | datetime]
+    # When the current cycle of a TOTAL sensor began.
+    last_reset_fn: Callable[[PetView], datetime] | None = None
+
+
+PET_SENSORS: tuple[PetnetPetSensorEntityDescription, ...] = (
+    PetnetPetSensorEntityDescription(
+        key="food_today",
+        translation_key="pet_food_today",
+        device_class=SensorDeviceClass.WEIGHT,
+        # As the feeder's: a new cycle at local midnight (the first feeder's zone).
+        state_class=SensorStateClass.TOTAL,
+        last_reset_fn=lambda view: view.start_of_today,
+        native_unit_of_measurement=UnitOfMass.GRAMS,
+        suggested_display_precision=0,
+        value_fn=lambda view: view.today.grams,
+    ),
+    PetnetPetSensorEntityDescription(
+        key="food_target",
+        translation_key="pet_food_target",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=lambda view: view.target_percent,
+    ),
+    PetnetPetSensorEntityDescription(
+        key="meals_dispensed_today",
+        translation_key="meals_dispensed_today",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda view: view.today.meals_dispensed,
+    ),
+    PetnetPetSensorEntityDescription(
+        key="meals_planned_today",
+        translation_key="meals_planned_today",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda view: view.today.meals_planned,
+    ),
+    PetnetPetSensorEntityDescription(
+        key="last_fed",
+        translation_key="last_fed",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda view: view.last_fed,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every feeder."""
+    """Add the sensors of every feeder and of every pet."""
 
     def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetSensor]:
         return [PetnetSensor(hub, feeder, description) for description in SENSORS]
 
+    def build_pet(hub: PetnetHub, pet: Pet) -> list[PetnetPetSensor]:
+        return [PetnetPetSensor(hub, pet, description) for description in PET_SENSORS]
+
     async_add_feeder_entities(entry, async_add_entities, build)
+    async_add_pet_entities(entry, async_add_entities, build_pet)
 
 
 class PetnetSensor(PetnetEntity, SensorEntity):
@@ -334,6 +399,24 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the value, where the sensor has any."""
         return self.entity_description.attributes_fn(self.view)
+
+    @property
+    def last_reset(self) -> datetime | None:
+        """When the current cycle began, for a sensor that has cycles."""
+        if (last_reset_fn := self.entity_description.last_reset_fn) is None:
+            return None
+        return last_reset_fn(self.view)
+
+
+class PetnetPetSensor(PetnetPetEntity, SensorEntity):
+    """A sensor of one pet."""
+
+    entity_description: PetnetPetSensorEntityDescription
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """Read the value from the pet's day."""
+        return self.entity_description.value_fn(self.view)
 
     @property
     def last_reset(self) -> datetime | None:

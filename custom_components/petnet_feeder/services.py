@@ -32,13 +32,14 @@ from .const import (
     SERVICE_ACCEPT_NEW_FEEDERS,
     SERVICE_FEED,
 )
-from .entity import feeder_hid_of
+from .entity import feeder_hid_of, pet_id_of
 from .errors import invalid
 from .hub import PetnetHub
 from .ledger import LEDGER_DAYS
 from .meals import Meal
 from .models import Feeder
 from .monitor import source_name
+from .pets import Pet
 from .protocol.commands import MAX_PORTION, MIN_PORTION
 from .protocol.messages import FeedResult
 from .translate import ha_errors
@@ -56,6 +57,10 @@ ATTR_TIME_ZONE = "time_zone"
 ATTR_GRAMS = "grams"
 ATTR_LEVEL = "level"
 ATTR_LIMIT = "limit"
+ATTR_PET = "pet"
+ATTR_SPECIES = "species"
+ATTR_TARGET_G = "target_g"
+ATTR_FEEDERS = "feeders"
 
 PORTION = vol.All(vol.Coerce(float), vol.Range(min=MIN_PORTION, max=MAX_PORTION))
 GRAMS = vol.All(vol.Coerce(float), vol.Range(min=0.5, max=2000))
@@ -78,7 +83,30 @@ MEAL_FIELDS: dict[vol.Marker, Any] = {
     vol.Required(ATTR_TIME): cv.time,
     **AMOUNT,
     vol.Optional(ATTR_ENABLED, default=True): cv.boolean,
+    # The pet's device; the pet must be fed by the meal's feeder.
+    vol.Optional(ATTR_PET): cv.string,
 }
+# Names, species and targets are checked by the pet editor, whose refusals are translated.
+PET_FIELDS: dict[vol.Marker, Any] = {
+    vol.Optional(ATTR_TARGET_G): vol.Any(None, vol.Coerce(float)),
+    vol.Optional(ATTR_FEEDERS): vol.All(cv.ensure_list, [cv.string]),
+}
+ADD_PET_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_NAME): cv.string,
+        vol.Required(ATTR_SPECIES): cv.string,
+        **PET_FIELDS,
+    }
+)
+UPDATE_PET_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_PET): cv.string,
+        vol.Optional(ATTR_NAME): cv.string,
+        vol.Optional(ATTR_SPECIES): cv.string,
+        **PET_FIELDS,
+    }
+)
+REMOVE_PET_SCHEMA = vol.Schema({vol.Required(ATTR_PET): cv.string})
 
 FEED_SCHEMA = vol.Schema({**DEVICE, **AMOUNT})
 # No duration: the configured window length; 0 closes the window.
@@ -117,6 +145,8 @@ UPDATE_MEAL_SCHEMA = vol.Schema(
         **AMOUNT,
         vol.Optional(ATTR_ENABLED): cv.boolean,
         **MEAL_DAYS,
+        # None takes the meal's pet away.
+        vol.Optional(ATTR_PET): vol.Any(None, cv.string),
     }
 )
 REMOVE_MEAL_SCHEMA = vol.Schema({**DEVICE, vol.Required(ATTR_MEAL_ID): vol.Coerce(int)})
@@ -134,12 +164,79 @@ TIME_ZONE_SCHEMA = vol.Schema(
 
 def resolve_feeder(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Feeder]:
     """Find the loaded hub and the feeder behind an HA device id."""
-    hid = feeder_hid_of(dr.async_get(hass).async_get(device_id))
+    device = dr.async_get(hass).async_get(device_id)
+    hid = feeder_hid_of(device)
     entries = hass.config_entries.async_loaded_entries(DOMAIN)
     if hid is None or not entries:
-        raise invalid("unknown_feeder", feeder=device_id)
+        raise invalid("unknown_feeder", feeder=_device_name(device, device_id))
     hub: PetnetHub = entries[0].runtime_data
     return hub, hub.state.feeder(hid)
+
+
+def resolve_pet(hass: HomeAssistant, device_id: str) -> tuple[PetnetHub, Pet]:
+    """Find the loaded hub and the pet behind an HA device id."""
+    device = dr.async_get(hass).async_get(device_id)
+    pet_id = pet_id_of(device)
+    entries = hass.config_entries.async_loaded_entries(DOMAIN)
+    if pet_id is None or not entries:
+        raise invalid("unknown_pet", pet=_device_name(device, device_id))
+    hub: PetnetHub = entries[0].runtime_data
+    if (pet := hub.state.pets.get(pet_id)) is None:
+        raise invalid("unknown_pet", pet=_device_name(device, device_id))
+    return hub, pet
+
+
+def resolve_feeder_or_pet(
+    hass: HomeAssistant, device_id: str
+) -> tuple[PetnetHub, Feeder | Pet]:
+    """Find the feeder or the pet behind an HA device id (what pausing takes)."""
+    device = dr.async_get(hass).async_get(device_id)
+    if pet_id_of(device) is not None:
+        return resolve_pet(hass, device_id)
+    if feeder_hid_of(device) is None:
+        raise invalid("unknown_feeder_or_pet", device=_device_name(device, device_id))
+    return resolve_feeder(hass, device_id)
+
+
+def _device_name(device: dr.DeviceEntry | None, device_id: str) -> str:
+    """How a refusal names a device: as the user sees it, else by its id."""
+    if device is None:
+        return device_id
+    return device.name_by_user or device.name or device_id
+
+
+def _device_id(hass: HomeAssistant, identifier: str) -> str | None:
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+    return device.id if device is not None else None
+
+
+def _meal_pet(
+    hass: HomeAssistant, hub: PetnetHub, feeder: Feeder, pet_device: str | None
+) -> str | None:
+    """The pet id a meal of ``feeder`` gets from the action's ``pet`` (a pet's device)."""
+    if pet_device is None:
+        return None
+    _, pet = resolve_pet(hass, pet_device)
+    return hub.pets.pet_for_meal(pet, feeder)
+
+
+def _pet_name(hub: PetnetHub, pet_id: str | None) -> str | None:
+    pet = hub.state.pets.get(pet_id) if pet_id is not None else None
+    return pet.name if pet is not None else None
+
+
+def pet_response(hass: HomeAssistant, hub: PetnetHub, pet: Pet) -> dict[str, Any]:
+    """A pet as the pet actions return it; ``device_id`` is what the other actions take."""
+    view = hub.pet_view(pet.pet_id)
+    return {
+        ATTR_DEVICE_ID: hub.pet_device_id(pet.pet_id),
+        "pet_id": pet.pet_id,
+        ATTR_NAME: pet.name,
+        ATTR_SPECIES: pet.species,
+        ATTR_TARGET_G: pet.target_g,
+        ATTR_FEEDERS: [_device_id(hass, hid) for hid in pet.feeders],
+        "paused": view.paused,
+    }
 
 
 def _portion(
@@ -206,6 +303,7 @@ def meal_history(hub: PetnetHub, feeder: Feeder, limit: int) -> list[dict[str, A
                 "meal_id": meal.meal_id,
                 "scheduled": occurrence.target.astimezone(UTC).isoformat(),
                 "portion": meal.portion,
+                ATTR_PET: _pet_name(hub, meal.pet_id),
                 "status": occurrence.state.value,
                 "missed_reason": entry.missed_reason if entry else None,
                 "started": dt_util.utc_from_timestamp(
@@ -252,8 +350,8 @@ def meal_days(data: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def meal_response(meal: Meal) -> dict[str, Any]:
-    """A meal as actions return it; its weekdays or date where it has them."""
+def meal_response(meal: Meal, pets: Mapping[str, Pet] | None = None) -> dict[str, Any]:
+    """A meal as actions return it: its weekdays or date, and its pet's name, where set."""
     response: dict[str, Any] = {
         ATTR_MEAL_ID: meal.meal_id,
         ATTR_NAME: meal.name,
@@ -269,11 +367,13 @@ def meal_response(meal: Meal) -> dict[str, Any]:
         for key in ("first_date", "last_date"):
             if (bound := getattr(meal, key)) is not None:
                 response[key] = bound.isoformat()
+    if meal.pet_id is not None and (pet := (pets or {}).get(meal.pet_id)):
+        response[ATTR_PET] = pet.name
     return response
 
 
-def _schedule_response(feeder: Feeder) -> dict[str, Any]:
-    return {ATTR_MEALS: [meal_response(meal) for meal in feeder.meals]}
+def _schedule_response(hub: PetnetHub, feeder: Feeder) -> dict[str, Any]:
+    return {ATTR_MEALS: [meal_response(meal, hub.state.pets) for meal in feeder.meals]}
 
 
 @callback
@@ -290,6 +390,23 @@ def async_register_services(hass: HomeAssistant) -> None:
             with ha_errors():
                 hub, feeder = resolve_feeder(hass, service_call.data[ATTR_DEVICE_ID])
                 result = await handler(hub, feeder, service_call)
+            return result if service_call.return_response else None
+
+        hass.services.async_register(
+            DOMAIN, name, call, schema=schema, supports_response=response
+        )
+
+    def register_pets(
+        name: str,
+        schema: vol.Schema,
+        handler: Callable[[ServiceCall], Awaitable[ServiceResponse]],
+        response: SupportsResponse = SupportsResponse.NONE,
+    ) -> None:
+        """An action whose devices (pets, or feeders and pets) the handler resolves."""
+
+        async def call(service_call: ServiceCall) -> ServiceResponse:
+            with ha_errors():
+                result = await handler(service_call)
             return result if service_call.return_response else None
 
         hass.services.async_register(
@@ -332,12 +449,19 @@ def async_register_services(hass: HomeAssistant) -> None:
             portion=_portion(hub, feeder, call.data, hub.settings.default_portion),
             enabled=call.data[ATTR_ENABLED],
             **meal_days(call.data),
+            pet_id=_meal_pet(hass, hub, feeder, call.data.get(ATTR_PET)),
         )
-        return meal_response(meal)
+        return meal_response(meal, hub.state.pets)
 
     async def update_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
+        # Given (a pet, or None to take it away) or left as it is.
+        pet: dict[str, str | None] = (
+            {"pet_id": _meal_pet(hass, hub, feeder, call.data[ATTR_PET])}
+            if ATTR_PET in call.data
+            else {}
+        )
         meal = hub.meal_editor.update_meal(
             feeder,
             call.data[ATTR_MEAL_ID],
@@ -348,14 +472,15 @@ def async_register_services(hass: HomeAssistant) -> None:
             else None,
             enabled=call.data.get(ATTR_ENABLED),
             **meal_days(call.data),
+            **pet,
         )
-        return meal_response(meal)
+        return meal_response(meal, hub.state.pets)
 
     async def remove_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
         hub.meal_editor.remove_meal(feeder, call.data[ATTR_MEAL_ID])
-        return _schedule_response(feeder)
+        return _schedule_response(hub, feeder)
 
     async def set_schedule(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
@@ -371,26 +496,73 @@ def async_register_services(hass: HomeAssistant) -> None:
                     ),
                     "enabled": meal[ATTR_ENABLED],
                     **meal_days(meal),
+                    "pet_id": _meal_pet(hass, hub, feeder, meal.get(ATTR_PET)),
                 }
                 for meal in call.data[ATTR_MEALS]
             ],
         )
-        return _schedule_response(feeder)
+        return _schedule_response(hub, feeder)
 
     async def skip_next_meal(
         hub: PetnetHub, feeder: Feeder, call: ServiceCall
     ) -> ServiceResponse:
         meal, target = hub.meal_editor.skip_next_meal(feeder)
-        return {**meal_response(meal), "skipped": target.isoformat()}
+        return {**meal_response(meal, hub.state.pets), "skipped": target.isoformat()}
 
-    async def pause_feeding(
-        hub: PetnetHub, feeder: Feeder, call: ServiceCall
-    ) -> ServiceResponse:
-        until = hub.pauses.pause(feeder, call.data.get(ATTR_UNTIL))
-        return {ATTR_UNTIL: until.isoformat() if until is not None else None}
+    async def pause_feeding(call: ServiceCall) -> ServiceResponse:
+        hub, target = resolve_feeder_or_pet(hass, call.data[ATTR_DEVICE_ID])
+        until = call.data.get(ATTR_UNTIL)
+        end = (
+            hub.pauses.pause_pet(target, until)
+            if isinstance(target, Pet)
+            else hub.pauses.pause(target, until)
+        )
+        return {ATTR_UNTIL: end.isoformat() if end is not None else None}
 
-    async def resume_feeding(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
-        hub.pauses.resume(feeder)
+    async def resume_feeding(call: ServiceCall) -> None:
+        hub, target = resolve_feeder_or_pet(hass, call.data[ATTR_DEVICE_ID])
+        if isinstance(target, Pet):
+            hub.pauses.resume_pet(target)
+        else:
+            hub.pauses.resume(target)
+
+    async def add_pet(call: ServiceCall) -> ServiceResponse:
+        feeders = [
+            resolve_feeder(hass, device)[1]
+            for device in call.data.get(ATTR_FEEDERS, [])
+        ]
+        hub = _loaded_hub()
+        pet = hub.pets.add_pet(
+            name=call.data[ATTR_NAME],
+            species=call.data[ATTR_SPECIES],
+            target_g=call.data.get(ATTR_TARGET_G),
+            feeders=feeders,
+        )
+        return pet_response(hass, hub, pet)
+
+    async def update_pet(call: ServiceCall) -> ServiceResponse:
+        hub, pet = resolve_pet(hass, call.data[ATTR_PET])
+        changes: dict[str, Any] = {
+            key: call.data[key]
+            for key in (ATTR_NAME, ATTR_SPECIES, ATTR_TARGET_G)
+            if key in call.data
+        }
+        if ATTR_FEEDERS in call.data:
+            changes[ATTR_FEEDERS] = [
+                resolve_feeder(hass, device)[1] for device in call.data[ATTR_FEEDERS]
+            ]
+        return pet_response(hass, hub, hub.pets.update_pet(pet, changes))
+
+    async def remove_pet(call: ServiceCall) -> None:
+        hub, pet = resolve_pet(hass, call.data[ATTR_PET])
+        hub.pets.remove_pet(pet)
+
+    def _loaded_hub() -> PetnetHub:
+        entries = hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
+            raise invalid("not_loaded")
+        hub: PetnetHub = entries[0].runtime_data
+        return hub
 
     async def sync_schedule(hub: PetnetHub, feeder: Feeder, call: ServiceCall) -> None:
         hub.actions.sync_schedule(feeder.hid)
@@ -430,7 +602,14 @@ def async_register_services(hass: HomeAssistant) -> None:
         "set_schedule", SET_SCHEDULE_SCHEMA, set_schedule, SupportsResponse.OPTIONAL
     )
     register("skip_next_meal", DEVICE_SCHEMA, skip_next_meal, SupportsResponse.OPTIONAL)
-    register("pause_feeding", PAUSE_SCHEMA, pause_feeding, SupportsResponse.OPTIONAL)
-    register("resume_feeding", DEVICE_SCHEMA, resume_feeding)
+    register_pets(
+        "pause_feeding", PAUSE_SCHEMA, pause_feeding, SupportsResponse.OPTIONAL
+    )
+    register_pets("resume_feeding", DEVICE_SCHEMA, resume_feeding)
+    register_pets("add_pet", ADD_PET_SCHEMA, add_pet, SupportsResponse.OPTIONAL)
+    register_pets(
+        "update_pet", UPDATE_PET_SCHEMA, update_pet, SupportsResponse.OPTIONAL
+    )
+    register_pets("remove_pet", REMOVE_PET_SCHEMA, remove_pet)
     register("sync_schedule", DEVICE_SCHEMA, sync_schedule)
     register("set_time_zone", TIME_ZONE_SCHEMA, set_time_zone)

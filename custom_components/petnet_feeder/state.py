@@ -1,4 +1,4 @@
-"""Feeder state: gateways, feeders, who listens to them, liveness and the debounced save.
+"""Feeder state: gateways, feeders, pets, who listens to them, liveness and the debounced save.
 
 Everything that reads or changes feeder state depends on this one object, and it depends on
 none of them: the Kronos registry, inbound messages, schedules, monitoring and the entities
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 import contextlib
+from enum import StrEnum
 import logging
 import time
 
@@ -17,6 +18,7 @@ from homeassistant.core import CALLBACK_TYPE, callback
 from .const import LAZY_SAVE_DELAY_S, ONLINE_WINDOW
 from .errors import invalid
 from .models import Feeder, Gateway
+from .pets import Pet
 from .store import PetnetStore, serialize
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,6 +33,17 @@ def _never_connected(_gateway_hid: str) -> bool:
     return False
 
 
+class PetChange(StrEnum):
+    """What happened to a pet (told to those who watch the pets)."""
+
+    ADDED = "added"
+    CHANGED = "changed"
+    REMOVED = "removed"
+
+
+type PetWatcher = Callable[[PetChange, Pet], None]
+
+
 class FeederState:
     """The gateways and feeders in memory, their listeners, and when they were heard."""
 
@@ -39,6 +52,11 @@ class FeederState:
         self._store = store
         self.gateways: dict[str, Gateway] = {}
         self.feeders: dict[str, Feeder] = {}
+        self.pets: dict[str, Pet] = {}
+        # The pets each feeder feeds: a change of the feeder is a change of their day too.
+        self._pets_by_feeder: dict[str, list[str]] = {}
+        self._pet_listeners: dict[str, set[CALLBACK_TYPE]] = {}
+        self._pet_watchers: list[PetWatcher] = []  # in order
         # The feeders of each gateway (add_feeder, remove_feeder and async_load keep it).
         self._by_gateway: dict[str, list[Feeder]] = {}
         self._feeder_listeners: dict[str, set[CALLBACK_TYPE]] = {}
@@ -50,11 +68,12 @@ class FeederState:
         # Inside batch(): the feeders notified so far, and whether only their liveness moved.
         self._batch_depth = 0
         self._to_notify: dict[str, bool] = {}
-        store.attach(lambda: serialize(self.gateways, self.feeders))
+        store.attach(lambda: serialize(self.gateways, self.feeders, self.pets))
 
     async def async_load(self) -> None:
-        """Read the stored gateways, feeders and history."""
-        self.gateways, self.feeders = await self._store.async_load()
+        """Read the stored gateways, feeders, history and pets."""
+        self.gateways, self.feeders, self.pets = await self._store.async_load()
+        self._index_pets()
         self._by_gateway = {}
         for feeder in self.feeders.values():
             self._by_gateway.setdefault(feeder.gateway_hid, []).append(feeder)
@@ -118,6 +137,81 @@ class FeederState:
         self._liveness_listeners.pop(feeder_hid, None)
         self.schedule_save()
         return True
+
+    # ------------------------------------------------------------------ pets
+
+    def pet(self, pet_id: str) -> Pet:
+        """A known pet; InvalidRequestError otherwise."""
+        if (pet := self.pets.get(pet_id)) is None:
+            raise invalid("unknown_pet", pet=pet_id)
+        return pet
+
+    def add_pet(self, pet: Pet) -> None:
+        """Keep a new pet and tell everyone who watches the pets."""
+        self.pets[pet.pet_id] = pet
+        self._index_pets()
+        self.schedule_save()
+        self._tell_watchers(PetChange.ADDED, pet)
+
+    def pet_changed(self, pet: Pet) -> None:
+        """A pet's name, species, target or feeders changed: save, tell its entities."""
+        self._index_pets()
+        self.schedule_save()
+        self._tell_watchers(PetChange.CHANGED, pet)
+        self.notify_pet(pet.pet_id)
+
+    def remove_pet(self, pet_id: str) -> Pet | None:
+        """Forget a pet and its listeners; None if it was not known."""
+        if (pet := self.pets.pop(pet_id, None)) is None:
+            return None
+        self._index_pets()
+        self._pet_listeners.pop(pet_id, None)
+        self.schedule_save()
+        self._tell_watchers(PetChange.REMOVED, pet)
+        return pet
+
+    def pets_of(self, feeder_hid: str) -> list[Pet]:
+        """The pets a feeder feeds."""
+        return [
+            self.pets[pet_id] for pet_id in self._pets_by_feeder.get(feeder_hid, ())
+        ]
+
+    @callback
+    def async_subscribe_pet(
+        self, pet_id: str, listener: CALLBACK_TYPE
+    ) -> CALLBACK_TYPE:
+        """Call listener whenever the pet, or a feeder that feeds it, changes."""
+        listeners = self._pet_listeners.setdefault(pet_id, set())
+        listeners.add(listener)
+        return lambda: listeners.discard(listener)
+
+    @callback
+    def async_watch_pets(self, watcher: PetWatcher) -> CALLBACK_TYPE:
+        """Call watcher for every pet added, changed or removed (in subscription order)."""
+        self._pet_watchers.append(watcher)
+
+        def unsubscribe() -> None:
+            if watcher in self._pet_watchers:
+                self._pet_watchers.remove(watcher)
+
+        return unsubscribe
+
+    @callback
+    def notify_pet(self, pet_id: str) -> None:
+        """Tell the pet's entities that its day or its pause may have changed."""
+        for listener in list(self._pet_listeners.get(pet_id, ())):
+            listener()
+
+    def _tell_watchers(self, change: PetChange, pet: Pet) -> None:
+        for watcher in list(self._pet_watchers):
+            watcher(change, pet)
+
+    def _index_pets(self) -> None:
+        by_feeder: dict[str, list[str]] = {}
+        for pet in self.pets.values():
+            for feeder_hid in pet.feeders:
+                by_feeder.setdefault(feeder_hid, []).append(pet.pet_id)
+        self._pets_by_feeder = by_feeder
 
     # ------------------------------------------------------------------ listeners
 
@@ -194,6 +288,10 @@ class FeederState:
         if listeners:
             for listener in list(listeners):
                 listener()
+        if not liveness_only:
+            # Its pets' day is made of its meals: their entities follow it (never a heartbeat).
+            for pet_id in self._pets_by_feeder.get(feeder_hid, ()):
+                self.notify_pet(pet_id)
 
     def changed(self, feeder: Feeder) -> None:
         """A feeder changed in a way worth keeping: save soon and tell its entities."""

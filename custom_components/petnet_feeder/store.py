@@ -1,4 +1,4 @@
-"""Persistence of gateways, feeders, feed history and meal ledgers with HA's Store."""
+"""Persistence of gateways, feeders, feed history, meal ledgers and pets with HA's Store."""
 
 from __future__ import annotations
 
@@ -10,13 +10,33 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
-from .const import SAVE_DELAY_S, STORAGE_KEY, STORAGE_VERSION
+from .const import SAVE_DELAY_S, STORAGE_KEY, STORAGE_MINOR_VERSION, STORAGE_VERSION
 from .ledger import MealLedger
 from .models import Feeder, Gateway, StoredFeedResult
+from .pets import Pet
 
 _LOGGER = logging.getLogger(__name__)
 
 type StoredData = dict[str, Any]
+
+
+class _VersionedStore(Store[StoredData]):
+    """HA's Store, with the migrations of the stored form's minor versions.
+
+    1.1 -> 1.2: pets were added (a store without them has none).
+    """
+
+    async def _async_migrate_func(
+        self, old_major_version: int, old_minor_version: int, old_data: StoredData
+    ) -> StoredData:
+        if old_major_version != STORAGE_VERSION:
+            raise NotImplementedError
+        if not isinstance(old_data, dict):
+            return old_data  # async_load says it cannot be read
+        data = dict(old_data)
+        if old_minor_version < 2:
+            data.setdefault("pets", {})
+        return data
 
 
 class PetnetStore:
@@ -24,8 +44,13 @@ class PetnetStore:
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Create the store; nothing is read until async_load."""
-        self._store: Store[StoredData] = Store(
-            hass, STORAGE_VERSION, STORAGE_KEY, private=True, atomic_writes=True
+        self._store: Store[StoredData] = _VersionedStore(
+            hass,
+            STORAGE_VERSION,
+            STORAGE_KEY,
+            private=True,
+            atomic_writes=True,
+            minor_version=STORAGE_MINOR_VERSION,
         )
         self._hass = hass
         self._data_func: Callable[[], StoredData] | None = None
@@ -33,7 +58,9 @@ class PetnetStore:
         self._write_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    async def async_load(self) -> tuple[dict[str, Gateway], dict[str, Feeder]]:
+    async def async_load(
+        self,
+    ) -> tuple[dict[str, Gateway], dict[str, Feeder], dict[str, Pet]]:
         """Read everything stored; entries that cannot be read are logged and skipped."""
         data = await self._store.async_load() or {}
         if not isinstance(data, dict):
@@ -65,7 +92,11 @@ class PetnetStore:
             elif raw_ledger is not None:
                 _LOGGER.warning("Skipping unreadable meal ledger of %s", hid)
             feeders[hid] = feeder
-        return gateways, feeders
+        pets: dict[str, Pet] = {}
+        for pet_id, raw in _section(data, "pets").items():
+            if (pet := _read(Pet.from_dict, raw, "pet", pet_id)) is not None:
+                pets[pet.pet_id] = pet
+        return gateways, feeders, pets
 
     def attach(self, data_func: Callable[[], StoredData]) -> None:
         """Tell the store how to produce what it saves."""
@@ -145,9 +176,14 @@ def _read[T](
     return None
 
 
-def serialize(gateways: dict[str, Gateway], feeders: dict[str, Feeder]) -> StoredData:
+def serialize(
+    gateways: dict[str, Gateway],
+    feeders: dict[str, Feeder],
+    pets: dict[str, Pet] | None = None,
+) -> StoredData:
     """Return the stored form of the hub's state."""
     return {
+        "pets": {pet_id: pet.to_dict() for pet_id, pet in (pets or {}).items()},
         "gateways": {hid: gw.to_dict() for hid, gw in gateways.items()},
         "feeders": {hid: feeder.to_dict() for hid, feeder in feeders.items()},
         "history": {

@@ -1,4 +1,4 @@
-"""Switches: a feeder's front (manual feed) button and feeding paused, the hub's pairing window."""
+"""Switches: a feeder's front button and feeding paused, a pet's feeding paused, pairing."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from .entity import (
     PetnetEntity,
     PetnetEntityDescription,
     PetnetHubEntity,
+    PetnetPetEntity,
+    PetnetPetEntityDescription,
     async_add_feeder_entities,
+    async_add_pet_entities,
 )
 from .hub import PetnetConfigEntry, PetnetHub
 from .models import Feeder
+from .pets import Pet
 from .translate import translated
 
 PARALLEL_UPDATES = 1
@@ -50,12 +54,22 @@ PAUSED = PetnetSwitchEntityDescription(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PetnetPetSwitchEntityDescription(
+    SwitchEntityDescription, PetnetPetEntityDescription
+):
+    """A pet switch."""
+
+
+PET_PAUSED = PetnetPetSwitchEntityDescription(key="paused", translation_key="paused")
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: PetnetConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the pairing switch of the hub, and the front button and pause switches of every feeder."""
+    """Add the hub's pairing switch, every feeder's front button and pause switches, pets'."""
     async_add_entities([PetnetAcceptNewFeedersSwitch(entry.runtime_data, ACCEPT_NEW)])
 
     def build(hub: PetnetHub, feeder: Feeder) -> list[PetnetEntity]:
@@ -64,7 +78,11 @@ async def async_setup_entry(
             PetnetPausedSwitch(hub, feeder, PAUSED),
         ]
 
+    def build_pet(hub: PetnetHub, pet: Pet) -> list[PetnetPetPausedSwitch]:
+        return [PetnetPetPausedSwitch(hub, pet, PET_PAUSED)]
+
     async_add_feeder_entities(entry, async_add_entities, build)
+    async_add_pet_entities(entry, async_add_entities, build_pet)
 
 
 class PetnetFrontButtonSwitch(PetnetEntity, SwitchEntity):
@@ -118,6 +136,33 @@ class PetnetPausedSwitch(PetnetEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Resume feeding now."""
         self.hub.pauses.resume(self.feeder)
+
+
+class PetnetPetPausedSwitch(PetnetPetEntity, SwitchEntity):
+    """On while the pet's meals are paused on its feeders; like the feeder's pause switch."""
+
+    entity_description: PetnetPetSwitchEntityDescription
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the pet's meals are paused now."""
+        return self.view.paused
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """When the pause ends, if it has an end."""
+        until = self.view.paused_until
+        return {ATTR_UNTIL: until.isoformat() if until is not None else None}
+
+    @translated
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Pause the pet's meals until the switch is turned off."""
+        self.hub.pauses.pause_pet(self.hub.state.pet(self.pet_id))
+
+    @translated
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Resume the pet's meals now."""
+        self.hub.pauses.resume_pet(self.hub.state.pet(self.pet_id))
 
 
 class PetnetAcceptNewFeedersSwitch(PetnetHubEntity, SwitchEntity):
