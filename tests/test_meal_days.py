@@ -8,8 +8,11 @@ import pytest
 
 from custom_components.petnet_feeder.calendar_mapping import (
     MealDays,
+    event_description,
     meal_days,
     meal_rrule,
+    pet_name_in,
+    portion_line,
     recurrence_day,
 )
 from custom_components.petnet_feeder.errors import InvalidRequestError
@@ -145,3 +148,14 @@ def test_meals_share_a_day_only_where_their_days_meet() -> None:
     assert share_a_day(tuesday, once_tuesday)
     # The daily meal's Tuesday was replaced by the one-off: they never meet.
     assert not share_a_day(replaced, once_tuesday)
+
+
+def test_a_pet_line_names_the_pet_and_is_not_the_portion() -> None:
+    assert pet_name_in("1/4 cup\nPet: Mochi\n\n— Dispensed on time · 30.4 g") == "Mochi"
+    assert pet_name_in("pet:  Biscuit the Second ") == "Biscuit the Second"
+    assert pet_name_in("1/4 cup\n\n— Pet: not a pet line") is None
+    assert pet_name_in("1/4 cup") is None
+    assert portion_line("Pet: Mochi\n1/4 cup") == "1/4 cup"
+    assert event_description("1/4 cup", "Upcoming", "Mochi") == (
+        "1/4 cup\nPet: Mochi\n\n— Upcoming"
+    )

@@ -446,3 +446,86 @@ async def test_each_day_of_a_legacy_feeder_must_fit_its_one_command(
         await add("Monday 11", "11:00", ["mon", "wed"])
     assert caught.value.translation_key == "legacy_schedule_too_long"
     assert len(stored.meals) == 8
+
+
+async def test_the_calendar_names_a_meals_pet_and_sets_it_from_a_pet_line(
+    hass: HomeAssistant,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    client = await hass_ws_client(hass)
+    feeder = await planner_feeder(hass, hub, make_feeder, client, BREAKFAST)
+    calendar = await calendar_of(hass, feeder)
+    mochi = await hass.services.async_call(
+        DOMAIN,
+        "add_pet",
+        {"name": "Mochi", "species": "cat", "feeders": [device_id(hass, feeder)]},
+        blocking=True,
+        return_response=True,
+    )
+    assert mochi is not None
+    stored = hub.state.feeders[feeder.device_hid]
+    # A "Pet:" line (anywhere but the first, which is the portion) gives the meal its pet.
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/create",
+            "entity_id": calendar,
+            "event": event(
+                "Supper",
+                chicago(SATURDAY, "18:00"),
+                "1/4 cup\npet: mochi",
+                rrule="FREQ=DAILY",
+            ),
+        },
+    )
+    assert reply["success"], reply
+    supper = stored.meals[-1]
+    assert supper.pet_id == mochi["pet_id"]
+    events = await get_events(hass, calendar, *day_range(SATURDAY))
+    shown = {e["summary"]: e["description"] for e in events}
+    assert shown["Supper"].startswith("1/4 cup\nPet: Mochi\n\n— ")
+    assert shown["Breakfast"].startswith("1/4 cup\n\n— ")
+
+    # What the calendar shows goes back unchanged: the pet stays. Without the line, it goes.
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(supper.meal_id),
+            "event": event("Supper", chicago(SATURDAY, "18:30"), shown["Supper"]),
+        },
+    )
+    assert reply["success"], reply
+    assert (stored.meals[-1].time_s, stored.meals[-1].pet_id) == (
+        66600,
+        mochi["pet_id"],
+    )
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(supper.meal_id),
+            "event": event("Supper", chicago(SATURDAY, "18:30"), "1/4 cup"),
+        },
+    )
+    assert reply["success"], reply
+    assert stored.meals[-1].pet_id is None
+
+    # A pet this feeder does not feed is refused, naming those it does.
+    reply = await ws(
+        client,
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": str(supper.meal_id),
+            "event": event("Supper", chicago(SATURDAY, "18:30"), "1/4 cup\nPet: Rex"),
+        },
+    )
+    assert not reply["success"]
+    assert "No pet called Rex" in reply["error"]["message"]
+    assert "Mochi" in reply["error"]["message"]
+    assert stored.meals[-1].pet_id is None

@@ -46,7 +46,9 @@ from .calendar_mapping import (
     meal_id_from_uid,
     meal_rrule,
     meal_time,
+    pet_name_in,
     portion_from,
+    quote,
     recurrence_day,
     result_text,
 )
@@ -146,8 +148,11 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
     def _calendar_event(self, occurrence: MealOccurrence) -> CalendarEvent:
         meal = occurrence.meal
         start, end = event_span(occurrence, dt_util.get_default_time_zone())
+        pet = self.hub.state.pets.get(meal.pet_id) if meal.pet_id else None
         description = event_description(
-            format_portion(meal.portion), self._status(occurrence)
+            format_portion(meal.portion),
+            self._status(occurrence),
+            pet.name if pet is not None else None,
         )
         made_of = (meal, start, end, description, occurrence.target)
         if self._last_event is not None and self._last_event[0] == made_of:
@@ -211,12 +216,28 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             portion = portion_from(
                 description, self.hub.settings.default_portion, self._cups_for_grams
             )
+            fields["pet_id"] = self._pet_named(description)
         return {
             "name": event.get(EVENT_SUMMARY),
             "time_s": time_s,
             "portion": portion,
             **fields,
         }
+
+    def _pet_named(self, description: str | None) -> str | None:
+        """The pet a ``Pet:`` line names, among those this feeder feeds; None without one."""
+        if description is None or (name := pet_name_in(description)) is None:
+            return None
+        fed = [p for p in self.hub.state.pets.values() if self.feeder.hid in p.feeders]
+        for pet in fed:
+            if pet.name.casefold() == name.casefold():
+                return pet.pet_id
+        raise invalid(
+            "unknown_pet_name",
+            name=quote(name),
+            feeder=self.feeder.display_name,
+            pets=", ".join(sorted(p.name for p in fed)) or "-",
+        )
 
     def _cups_for_grams(self, grams: float) -> float:
         """Grams as cups with the feeder's food density, as the actions convert them."""
@@ -264,6 +285,8 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
             "portion": fields["portion"],
             "first_date": self._start_day(event),
         }
+        if "pet_id" in fields:
+            one_off["pet_id"] = fields["pet_id"]
         editor.except_occurrence(self.feeder, meal_id, day, one_off)
 
     @translated

@@ -166,11 +166,16 @@ def meal_time(start: date | datetime, zone: tzinfo, local_zone: tzinfo) -> int:
 
 
 def portion_line(description: str | None) -> str | None:
-    """The description's first line that is not blank: where the portion is written."""
+    """The description's first line that is neither blank nor the pet's: the portion."""
     if description is None:
         return None
     return next(
-        (line.strip() for line in description.splitlines() if line.strip()), None
+        (
+            line.strip()
+            for line in description.splitlines()
+            if line.strip() and not _PET_LINE.fullmatch(line)
+        ),
+        None,
     )
 
 
@@ -204,11 +209,26 @@ def portion_from(
 # together (frontend 20250411.0 of HA 2025.4, 20260128.6 of HA 2026.2): the dash keeps portion
 # and status apart there, as the blank line does in the event editor.
 STATUS_MARK = "— "
+# A line of the description that names the meal's pet.
+PET_LABEL = "Pet:"
+_PET_LINE = re.compile(r"\s*pet\s*:\s*(\S.{0,63}?)\s*", re.IGNORECASE)
+_MAX_DESCRIPTION_LINES = 50
 
 
-def event_description(portion: str, status: str) -> str:
-    """What an event says: the portion, then (a paragraph of its own) that day's status."""
-    return f"{portion}\n\n{STATUS_MARK}{status}"
+def event_description(portion: str, status: str, pet: str | None = None) -> str:
+    """What an event says: the portion (and the pet), then that day's status on its own."""
+    pet_line = f"\n{PET_LABEL} {pet}" if pet else ""
+    return f"{portion}{pet_line}\n\n{STATUS_MARK}{status}"
+
+
+def pet_name_in(description: str) -> str | None:
+    """The pet a description names on a ``Pet: <name>`` line, if any (the first such line)."""
+    for line in description.splitlines()[:_MAX_DESCRIPTION_LINES]:
+        if not line.lstrip().startswith(STATUS_MARK.strip()) and (
+            match := _PET_LINE.fullmatch(line)
+        ):
+            return match.group(1)
+    return None
 
 
 def meal_id_from_uid(uid: str, meal_ids: set[int]) -> int:

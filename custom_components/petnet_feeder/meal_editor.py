@@ -316,7 +316,7 @@ class MealEditor:
         if replacement is not None:
             moved_to = replacement.get("first_date") or day
             days = {"first_date": moved_to, "last_date": moved_to}
-            days["pet_id"] = meal.pet_id
+            days["pet_id"] = replacement.get("pet_id", meal.pet_id)
             added = validated_meal(
                 feeder.next_meal_id,
                 replacement.get("name", meal.name),
