@@ -66,12 +66,12 @@ def feeder_occurrences(
         unheard=feeder.unheard,
         was_skipped=feeder.was_skipped,
         was_paused=feeder.was_paused,
-        marks=_marks(feeder),
+        marks=skip_and_pause_marks(feeder),
         include_disabled=include_disabled,
     )
 
 
-def _marks(feeder: Feeder) -> tuple[object, ...]:
+def skip_and_pause_marks(feeder: Feeder) -> tuple[object, ...]:
     """The skips and pauses (the feeder's and its pets'), as a value that changes with them."""
     return (
         tuple(sorted(feeder.skipped.items())),

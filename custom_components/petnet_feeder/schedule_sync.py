@@ -9,6 +9,7 @@ command goes out through the outbox.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 import logging
 from typing import Any
@@ -21,6 +22,7 @@ from homeassistant.helpers.event import (
     async_track_time_interval,
 )
 
+from .accounting import skip_and_pause_marks
 from .clock_changes import ClockChanges
 from .const import DOMAIN
 from .day_plan import held_plan, next_change, occurrences_on
@@ -123,6 +125,17 @@ def schedule_entries(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Fingerprint:
+    """A feeder's fingerprint, for its meals (the very list) and inputs, over a span."""
+
+    meals: list[Meal]
+    inputs: tuple[object, ...]
+    valid_from: float
+    valid_until: float
+    fingerprint: str
+
+
 class _FeederSync:
     """The reconciler's view of one feeder (its ``SyncTarget``)."""
 
@@ -171,6 +184,7 @@ class ScheduleSync:
         self._unsub_tick: CALLBACK_TYPE | None = None
         # Per feeder: the timer that delivers the next day's meals when the plan changes.
         self._plan_timers: dict[str, CALLBACK_TYPE] = {}
+        self._fingerprints: dict[str, _Fingerprint] = {}
         self.reconciler_options: dict[str, Any] = {}
         # Deliveries in a row that the feeder lost again within STICK_WINDOW_S, per feeder.
         self._not_sticking: dict[str, int] = {}
@@ -221,6 +235,7 @@ class ScheduleSync:
             self._spawn(reconciler.async_stop(), "stop reconciler")
         if (unsub := self._plan_timers.pop(feeder_hid, None)) is not None:
             unsub()
+        self._fingerprints.pop(feeder_hid, None)
         self._not_sticking.pop(feeder_hid, None)
         self._clock_changes.forget(feeder_hid)
         ir.async_delete_issue(self._hass, DOMAIN, not_sticking_issue_id(feeder_hid))
@@ -241,8 +256,35 @@ class ScheduleSync:
         )
 
     def fingerprint(self, feeder: Feeder, at: datetime | None = None) -> str:
-        """MD5 of the events the feeder should hold now (§7.6)."""
-        return schedule_fingerprint(feeder.hid, self.entries(feeder, at))
+        """MD5 of the events the feeder should hold now (or ``at``) (§7.6).
+
+        Asked for on every state write of the schedule's entities: kept while its inputs
+        stay the same and until the day plan can change.
+        """
+        moment = at or datetime.fromtimestamp(now(), UTC)
+        zone = self._clock.zone(feeder)
+        inputs = (
+            zone,
+            self._clock.window,
+            skip_and_pause_marks(feeder),
+            tuple(feeder.clock_moves.items()),
+            tuple(feeder.clock_holds.items()),
+        )
+        stamp = moment.timestamp()
+        cached = self._fingerprints.get(feeder.hid)
+        if (
+            cached is not None
+            and cached.meals is feeder.meals
+            and cached.valid_from <= stamp < cached.valid_until
+            and cached.inputs == inputs
+        ):
+            return cached.fingerprint
+        fingerprint = schedule_fingerprint(feeder.hid, self.entries(feeder, moment))
+        until = next_change(feeder.meals, zone, moment, self._clock.window)
+        self._fingerprints[feeder.hid] = _Fingerprint(
+            feeder.meals, inputs, stamp, until.timestamp(), fingerprint
+        )
+        return fingerprint
 
     def plan_signature(
         self, feeder: Feeder, day: date | None = None
