@@ -179,7 +179,7 @@ class ScheduleSync:
         self._reconcilers: dict[str, ScheduleReconciler] = {}
         # What the running sync of each feeder sends: its utc_offset, and whether it
         # carries the schedule (a sync that only sets the clock leaves the feeder's own).
-        # And the meals of the day it delivers (``plan_signature``).
+        # And the meals ([id, time_s, portion]) of the day it delivers.
         self._planned: dict[str, tuple[int, bool, list[list[Any]] | None]] = {}
         self._unsub_tick: CALLBACK_TYPE | None = None
         # Per feeder: the timer that delivers the next day's meals when the plan changes.
@@ -286,20 +286,10 @@ class ScheduleSync:
         )
         return fingerprint
 
-    def plan_signature(
-        self, feeder: Feeder, day: date | None = None
-    ) -> list[list[Any]]:
-        """The meals (id, time, portion) of the plan held now, or of local ``day``."""
-        zone = self._clock.zone(feeder)
-        if day is None:
-            moment = datetime.fromtimestamp(now(), UTC)
-            held = [
-                p.meal
-                for p in held_plan(feeder.meals, zone, moment, self._clock.window).meals
-            ]
-        else:
-            held = [meal for meal, _ in occurrences_on(feeder.meals, day, zone)]
-        return [[meal.meal_id, meal.time_s, meal.portion] for meal in held]
+    def day_signature(self, feeder: Feeder, day: date) -> list[list[Any]]:
+        """The meals (id, time, portion) of local ``day``, as ``held_meals`` records them."""
+        held = occurrences_on(feeder.meals, day, self._clock.zone(feeder))
+        return [[meal.meal_id, meal.time_s, meal.portion] for meal, _ in held]
 
     def tomorrow_delivered(self, feeder: Feeder) -> bool:
         """The feeder holds tomorrow's meals (also when tomorrow is like today)."""
@@ -309,7 +299,7 @@ class ScheduleSync:
         tomorrow = datetime.fromtimestamp(now(), UTC).astimezone(
             zone
         ).date() + timedelta(days=1)
-        return [list(entry) for entry in feeder.held_meals] == self.plan_signature(
+        return [list(entry) for entry in feeder.held_meals] == self.day_signature(
             feeder, tomorrow
         )
 
@@ -331,7 +321,6 @@ class ScheduleSync:
         self._state.changed(feeder)
         if (reconciler := self._reconcilers.get(feeder.hid)) is not None:
             reconciler.request(reason, debounce=debounce)
-            self._arm_plan_change(feeder)
 
     @callback
     def check_plans(self) -> None:
@@ -593,10 +582,12 @@ class ScheduleSync:
                     budget_tbsp=feeder.tbsp_per_feeding,
                 )
             )
+        # The meals of the day delivered, at their own times (not moved by a clock change).
+        times = {meal.meal_id: meal.time_s for meal in feeder.meals}
         self._planned[feeder_hid] = (
             offset,
             carries_schedule,
-            self.plan_signature(feeder),
+            [[e.meal_id, times[e.meal_id], e.portion] for e in entries],
         )
         return SyncPlan(commands=planned, fingerprint=fingerprint)
 
