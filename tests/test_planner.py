@@ -529,3 +529,51 @@ async def test_the_calendar_names_a_meals_pet_and_sets_it_from_a_pet_line(
     assert "No pet called Rex" in reply["error"]["message"]
     assert "Mochi" in reply["error"]["message"]
     assert stored.meals[-1].pet_id is None
+
+
+# Saturday 2024-11-02, 23:50 CDT: the clocks go back at 02:00 CDT on Sunday, so 01:00-02:00
+# comes twice.
+BEFORE_FALL_BACK = pytest.mark.freeze_time(
+    "2024-11-03T04:50:00+00:00", real_asyncio=True
+)
+
+
+@BEFORE_FALL_BACK
+async def test_a_weekly_meal_in_the_hour_that_comes_twice_is_delivered_and_fed_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hub: PetnetHub,
+    make_feeder: FeederFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    client = await hass_ws_client(hass)
+    saturday = dt.date(2024, 11, 2)
+    feeder = await planner_feeder(
+        hass,
+        hub,
+        make_feeder,
+        client,
+        event("Supper", f"{saturday}T23:55:00-05:00", "1/4 cup", rrule="FREQ=DAILY"),
+        event(
+            "Night snack",
+            f"{saturday + dt.timedelta(days=1)}T01:30:00-05:00",
+            "1/8 cup",
+            rrule="FREQ=WEEKLY;BYDAY=SU",
+        ),
+    )
+    # Saturday holds its supper only; once it has passed, Sunday's meals (the snack's 01:30
+    # has passed on Saturday, so it goes out active).
+    assert held(feeder) == [(86100, 0.25, True)]
+    await advance(hass, freezer, 7 * 60, feeder)
+    assert held(feeder) == [(5400, 0.125, True), (86100, 0.25, True)]
+
+    # Through the night: 01:30 CDT, the change at 02:00 CDT, 01:30 CST, until 02:35 CST.
+    await advance(hass, freezer, (3 * 60 + 38) * 60, feeder)
+    snacks = [r for r in feeder.dispense_log if r["portion"] == 0.125]
+    assert [
+        dt.datetime.fromtimestamp(r["stime"], dt.UTC).isoformat() for r in snacks
+    ] == ["2024-11-03T06:30:00+00:00"]
+    assert feeder.utc_offset == -6 * 3600
+    # Monday has no snack: after Sunday's supper the feeder will hold the supper only, and
+    # until then it holds Sunday's meals (the snack's hold is over).
+    assert held(feeder) == [(5400, 0.125, True), (86100, 0.25, True)]
