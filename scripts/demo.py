@@ -8,14 +8,16 @@ simulator. Messages go to stderr.
 ``wait-feeders``: wait until N feeders' Connectivity sensors are on and say how long it took.
 
 ``seed``: once per config folder, give each feeder meals (one a few minutes ahead), a recipe
-and a full hopper.
+and a full hopper; add a cat fed by the first feeder and a dog fed by the second, with meals of
+their own, and give the first feeder weekly meals (Breakfast on weekdays, a weekend brunch)
+and a one-off meal.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 import json
 import os
 from pathlib import Path
@@ -58,6 +60,33 @@ PORT_NAMES = {
 
 # Food density (g/tbsp) and front-button portion (tbsp) of the demo feeders, by unique-id key.
 RECIPE = {"grams_per_tablespoon": 8, "tablespoons_per_button_press": 1}
+# The device model of a feeder (the integration's own device and pets' have others).
+FEEDER_MODEL = "SmartFeeder"
+PET_IDENTIFIER = "pet_"  # how a pet's device identifier starts
+# The demo's meals. The Snack's time is set at seed time, a few minutes ahead.
+BREAKFAST = {"name": "Breakfast", "time": "07:00", "portion": 0.25}
+SNACK = {"name": "Snack", "time": "", "portion": 0.0625}
+DINNER = {"name": "Dinner", "time": "18:00", "portion": 0.25}
+# Only the first feeder's: its Breakfast on weekdays and a brunch at the weekend instead, and
+# a one-off meal (its date is set at seed time). A feeder on firmware before 2.5.0 holds about
+# 4 meals a day, and scripts/screenshots adds a one-off Lunch for today: at most 4 on any day.
+WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+WEEKLY_MEAL = {
+    "name": "Weekend brunch",
+    "time": "10:00",
+    "portion": 0.125,
+    "weekdays": ["sat", "sun"],
+}
+ONE_OFF_MEAL = {"name": "Vet day treat", "time": "16:00", "portion": 0.0625}
+# The minutes these meals take on some day: another meal added later keeps clear of them.
+MEAL_TIMES = frozenset(
+    str(meal["time"]) for meal in (BREAKFAST, DINNER, WEEKLY_MEAL, ONE_OFF_MEAL)
+)
+# The first feeder's pet and the second's.
+PETS: list[dict[str, Any]] = [
+    {"name": "Mochi", "species": "cat", "target_g": 60},
+    {"name": "Biscuit", "species": "dog", "target_g": 250},
+]
 
 
 class DemoError(Exception):
@@ -179,9 +208,21 @@ class HomeAssistant:
                 results.append(answer.get("result"))
         return results
 
-    async def call(self, domain: str, service: str, data: dict[str, Any]) -> None:
-        """Call an action."""
-        await self.request("POST", f"/api/services/{domain}/{service}", json=data)
+    async def call(
+        self,
+        domain: str,
+        service: str,
+        data: dict[str, Any],
+        *,
+        response: bool = False,
+    ) -> Any:
+        """Call an action; with ``response``, return what the action returned."""
+        path = f"/api/services/{domain}/{service}"
+        if response:
+            answer = await self.request("POST", f"{path}?return_response", json=data)
+            return answer["service_response"]
+        await self.request("POST", path, json=data)
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -374,11 +415,58 @@ async def wait_feeders(args: argparse.Namespace) -> None:
     say(f"{len(online)} feeders connected{since}: {', '.join(sorted(online))}")
 
 
+def snack_time(now: datetime) -> str:
+    """The Snack's HH:MM: four minutes ahead, moved on past a minute another meal has.
+
+    Four: scripts/screenshots pauses the feeders over a meal's minute and a little into the
+    next, one or two minutes after the start, and the Snack must stay clear of that.
+    """
+    moment = now + timedelta(minutes=4)
+    while moment.strftime("%H:%M") in MEAL_TIMES:
+        moment += timedelta(minutes=1)
+    return moment.strftime("%H:%M")
+
+
+def one_off_date(today: date) -> date:
+    """The one-off meal's day: the Wednesday of the coming week (Sunday to Saturday).
+
+    Four to ten days ahead, so that a week view of the calendar can show a week that is all
+    still to come, with both weekend days of the weekly meal and the one-off meal in it.
+    """
+    to_sunday = (6 - today.weekday()) or 7  # weekday(): Monday 0 ... Sunday 6
+    return today + timedelta(days=to_sunday + 3)
+
+
+def demo_feeders(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The feeder devices (not the integration's own, not pets'), by name as shown."""
+    ours = [
+        device
+        for device in devices
+        if device.get("model") == FEEDER_MODEL
+        and any(identifier[0] == DOMAIN for identifier in device["identifiers"])
+    ]
+    return sorted(ours, key=lambda d: d.get("name_by_user") or d["name"])
+
+
+def pet_device(devices: list[dict[str, Any]], name: str) -> str | None:
+    """The device id of this integration's pet called ``name``, if there is one."""
+    for device in devices:
+        if device["name"] == name and any(
+            identifier[0] == DOMAIN and identifier[1].startswith(PET_IDENTIFIER)
+            for identifier in device["identifiers"]
+        ):
+            return str(device["id"])
+    return None
+
+
 async def seed(args: argparse.Namespace) -> None:
-    """Give each demo feeder meals and a recipe, once, so every entity has something to show.
+    """Give the demo feeders meals, pets and a recipe, once, so every entity has something.
 
     One meal is a few minutes ahead: the simulated feeders run their schedule, so its
-    dispense shows up as a scheduled Feeding event shortly after the start.
+    dispense shows up as a scheduled Feeding event shortly after the start. The first feeder
+    (by name) feeds the cat, and shows the planner: Breakfast on weekdays, a brunch at the
+    weekend, and a one-off meal; the second feeds the dog. Pets found by name are reused, so
+    a seed that stopped half-way can run again.
     """
     marker = Path(args.marker)
     if marker.exists():
@@ -387,22 +475,53 @@ async def seed(args: argparse.Namespace) -> None:
         ha = HomeAssistant(session, args.url)
         await ha.log_in()
         zone = ZoneInfo((await ha.request("GET", "/api/config"))["time_zone"])
-        (registry,) = await ha.websocket({"type": "config/entity_registry/list"})
-        ours = [entry for entry in registry if entry["platform"] == DOMAIN]
-        soon = (datetime.now(zone) + timedelta(minutes=3)).strftime("%H:%M")
-        meals = [
-            {"name": "Breakfast", "time": "07:00", "portion": 0.25},
-            {"name": "Snack", "time": soon, "portion": 0.0625},
-            {"name": "Dinner", "time": "18:00", "portion": 0.25},
-        ]
-        for device_id in sorted({entry["device_id"] for entry in ours}):
+        devices, registry = await ha.websocket(
+            {"type": "config/device_registry/list"},
+            {"type": "config/entity_registry/list"},
+        )
+        feeders = demo_feeders(devices)
+        if not feeders:
+            raise DemoError("no feeder devices to give meals to")
+        pets: dict[str, str] = {}  # feeder device id -> its pet's device id
+        for feeder, pet in zip(feeders, PETS, strict=False):
+            device_id = pet_device(devices, pet["name"])
+            if device_id is None:
+                answer = await ha.call(
+                    DOMAIN,
+                    "add_pet",
+                    {**pet, "feeders": [feeder["id"]]},
+                    response=True,
+                )
+                device_id = answer["device_id"]
+            pets[feeder["id"]] = device_id
+        now = datetime.now(zone)
+        snack = snack_time(now)
+        outing = one_off_date(now.date())
+        snack_meal = {**SNACK, "time": snack}
+        for index, feeder in enumerate(feeders):
+            owner = {"pet": pets[feeder["id"]]} if feeder["id"] in pets else {}
+            # The cat has all its feeder's meals; the dog all but the snack (nobody's).
+            days = {"weekdays": WORKDAYS} if index == 0 else {}
+            meals = [
+                {**BREAKFAST, **days, **owner},
+                {**snack_meal, **(owner if index == 0 else {})},
+                {**DINNER, **owner},
+            ]
             await ha.call(
-                DOMAIN, "set_schedule", {"device_id": device_id, "meals": meals}
+                DOMAIN, "set_schedule", {"device_id": feeder["id"], "meals": meals}
             )
             await ha.call(
-                DOMAIN, "set_hopper_level", {"device_id": device_id, "level": 100}
+                DOMAIN, "set_hopper_level", {"device_id": feeder["id"], "level": 100}
             )
-        for entry in ours:
+        first = feeders[0]["id"]
+        extra = [WEEKLY_MEAL, {**ONE_OFF_MEAL, "date": outing.isoformat()}]
+        owner = {"pet": pets[first]} if first in pets else {}
+        for meal in extra:
+            await ha.call(DOMAIN, "add_meal", {"device_id": first, **meal, **owner})
+        feeder_ids = {feeder["id"] for feeder in feeders}
+        for entry in registry:
+            if entry["platform"] != DOMAIN or entry["device_id"] not in feeder_ids:
+                continue
             value = RECIPE.get(entry["unique_id"].split("_", 1)[-1])  # "<hid>_<key>"
             if entry["entity_id"].startswith("number.") and value is not None:
                 await ha.call(
@@ -412,8 +531,17 @@ async def seed(args: argparse.Namespace) -> None:
                 )
     marker.write_text("meals added by scripts/develop --demo\n")
     say(
-        f"gave each feeder three meals (Breakfast 07:00, Snack {soon}, Dinner 18:00), a "
-        f"recipe and a full hopper; the snack is dispensed in about 3 minutes"
+        f"gave each feeder three meals (Breakfast 07:00, Snack {snack}, Dinner 18:00), a "
+        f"recipe and a full hopper; the snack is dispensed in about 4 minutes"
+    )
+    named = [
+        f"{pet['name']} ({feeder['name_by_user'] or feeder['name']})"
+        for feeder, pet in zip(feeders, PETS, strict=False)
+    ]
+    say(
+        f"pets: {' and '.join(named)}. The first feeder has Breakfast on weekdays only, "
+        f"{WEEKLY_MEAL['name']} on Saturday and Sunday at {WEEKLY_MEAL['time']}, and "
+        f"{ONE_OFF_MEAL['name']} once, on {outing:%A %Y-%m-%d} at {ONE_OFF_MEAL['time']}"
     )
 
 
@@ -437,7 +565,9 @@ def main() -> int:
     wait_parser.add_argument("--timeout", type=float, default=120)
     wait_parser.add_argument("--since", type=float, help="start time (epoch seconds)")
     wait_parser.add_argument("--sim-log", required=True, help="the simulator's output")
-    seed_parser = commands.add_parser("seed", help="give the feeders meals, once")
+    seed_parser = commands.add_parser(
+        "seed", help="give the feeders meals and pets, once"
+    )
     seed_parser.add_argument("--url", required=True)
     seed_parser.add_argument(
         "--marker", required=True, help="written once done; its presence skips the step"

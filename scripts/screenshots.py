@@ -6,9 +6,9 @@ Run through ``scripts/screenshots``, which installs Chromium first. Steps:
    process group; stopped at the end whatever happens) and wait for its banner.
 2. Log in as the demo user over HTTP, create the README's example dashboard through the
    websocket API, and make one feeder miss a meal for real: the grace period is set to one
-   minute, a meal is added for the next minute, and the simulated feeders are paused (SIGSTOP)
-   over that minute, so they dispense nothing. The integration then raises its missed-meal
-   repair.
+   minute, a one-off meal is added for the next minute, and the simulated feeders are paused
+   (SIGSTOP) over that minute, so they dispense nothing. The integration then raises its
+   missed-meal repair.
 3. Start chromedriver and drive Chromium over plain WebDriver HTTP calls: the access and
    refresh tokens go into the frontend's ``hassTokens`` entry of localStorage, each page is
    opened, and its screenshot is taken once its expected text is on screen, no spinner is left
@@ -43,11 +43,25 @@ import aiohttp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo import DOMAIN, PASSWORD, USERNAME, HomeAssistant
+from demo import (
+    DOMAIN,
+    MEAL_TIMES,
+    ONE_OFF_MEAL,
+    PASSWORD,
+    PETS,
+    USERNAME,
+    WEEKLY_MEAL,
+    HomeAssistant,
+    demo_feeders,
+    pet_device,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 1280, 800
 DASHBOARD_HEIGHT = 1360
+# The planner's week: wider, with the sidebar collapsed to its icons, so that seven days of
+# meal names fit in their columns; lower, since a day holds only a few meals.
+PLANNER_WIDTH, PLANNER_HEIGHT = 1600, 600
 RAW_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 DASHBOARD = "feeder-example"
 README_NAME = "smartfeeder_73737d"  # the feeder name the README's example uses
@@ -119,6 +133,26 @@ function walk(root) {
   for (const el of root.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
     if (el.value === wanted && box.width > 0 && box.height > 0) return el;
+    if (el.shadowRoot) {
+      const found = walk(el.shadowRoot);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+const found = walk(document);
+if (!found) return false;
+found.click();
+return true;
+"""
+# Clicks the first visible element (through shadow roots) that matches the CSS selector
+# arguments[0]: the calendar's arrow to the next period is an ha-icon-button-next.
+CLICK_SELECTOR_JS = """
+const wanted = arguments[0];
+function walk(root) {
+  for (const el of root.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (el.matches(wanted) && box.width > 0 && box.height > 0) return el;
     if (el.shadowRoot) {
       const found = walk(el.shadowRoot);
       if (found) return found;
@@ -397,6 +431,10 @@ class Browser:
         """Click what has the ``value`` property ``value``; False if nothing has."""
         return bool(self.run(CLICK_VALUE_JS, value))
 
+    def click_selector(self, selector: str) -> bool:
+        """Click what matches the CSS ``selector``; False if nothing does."""
+        return bool(self.run(CLICK_SELECTOR_JS, selector))
+
     def show_brand_icon(self) -> None:
         """Show the integration's own icon where the page wants it from the brands CDN."""
         icon = ROOT / "custom_components" / DOMAIN / "brand" / "icon.png"
@@ -470,23 +508,17 @@ async def log_in(ha: HomeAssistant) -> dict[str, Any]:
     }
 
 
-async def feeders(ha: HomeAssistant) -> list[dict[str, Any]]:
-    """The feeder devices, by name: each with its ``entities`` (entity ids by platform)."""
+async def devices_of(ha: HomeAssistant) -> list[dict[str, Any]]:
+    """The device registry, each device with its ``entities`` (entity ids)."""
     devices, entities = await ha.websocket(
         {"type": "config/device_registry/list"},
         {"type": "config/entity_registry/list"},
     )
-    ours = [
-        device
-        for device in devices
-        if any(identifier[0] == DOMAIN for identifier in device["identifiers"])
-        and any(e["device_id"] == device["id"] for e in entities)
-    ]
-    for device in ours:
+    for device in devices:
         device["entities"] = [
             e["entity_id"] for e in entities if e["device_id"] == device["id"]
         ]
-    return sorted(ours, key=lambda d: d.get("name_by_user") or d["name"])
+    return list(devices)
 
 
 async def set_grace(ha: HomeAssistant, minutes: int) -> None:
@@ -575,10 +607,17 @@ async def create_dashboard(ha: HomeAssistant, name: str) -> None:
 
 
 def next_free_minute(now: datetime, taken: set[str]) -> datetime:
-    """The first whole minute at least 45 s ahead whose HH:MM is not in ``taken``."""
+    """The first whole minute at least 45 s ahead where it and the next are not ``taken``.
+
+    The feeders are paused over the meal's minute and a little into the next one, so a
+    meal in that next minute (the demo's Snack) could be missed too.
+    """
     minute = (now + timedelta(seconds=45)).replace(second=0, microsecond=0)
     minute += timedelta(minutes=1)
-    while minute.strftime("%H:%M") in taken:
+    while {
+        minute.strftime("%H:%M"),
+        (minute + timedelta(minutes=1)).strftime("%H:%M"),
+    } & taken:
         minute += timedelta(minutes=1)
     return minute
 
@@ -600,7 +639,7 @@ async def miss_a_meal(
     await set_grace(ha, 1)
     await wait_connected(ha, 3, 120)
     snack = develop.said(r"Snack (\d\d:\d\d)")
-    taken = {snack.group(1)} if snack else set()
+    taken = {*MEAL_TIMES, *([snack.group(1)] if snack else [])}
     meal = next_free_minute(datetime.now(zone), taken)
     await ha.call(
         DOMAIN,
@@ -610,10 +649,14 @@ async def miss_a_meal(
             "name": "Lunch",
             "time": meal.strftime("%H:%M"),
             "portion": 0.25,
+            # Once: with the demo's meals, the firmware before 2.5.0 holds no more that day.
+            "date": meal.date().isoformat(),
         },
     )
     simulator = develop.simulator_pid()
-    say(f"added Lunch at {meal:%H:%M}; pausing the simulated feeders over that minute")
+    say(
+        f"added a one-off Lunch at {meal:%H:%M}; pausing the simulated feeders over that minute"
+    )
     await sleep_until(meal - timedelta(seconds=0.3))
     os.kill(simulator, signal.SIGSTOP)
     try:
@@ -638,12 +681,62 @@ async def miss_a_meal(
 # ------------------------------------------------------------------------------- screenshots
 
 
+def open_device_page(
+    browser: Browser, url: str, device_id: str, wanted: list[str], what: str
+) -> None:
+    """Open a device page and wait until it shows ``wanted`` and its logbook.
+
+    The logbook card may render before the states it formats have arrived, and then shows
+    raw values (an ISO time, "dispensed"): open the page again until it has them.
+    """
+    for attempt in range(1, 4):
+        browser.open(f"{url}/config/devices/device/{device_id}")
+        text = browser.wait_for([*wanted, "Logbook"], what)
+        if not RAW_TIME.search(text):
+            return
+        say(f"the {what}'s logbook shows raw times (try {attempt}); opening it again")
+
+
+def take_planner(browser: Browser, url: str, name: str, out: Path) -> None:
+    """The meal calendar's week view, on the week of the demo's one-off meal.
+
+    The demo puts that meal in the coming week, which is all still to come: each day shows
+    the daily meals, Saturday and Sunday the weekend meal, and one day the one-off meal. The
+    page is wider and the sidebar collapsed (what its menu button does) while it is taken.
+    """
+    browser.run("localStorage.setItem('dockedSidebar', '\"auto\"');")
+    browser.resize(PLANNER_WIDTH, PLANNER_HEIGHT)
+    try:
+        browser.open(f"{url}/calendar")
+        browser.wait_for([name, "Snack", "Dinner"], "calendar")
+        if not browser.click_value("dayGridWeek"):
+            raise ScreenshotError("the calendar has no week view button")
+        text = browser.wait_for(["Snack", "Dinner"], "calendar's week")
+        for _ in range(3):
+            if ONE_OFF_MEAL["name"] in text:
+                break
+            if not browser.click_selector("ha-icon-button-next"):
+                raise ScreenshotError("the calendar has no button to the next week")
+            text = browser.wait_for(["Snack", "Dinner"], "calendar's next week")
+        text = browser.wait_for(
+            ["Breakfast", WEEKLY_MEAL["name"], ONE_OFF_MEAL["name"]],
+            "the planner's week",
+        )
+        if text.count(WEEKLY_MEAL["name"]) < 2:
+            say(f"the planner's week shows {WEEKLY_MEAL['name']} only once")
+        browser.screenshot(out / "planner.png")
+    finally:
+        browser.run("localStorage.removeItem('dockedSidebar');")
+        browser.resize(WIDTH, HEIGHT)
+
+
 def take_screenshots(
     browser: Browser,
     url: str,
     tokens: dict[str, Any],
     feeder: dict[str, Any],
     others: list[dict[str, Any]],
+    pet: dict[str, Any],
     issue_title: str,
     out: Path,
 ) -> None:
@@ -659,29 +752,36 @@ def take_screenshots(
         json.dumps(hidden),
     )
 
-    # The logbook card may render before the states it formats have arrived, and then
-    # shows raw values (an ISO time, "dispensed"): open the page again until it has them.
-    for attempt in range(1, 4):
-        browser.open(f"{url}/config/devices/device/{feeder['id']}")
-        text = browser.wait_for(
-            [name, "Food dispensed today", "Next meal", "Logbook"], "device page"
-        )
-        if not RAW_TIME.search(text):
-            break
-        say(
-            f"the device page's logbook shows raw times (try {attempt}); opening it again"
-        )
+    open_device_page(
+        browser,
+        url,
+        feeder["id"],
+        [name, "Food dispensed today", "Next meal"],
+        "device page",
+    )
     browser.screenshot(out / "device.png")
 
     browser.open(f"{url}/calendar")
-    browser.wait_for([name, "Lunch", "Breakfast", "Dinner"], "calendar")
+    # Today's meals: the first feeder's Breakfast is on weekdays only.
+    browser.wait_for([name, "Snack", "Lunch", "Dinner"], "calendar")
     if not browser.click_value("listWeek"):
         raise ScreenshotError("the calendar has no list view button")
-    browser.wait_for(["Snack", "Lunch", "Breakfast", "Dinner"], "calendar's list")
+    browser.wait_for(["Snack", "Lunch", "Dinner"], "calendar's list")
     if not browser.click_text("Snack"):
         raise ScreenshotError("the calendar shows no Snack")
     browser.wait_for(["Dispensed", "1/16 cup"], "the Snack's event")
     browser.screenshot(out / "calendar.png")
+
+    take_planner(browser, url, name, out)
+
+    open_device_page(
+        browser,
+        url,
+        pet["id"],
+        [pet["name"], "Food today of target", "Meals planned today", "Last fed"],
+        "pet's page",
+    )
+    browser.screenshot(out / "pet.png")
 
     browser.open(f"{url}/config/repairs")
     browser.wait_for([issue_title], "repairs")
@@ -697,9 +797,7 @@ def take_screenshots(
     # Taller, so that the whole vertical stack of the example shows.
     browser.resize(WIDTH, DASHBOARD_HEIGHT)
     browser.open(f"{url}/{DASHBOARD}/0")
-    browser.wait_for(
-        ["Kibble", "Breakfast", "Feed now", "Hopper refilled"], "dashboard"
-    )
+    browser.wait_for(["Kibble", "Dinner", "Feed now", "Hopper refilled"], "dashboard")
     browser.screenshot(out / "dashboard.png")
     browser.resize(WIDTH, HEIGHT)
 
@@ -717,10 +815,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             ha = HomeAssistant(session, develop.url)
             tokens = await log_in(ha)
             zone = ZoneInfo((await ha.request("GET", "/api/config"))["time_zone"])
-            devices = await feeders(ha)
-            if len(devices) < 3:
-                raise ScreenshotError(f"expected 3 feeders, found {len(devices)}")
-            feeder, others = devices[0], devices[1:]
+            devices = await devices_of(ha)
+            found = demo_feeders(devices)
+            if len(found) < 3:
+                raise ScreenshotError(f"expected 3 feeders, found {len(found)}")
+            feeder, others = found[0], found[1:]
+            pet_id = pet_device(devices, PETS[0]["name"])
+            if pet_id is None:
+                raise ScreenshotError(f"the demo has no pet {PETS[0]['name']}")
+            pet = next(device for device in devices if device["id"] == pet_id)
             entity = next(e for e in feeder["entities"] if e.startswith("calendar."))
             name = entity.removeprefix("calendar.").removesuffix("_meals")
             await create_dashboard(ha, name)
@@ -751,6 +854,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             tokens,
             feeder,
             others,
+            pet,
             title,
             args.out,
         )

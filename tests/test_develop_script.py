@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,6 +30,7 @@ FAST = 10  # seconds: the fast paths take a fraction of one
 
 
 support = load_script_module("develop_support")
+demo = load_script_module("demo")
 
 
 def run_develop(
@@ -296,3 +299,49 @@ def test_finished_onboarding_is_left_alone(tmp_path: Path) -> None:
     path.write_text(text)
     assert not support.prepare_onboarding(tmp_path)
     assert path.read_text() == text
+
+
+def test_demo_one_off_meal_is_the_wednesday_of_the_coming_week() -> None:
+    """The planner screenshot shows a whole week to come, with it and both weekend days."""
+    for offset in range(7):
+        today = date(2026, 12, 6) + timedelta(days=offset)  # a Sunday, then each day
+        outing = demo.one_off_date(today)
+        assert outing.weekday() == 2, today  # Wednesday
+        assert 4 <= (outing - today).days <= 10, today
+        # In the Sunday-to-Saturday week after today's.
+        next_sunday = today + timedelta(days=7 - (today.weekday() + 1) % 7)
+        assert outing - next_sunday == timedelta(days=3), today
+
+
+def test_demo_snack_keeps_clear_of_the_other_meals() -> None:
+    zone = ZoneInfo("America/Chicago")
+    assert demo.snack_time(datetime(2026, 12, 5, 0, 30, 10, tzinfo=zone)) == "00:34"
+    # 06:56 plus four minutes is Breakfast's 07:00; 09:56 is the weekend brunch's 10:00.
+    assert demo.snack_time(datetime(2026, 12, 5, 6, 56, tzinfo=zone)) == "07:01"
+    assert demo.snack_time(datetime(2026, 12, 5, 9, 56, tzinfo=zone)) == "10:01"
+
+
+def test_demo_feeders_are_the_feeder_devices_by_name() -> None:
+    """Not the integration's own device nor a pet's, which have entities too."""
+
+    def device(name: str, model: str | None, identifier: str) -> dict[str, object]:
+        return {
+            "id": name.lower(),
+            "name": name,
+            "name_by_user": None,
+            "model": model,
+            "identifiers": [["petnet_feeder", identifier]],
+        }
+
+    devices = [
+        device("SmartFeeder D09C7F", "SmartFeeder", "d09c7f"),
+        device("Petnet SmartFeeder", None, "hub_entry"),
+        device("Mochi", "Cat", "pet_0123456789ab"),
+        device("SmartFeeder 3ADCD8", "SmartFeeder", "3adcd8"),
+    ]
+    assert [d["name"] for d in demo.demo_feeders(devices)] == [
+        "SmartFeeder 3ADCD8",
+        "SmartFeeder D09C7F",
+    ]
+    assert demo.pet_device(devices, "Mochi") == "mochi"
+    assert demo.pet_device(devices, "SmartFeeder 3ADCD8") is None

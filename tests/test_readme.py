@@ -32,7 +32,7 @@ from .helpers.feeding import (
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-SCREENSHOTS = ("device", "calendar", "repair", "dashboard")
+SCREENSHOTS = ("device", "calendar", "repair", "dashboard", "planner", "pet")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = AT_MORNING
@@ -175,6 +175,9 @@ def test_screenshots_are_committed_and_taken_by_the_script() -> None:
     script = (ROOT / "scripts" / "screenshots.py").read_text(encoding="utf-8")
     for name in SCREENSHOTS:
         assert f'"{name}.png"' in script, name
+    # The planner and the pet's page are shown again where the README explains them.
+    assert "(docs/images/planner.png)" in section("Meal schedules")
+    assert "(docs/images/pet.png)" in section("Pets")
 
 
 def test_known_limitations_name_what_to_do_for_each_decision() -> None:

@@ -44,6 +44,10 @@ def test_missed_meal_minute_is_ahead_and_avoids_the_snack() -> None:
     assert screenshots.next_free_minute(now, {"18:21"}) == now.replace(
         minute=22, second=0
     )
+    # The pause reaches into the next minute: a meal there is kept clear of too.
+    assert screenshots.next_free_minute(now, {"18:22"}) == now.replace(
+        minute=23, second=0
+    )
 
 
 def test_wrapper_help_needs_nothing_installed() -> None:
