@@ -184,6 +184,7 @@ class ScheduleSync:
         self._unsub_tick: CALLBACK_TYPE | None = None
         # Per feeder: the timer that delivers the next day's meals when the plan changes.
         self._plan_timers: dict[str, CALLBACK_TYPE] = {}
+        self._stopping = False
         self._fingerprints: dict[str, _Fingerprint] = {}
         self.reconciler_options: dict[str, Any] = {}
         # Deliveries in a row that the feeder lost again within STICK_WINDOW_S, per feeder.
@@ -206,16 +207,18 @@ class ScheduleSync:
 
     async def async_stop(self) -> None:
         """Stop every reconciler and timer."""
+        # A sync that completes while the reconcilers stop arms no new plan timer.
+        self._stopping = True
         if self._unsub_tick is not None:
             self._unsub_tick()
             self._unsub_tick = None
-        for unsub in self._plan_timers.values():
-            unsub()
-        self._plan_timers.clear()
         self._clock_changes.stop()
         for reconciler in list(self._reconcilers.values()):
             await reconciler.async_stop()
         self._reconcilers.clear()
+        for unsub in self._plan_timers.values():
+            unsub()
+        self._plan_timers.clear()
 
     @callback
     def feeder_added(self, feeder: Feeder) -> None:
@@ -348,7 +351,7 @@ class ScheduleSync:
         hid = feeder.hid
         if (unsub := self._plan_timers.pop(hid, None)) is not None:
             unsub()
-        if not feeder.meals:
+        if not feeder.meals or self._stopping:
             return
         at = next_change(
             feeder.meals,
