@@ -38,6 +38,8 @@ VOLATILE = frozenset(
         "received_at",
         "last_synced_at",
         "recorded_until",
+        # The minute check's mark of when HA last heard: a long flood spans one.
+        "heard_until",
     }
 )
 FEED_STIME = RECENT_STIME
