@@ -325,13 +325,7 @@ class MealEditor:
                 meal.enabled,
                 days,
             )
-            self._check_to_come(feeder, added)
-            _check_minute_free(feeder, added, meals)
-            meals.append(added)
-        self._commit(feeder, meals, "one meal changed")
-        if added is not None:
-            feeder.next_meal_id += 1
-        return added
+        return self._commit_adding(feeder, meals, added, "one meal changed")
 
     def change_from(
         self,
@@ -371,10 +365,17 @@ class MealEditor:
                 fields["enabled"],
                 days,
             )
+        return self._commit_adding(feeder, meals, added, "meal changed from a day on")
+
+    def _commit_adding(
+        self, feeder: Feeder, meals: list[Meal], added: Meal | None, reason: str
+    ) -> Meal | None:
+        """Commit ``meals`` with ``added`` (a new meal, with the next id) if there is one."""
+        if added is not None:
             self._check_to_come(feeder, added)
             _check_minute_free(feeder, added, meals)
-            meals.append(added)
-        self._commit(feeder, meals, "meal changed from a day on")
+            meals = [*meals, added]
+        self._commit(feeder, meals, reason)
         if added is not None:
             feeder.next_meal_id += 1
         return added
