@@ -50,9 +50,13 @@ from .helpers.transports import SENT_COMMANDS
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker."""
+    """Register the markers."""
     config.addinivalue_line(
         "markers", "bundled_only(reason): skip the [mqtt] variant of the test"
+    )
+    config.addinivalue_line(
+        "markers",
+        "shipped_timeouts: the Kronos site keeps its own timeouts, not the hostile tests' short ones",
     )
 
 

@@ -26,8 +26,17 @@ UNKNOWN_GW = "c3d89400068631f8138a57286982bea94370693d"
 
 
 @pytest.fixture(autouse=True)
-def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Set before the entry loads (the listeners and the runner read them)."""
+def short_timeouts(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set before the entry loads (the listeners and the runner read them).
+
+    A test marked ``shipped_timeouts`` keeps the integration's own: under a flood on a busy
+    machine a TLS handshake or a keep-alive pause can take longer than TIMEOUT, and the
+    connection would be closed for being slow rather than for what the test is about.
+    """
+    if request.node.get_closest_marker("shipped_timeouts"):
+        return
     monkeypatch.setattr(kronos, "REQUEST_HEADER_TIMEOUT", TIMEOUT)
     monkeypatch.setattr(kronos, "BODY_READ_TIMEOUT", TIMEOUT)
     monkeypatch.setattr(kronos, "KEEPALIVE_TIMEOUT", TIMEOUT)
@@ -358,6 +367,7 @@ def _registry_view(arena: Arena) -> tuple[set[str], set[str]]:
     )
 
 
+@pytest.mark.shipped_timeouts
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena, tls: bool) -> None:
     """Outside a pairing window no new id reaches the store or the registries.
@@ -366,6 +376,9 @@ async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena, tls: bool) -
     gateway: 10,000 distinct ids. Each is answered 202 (waits for the owner), at most
     MAX_PENDING wait at once, and as many discovered flows at most are shown.
     """
+    # Home Assistant runs its loop without asyncio's debug mode, which records a stack for
+    # every future and would make up most of this test's time.
+    arena.hass.loop.set_debug(False)
     hub = arena.hub
     hub.registrations.close_window()
     registries = _registry_view(arena)
@@ -395,12 +408,19 @@ async def test_flood_of_10000_new_ids_changes_nothing(arena: Arena, tls: bool) -
                 await response.read()
                 return response.status
 
-        flood = asyncio.gather(*(send(index) for index in range(10_000)))
-        # A known feeder that reboots in the middle of it still gets in.
-        status, _, _ = await call(
-            arena, "POST", "/api/v1/kronos/gateways", _registration(GOOD_UID)
+        flood = asyncio.gather(
+            *(send(index) for index in range(10_000)), return_exceptions=True
         )
-        statuses = Counter(await flood)
+        try:
+            # A known feeder that reboots in the middle of it still gets in.
+            status, _, _ = await call(
+                arena, "POST", "/api/v1/kronos/gateways", _registration(GOOD_UID)
+            )
+        finally:
+            answers = await flood
+    statuses = Counter(
+        answer if isinstance(answer, int) else repr(answer) for answer in answers
+    )
     assert status == 200
     assert statuses == {202: 10_000}, statuses
     elapsed = time.monotonic() - started
