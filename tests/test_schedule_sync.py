@@ -346,6 +346,9 @@ async def test_dst_change_resends_utc_offset(
                 feeder.device_hid,
                 lambda f: f.last_heartbeat == dt_util.utcnow().timestamp(),
             )
+            # Nothing may be in flight when the clock moves on: a PUBACK still on its way
+            # would arrive 20 s "late" and the send time out.
+            await settle(hub, feeder)
 
     await step_to("2024-11-03T06:59:10+00:00")  # 01:59:10 CDT
     assert feeder.commands[start:] == []
