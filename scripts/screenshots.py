@@ -125,34 +125,17 @@ found.click();
 return true;
 """
 
-# Clicks the first visible element (through shadow roots) whose ``value`` property is
-# arguments[0]: the view buttons of Home Assistant's calendar carry their view's name there.
-CLICK_VALUE_JS = """
-const wanted = arguments[0];
+# Clicks the first visible element (through shadow roots) that arguments[1] picks out:
+# arguments[0] "value" compares the element's ``value`` property (the view buttons of Home
+# Assistant's calendar carry their view's name there), "selector" matches a CSS selector (the
+# calendar's arrow to the next period is an ha-icon-button-next).
+CLICK_MATCHING_JS = """
+const [how, wanted] = arguments;
+const matches = how === "value" ? (el) => el.value === wanted : (el) => el.matches(wanted);
 function walk(root) {
   for (const el of root.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
-    if (el.value === wanted && box.width > 0 && box.height > 0) return el;
-    if (el.shadowRoot) {
-      const found = walk(el.shadowRoot);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-const found = walk(document);
-if (!found) return false;
-found.click();
-return true;
-"""
-# Clicks the first visible element (through shadow roots) that matches the CSS selector
-# arguments[0]: the calendar's arrow to the next period is an ha-icon-button-next.
-CLICK_SELECTOR_JS = """
-const wanted = arguments[0];
-function walk(root) {
-  for (const el of root.querySelectorAll("*")) {
-    const box = el.getBoundingClientRect();
-    if (el.matches(wanted) && box.width > 0 && box.height > 0) return el;
+    if (matches(el) && box.width > 0 && box.height > 0) return el;
     if (el.shadowRoot) {
       const found = walk(el.shadowRoot);
       if (found) return found;
@@ -429,11 +412,11 @@ class Browser:
 
     def click_value(self, value: str) -> bool:
         """Click what has the ``value`` property ``value``; False if nothing has."""
-        return bool(self.run(CLICK_VALUE_JS, value))
+        return bool(self.run(CLICK_MATCHING_JS, "value", value))
 
     def click_selector(self, selector: str) -> bool:
         """Click what matches the CSS ``selector``; False if nothing does."""
-        return bool(self.run(CLICK_SELECTOR_JS, selector))
+        return bool(self.run(CLICK_MATCHING_JS, "selector", selector))
 
     def show_brand_icon(self) -> None:
         """Show the integration's own icon where the page wants it from the brands CDN."""
