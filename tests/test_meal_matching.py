@@ -45,17 +45,22 @@ async def feeder_with_meals(
 ) -> SimulatedFeeder:
     await hass.config.async_set_time_zone(zone)
     feeder = await make_feeder()
+    # The empty hash of its boot first, so that it cannot be what delivers the meals.
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
+    target = {"device_id": device_id(hass, feeder)}
     await hass.services.async_call(
         DOMAIN,
         "set_schedule",
         {
-            "device_id": device_id(hass, feeder),
+            **target,
             "meals": [
                 {"name": name, "time": hhmm, "portion": 0.125} for name, hhmm in meals
             ],
         },
         blocking=True,
     )
+    # The edit's debounce timer never comes due on the frozen clock: sync as the button does.
+    await hass.services.async_call(DOMAIN, "sync_schedule", target, blocking=True)
     await settle(hub, feeder)
     assert len(feeder.schedule) == len(meals)
     meals_existed_since(

@@ -533,6 +533,43 @@ async def test_inbound_order_is_kept_and_handler_errors_are_logged(
     assert harness.transport.is_connected(GW_A)
 
 
+async def test_publishes_reach_the_hub_without_amqtt_plugin_tasks(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point 12: the ACL and the hand-over run in the session's loop, not in a task per plugin.
+
+    Stock amqtt fires two events (a task each) and gathers a task per ACL plugin for every
+    PUBLISH; what the hub receives, and what the ACL refuses, stay the same.
+    """
+    manager = harness.transport._broker.plugins_manager
+    fired: list[str] = []
+    checked: list[Any] = []
+    fire_event, map_plugin_topic = manager.fire_event, manager.map_plugin_topic
+
+    async def record_event(event_name: Any, **kwargs: Any) -> None:
+        fired.append(str(getattr(event_name, "value", event_name)))
+        await fire_event(event_name, **kwargs)
+
+    async def record_check(**kwargs: Any) -> Any:
+        checked.append(kwargs.get("action"))
+        return await map_plugin_topic(**kwargs)
+
+    monkeypatch.setattr(manager, "fire_event", record_event)
+    monkeypatch.setattr(manager, "map_plugin_topic", record_check)
+    feeder = await harness.raw_session(GW_A)
+    await harness.handler.wait_connected(GW_A)
+    assert await feeder.subscribe(topics.command_topic(GW_A)) == 1
+    await feeder.publish(topics.telemetry_topic(GW_B), b"refused")
+    for index in range(20):
+        await feeder.publish(topics.telemetry_topic(GW_A), str(index).encode())
+    await harness.handler.wait_messages(20)
+    assert [payload for *_, payload in harness.handler.messages] == [
+        str(index).encode() for index in range(20)
+    ]
+    assert not {"broker_message_received", "broker_message_broadcast"} & set(fired)
+    assert checked == [Action.SUBSCRIBE]  # subscriptions still go through the plugin
+
+
 async def test_acknowledged_messages_survive_a_disconnect(harness: Harness) -> None:
     """Whatever amqtt acknowledged before the client left must reach the hub (it acks on queueing)."""
     client = await harness.raw_session(GW_A)

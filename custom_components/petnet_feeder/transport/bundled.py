@@ -131,6 +131,11 @@ class _GatewaySessions:
         """Let publishes waiting for this gateway's subscription look again."""
         self._wake(gateway_hid)
 
+    def inbound(self, session: Session, topic: str, payload: bytes) -> None:
+        """A client PUBLISH, straight from the broker: the ACL, then the hub."""
+        if plugins.publish_allowed(self, session, topic):
+            plugins.deliver_inbound(self, session.client_id, topic, payload)
+
     def deliver(self, gateway_hid: str, topic: str, payload: bytes) -> None:
         """Hand an inbound message to the hub; its errors are logged, never raised."""
         if self.stopping:
@@ -239,6 +244,7 @@ class BundledBrokerTransport(Transport):
         self._broker = self.broker_class(self._broker_config())
         if isinstance(self._broker, PetnetBroker):
             self._broker.connect_settled = self._connect_settled
+            self._broker.inbound = self._gateways.inbound
         try:
             await self._broker.start()
             if self._mqtt_port is not None:

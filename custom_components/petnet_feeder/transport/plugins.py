@@ -143,22 +143,50 @@ class PetnetTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is unty
         """Allow publishing to, subscribing to and receiving the gateway's own topics only."""
         if session is None or not topic:
             return False
+        if action == Action.PUBLISH:
+            return publish_allowed(self._bridge, session, topic)
         gateway_hid = session.attributes.get(GATEWAY_ATTRIBUTE)
-        if gateway_hid is None:
+        if gateway_hid is None or action not in (Action.SUBSCRIBE, Action.RECEIVE):
             return False
         try:
-            if action == Action.PUBLISH:
-                allowed = may_publish(gateway_hid, topic)
-            elif action in (Action.SUBSCRIBE, Action.RECEIVE):
-                allowed = may_subscribe(gateway_hid, topic)
-            else:
-                return False
+            allowed = may_subscribe(gateway_hid, topic)
             if not allowed:
                 self._bridge.topic_refused(gateway_hid, str(action), topic)
         except Exception:
             _LOGGER.exception("MQTT topic check failed with an error")
             return False
         return allowed
+
+
+def publish_allowed(bridge: BrokerBridge, session: Session, topic: str) -> bool:
+    """Whether an authenticated session may publish to ``topic``; a refusal is logged.
+
+    The ACL for PUBLISH, shared by the topic plugin and the broker's direct hand-over.
+    """
+    gateway_hid = session.attributes.get(GATEWAY_ATTRIBUTE)
+    if gateway_hid is None or not topic:
+        return False
+    try:
+        allowed = may_publish(gateway_hid, topic)
+        if not allowed:
+            bridge.topic_refused(gateway_hid, str(Action.PUBLISH), topic)
+    except Exception:
+        _LOGGER.exception("MQTT topic check failed with an error")
+        return False
+    return allowed
+
+
+def deliver_inbound(
+    bridge: BrokerBridge, client_id: str, topic: str, data: bytes
+) -> None:
+    """Hand an accepted PUBLISH on an inbound topic of the session's own gateway to the hub.
+
+    Only for messages that passed the ACL; the client id is the gateway hid.
+    """
+    parsed = parse_inbound_topic(topic)
+    if parsed is None or parsed[1] != client_id:
+        return
+    bridge.deliver(client_id, topic, data)
 
 
 class PetnetEventPlugin(BasePlugin[Any]):  # type: ignore[misc]  # amqtt is untyped
@@ -203,12 +231,5 @@ class PetnetEventPlugin(BasePlugin[Any]):  # type: ignore[misc]  # amqtt is unty
     async def on_broker_message_broadcast(
         self, *, client_id: str, message: ApplicationMessage
     ) -> None:
-        """Deliver an accepted PUBLISH on an inbound topic of the session's own gateway.
-
-        Fired only for messages that passed the ACL; the client id is the gateway hid.
-        """
-        topic = message.topic
-        parsed = parse_inbound_topic(topic)
-        if parsed is None or parsed[1] != client_id:
-            return
-        self._bridge.deliver(client_id, topic, bytes(message.data))
+        """Deliver an accepted PUBLISH (a broker without the direct hand-over fires this)."""
+        deliver_inbound(self._bridge, client_id, message.topic, bytes(message.data))
