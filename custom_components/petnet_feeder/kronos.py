@@ -29,6 +29,7 @@ from .registry import (
     RegistrationLimitError,
     RegistrationPendingError,
 )
+from .tls_listener import tls_protocol_factory
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -436,14 +437,14 @@ class KronosServer:
             raise
 
     async def _listen(self, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        factory: Callable[[], asyncio.BaseProtocol] = self._protocol_factory
+        if ssl_context is not None:
+            factory = tls_protocol_factory(
+                factory, ssl_context, handshake_timeout=REQUEST_HEADER_TIMEOUT
+            )
         try:
             server = await asyncio.get_running_loop().create_server(
-                self._protocol_factory,
-                self._host,
-                port,
-                ssl=ssl_context,
-                ssl_handshake_timeout=REQUEST_HEADER_TIMEOUT if ssl_context else None,
-                reuse_address=True,
+                factory, self._host, port, reuse_address=True
             )
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)

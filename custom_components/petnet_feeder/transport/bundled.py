@@ -26,6 +26,7 @@ from amqtt.session import Session
 
 from ..protocol.topics import may_subscribe
 from ..tls import server_ssl_context
+from ..tls_listener import tls_protocol_factory
 from . import plugins
 from .base import GatewayNotConnectedError, Transport, TransportHandler
 from .broker import CONNECT_TIMEOUT, ConnectRefusedError, PacketReader, PetnetBroker
@@ -381,14 +382,21 @@ class BundledBrokerTransport(Transport):
         self, name: str, port: int, context: ssl.SSLContext | None
     ) -> None:
         kind = "MQTTS" if context is not None else "MQTT"
+        on_connection = partial(self._on_connection, name)
+
+        def streams() -> asyncio.BaseProtocol:
+            # What asyncio.start_server makes per connection.
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(), on_connection)
+
+        factory = streams
+        if context is not None:
+            # A TLS handshake counts against the time a CONNECT may take.
+            factory = tls_protocol_factory(
+                streams, context, handshake_timeout=CONNECT_TIMEOUT
+            )
         try:
-            server = await asyncio.start_server(
-                partial(self._on_connection, name),
-                self._host,
-                port,
-                ssl=context,
-                # A TLS handshake counts against the time a CONNECT may take.
-                ssl_handshake_timeout=CONNECT_TIMEOUT if context is not None else None,
+            server = await asyncio.get_running_loop().create_server(
+                factory, self._host, port
             )
         except OSError as err:
             # asyncio's own message repeats the address; the errno says what went wrong.
