@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
@@ -54,16 +55,39 @@ async def test_the_changes_of_one_message_write_each_entity_once(
     await hass.async_block_till_done()
     stored = hub.state.feeders[feeder.device_hid]
     writes = Writes(hass, feeder.device_hid)
-    shown = sorted(entity for entity in writes.entities if hass.states.get(entity))
+    battery = sorted(
+        entity
+        for entity in writes.entities
+        if entity.endswith(("_battery_voltage", "_battery")) and hass.states.get(entity)
+    )
+    assert battery
     with hub.state.batch():  # as the handling of one message is
-        for _ in range(3):
+        for volts in (3.6, 3.7, 3.8):
+            stored.telemetry = replace(stored.telemetry, voltage_v=volts)
             hub.state.changed(stored)
         assert writes.written == []
-    assert sorted(writes.written) == shown
-    # Outside a batch (an action, say) the entities are written at once, every time.
+    # Once each, and only the entities that show the voltage.
+    assert sorted(writes.written) == battery
+    # Outside a batch (an action, say) they are written at once.
     writes.written.clear()
+    stored.telemetry = replace(stored.telemetry, voltage_v=3.9)
     hub.state.changed(stored)
-    assert sorted(writes.written) == shown
+    assert sorted(writes.written) == battery
+    writes.stop()
+
+
+async def test_an_update_that_changes_nothing_shown_writes_nothing(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    """Most of a feeder's updates leave most of its 30 entities as they were."""
+    feeder = await make_feeder()
+    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
+    await settle(hub, feeder)
+    await hass.async_block_till_done()
+    stored = hub.state.feeders[feeder.device_hid]
+    writes = Writes(hass, feeder.device_hid)
+    hub.state.changed(stored)
+    assert writes.written == []
     writes.stop()
 
 

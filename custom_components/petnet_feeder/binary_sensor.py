@@ -98,6 +98,7 @@ class PetnetBinarySensor(PetnetEntity, BinarySensorEntity):
     """A binary sensor of one feeder."""
 
     entity_description: PetnetBinarySensorEntityDescription
+    _shown_properties = ("is_on",)
 
     @property
     def is_on(self) -> bool | None:

@@ -94,6 +94,7 @@ class PetnetButton(PetnetEntity, ButtonEntity):
     """A button of one feeder."""
 
     entity_description: PetnetButtonEntityDescription
+    _shown_properties = ()  # only its availability changes with the feeder
 
     @translated
     async def async_press(self) -> None:

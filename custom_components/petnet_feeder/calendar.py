@@ -98,6 +98,8 @@ class PetnetMealCalendar(PetnetEntity, CalendarEntity):
     """The meals of one feeder as a calendar."""
 
     entity_description: PetnetCalendarEntityDescription
+    # Home Assistant's calendar writes the state again at the event's start and end itself.
+    _shown_properties = ("event",)
 
     _attr_supported_features = (
         CalendarEntityFeature.CREATE_EVENT

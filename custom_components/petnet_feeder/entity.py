@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
@@ -37,6 +38,12 @@ class PetnetEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
     entity_description: PetnetEntityDescription
+    # The properties that make up what the entity shows, besides its availability. A feeder
+    # update that leaves them all as last written writes nothing: most updates change one or
+    # two of a feeder's 30 entities, and computing a state for Home Assistant costs far more
+    # than reading these. None: written on every update.
+    _shown_properties: tuple[str, ...] | None = None
+    _shown: tuple[Any, ...] | None = None
 
     def __init__(
         self, hub: PetnetHub, feeder: Feeder, description: PetnetEntityDescription
@@ -72,8 +79,25 @@ class PetnetEntity(Entity):
         )
 
     @callback
+    def async_write_ha_state(self) -> None:
+        """Write the state, remembering what it shows (any writer: HA's, a timer's, ours)."""
+        self._write(self._now_shown())
+
+    @callback
     def _handle_feeder_update(self) -> None:
-        self.async_write_ha_state()
+        shown = self._now_shown()
+        if shown is None or shown != self._shown:
+            self._write(shown)
+
+    def _now_shown(self) -> tuple[Any, ...] | None:
+        if (names := self._shown_properties) is None:
+            return None
+        return (self.available, *(getattr(self, name) for name in names))
+
+    @callback
+    def _write(self, shown: tuple[Any, ...] | None) -> None:
+        self._shown = shown
+        super().async_write_ha_state()
 
 
 def async_add_feeder_entities(

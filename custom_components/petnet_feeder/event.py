@@ -47,6 +47,7 @@ class PetnetFeedingEvent(PetnetEntity, EventEntity):
     """Fires on new results only; after a restart HA restores the last one, nothing replays."""
 
     entity_description: PetnetEventEntityDescription
+    _shown_properties = ()  # written when an event fires; else only availability
 
     # Different in every event and said by the state (the event's time) already: recording
     # them would make every event a new attributes row.

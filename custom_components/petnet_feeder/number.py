@@ -101,6 +101,7 @@ class PetnetNumber(PetnetEntity, NumberEntity):
     """A number of one feeder."""
 
     entity_description: PetnetNumberEntityDescription
+    _shown_properties = ("native_value",)
 
     @property
     def native_value(self) -> float | None:

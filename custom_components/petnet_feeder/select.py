@@ -84,6 +84,7 @@ class PetnetFirmwareFamilySelect(PetnetEntity, SelectEntity):
     """Automatic by firmware version, or forced legacy / new for odd firmware versions."""
 
     entity_description: PetnetSelectEntityDescription
+    _shown_properties = ("current_option",)
 
     @property
     def current_option(self) -> str:
@@ -100,6 +101,7 @@ class PetnetManualPortionSelect(PetnetEntity, SelectEntity):
     """The portion Feed now dispenses, in 1/16-cup steps shown as cups ("1/4 cup")."""
 
     entity_description: PetnetSelectEntityDescription
+    _shown_properties = ("current_option",)
 
     @property
     def current_option(self) -> str:

@@ -389,6 +389,7 @@ class PetnetSensor(PetnetEntity, SensorEntity):
     # The next meal's details: they change with every meal and are the schedule's, which is
     # not history. (No other sensor has these attributes.)
     _unrecorded_attributes = frozenset({ATTR_MEAL_ID, ATTR_MEAL_NAME, ATTR_PORTION})
+    _shown_properties = ("native_value", "extra_state_attributes", "last_reset")
 
     @property
     def native_value(self) -> StateType | datetime:

@@ -89,6 +89,7 @@ class PetnetFrontButtonSwitch(PetnetEntity, SwitchEntity):
     """The feeder does not report this setting, so the state is the last one we sent."""
 
     entity_description: PetnetSwitchEntityDescription
+    _shown_properties = ("is_on",)
 
     @property
     def is_on(self) -> bool | None:
@@ -113,6 +114,7 @@ class PetnetPausedSwitch(PetnetEntity, SwitchEntity):
     """
 
     entity_description: PetnetSwitchEntityDescription
+    _shown_properties = ("is_on", "extra_state_attributes")
 
     @property
     def is_on(self) -> bool:
