@@ -39,8 +39,8 @@ Phases, in order:
    messages/s counted as the hub finishes handling them (end to end).
 9. The entry is unloaded and set up again with the N feeders stored: ``setup_s``.
 
-With ``--profile DIR``, py-spy records this process during phases 7 and 8 (DIR/storm.txt,
-DIR/flood.txt: collapsed stacks) and the top frames by self and total time are printed and
+With ``--profile DIR``, py-spy records this process during phases 7, 8 and 9 (DIR/storm.txt,
+DIR/flood.txt, DIR/setup.txt: collapsed stacks) and the top frames by self and total time are printed and
 written beside them. The JSON report is printed and, with ``--json FILE``, written to FILE;
 ``--check-keys`` exits 1 if a figure (REPORT_KEYS) is missing or null.
 """
@@ -1272,9 +1272,15 @@ async def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
 
         say("restart: unload and set up again with every feeder stored")
         assert await hass.config_entries.async_unload(entry.entry_id)
-        started = time.monotonic()
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        setup_s = time.monotonic() - started
+        if spy is not None:
+            await spy.start("setup")
+        try:
+            started = time.monotonic()
+            assert await hass.config_entries.async_setup(entry.entry_id)
+            setup_s = time.monotonic() - started
+        finally:
+            if spy is not None:
+                await spy.stop()
         say(f"  {setup_s:.2f} s")
 
         return {
@@ -1390,8 +1396,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="record py-spy profiles of the Home Assistant process during the storm and "
-        "the flood into DIR (one subfolder per size) and print their top frames",
+        help="record py-spy profiles of the Home Assistant process during the storm, "
+        "the flood and the setup into DIR (one subfolder per size) and print their top "
+        "frames",
     )
     parser.add_argument(
         "--drivers", type=int, default=2, help="load-generator processes (default 2)"

@@ -344,14 +344,15 @@ async def test_a_feeder_connecting_during_start_gets_its_sync(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     feeder.schedule = []
 
-    start_kronos = KronosServer.async_start
+    # The broker accepts before the Kronos site does: the feeder gets in between.
+    start_kronos = KronosServer.async_start_serving
 
     async def kronos_starts_after_the_feeder_connected(self: KronosServer) -> None:
         await feeder.connect()
         await start_kronos(self)
 
     monkeypatch.setattr(
-        KronosServer, "async_start", kronos_starts_after_the_feeder_connected
+        KronosServer, "async_start_serving", kronos_starts_after_the_feeder_connected
     )
     start = len(feeder.commands)
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)

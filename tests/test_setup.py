@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import logging
 from pathlib import Path
@@ -58,6 +59,49 @@ async def test_port_taken_means_not_ready(
     for key in ("http_port", "https_port", "mqtts_port"):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((LOOPBACK, entry_data[key]))
+
+
+async def test_feeders_get_in_only_once_the_platforms_are_set_up(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    entry_data: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ports are bound before the platforms (a port in use fails early), not accepting.
+
+    A restart's reconnecting feeders would otherwise slow the platforms' setup, and their
+    first messages would find no entities.
+    """
+    ports = [
+        entry_data[key]
+        for key in ("http_port", "https_port", "mqtt_port", "mqtts_port")
+    ]
+    refused: list[int] = []
+    forward = hass.config_entries.async_forward_entry_setups
+
+    async def forward_while_probing(*args: Any, **kwargs: Any) -> None:
+        for port in ports:
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection(LOOPBACK, port)
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe,
+                pytest.raises(OSError, match="in use"),
+            ):
+                probe.bind((LOOPBACK, port))
+            refused.append(port)
+        await forward(*args, **kwargs)
+
+    monkeypatch.setattr(
+        hass.config_entries, "async_forward_entry_setups", forward_while_probing
+    )
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    assert refused == ports
+    for port in ports:
+        _reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        writer.close()
+        await writer.wait_closed()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,7 @@ async def async_migrate_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> 
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bool:
-    """Start the Kronos site and the broker, then the platforms."""
+    """Bind the Kronos site and the broker, set up the platforms, then let feeders in."""
     settings = {**entry.data, **entry.options}
     hub = PetnetHub(
         hass,
@@ -221,6 +221,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PetnetConfigEntry) -> bo
         hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_on_shutdown)
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await hub.async_start_serving()
     return True
 
 

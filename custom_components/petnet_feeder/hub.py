@@ -157,15 +157,20 @@ class PetnetHub:
         await self.state.async_load()
 
     async def async_start(self, transport: Transport, kronos: KronosServer) -> None:
-        """Start the broker and the Kronos site; OSError names a port that cannot be bound."""
+        """Start the broker and the Kronos site; OSError names a port that cannot be bound.
+
+        Their ports are bound, so a port in use fails the setup here, but accept feeders only
+        from ``async_start_serving``: once the entities exist, and without a restart's
+        reconnecting feeders (TLS handshakes, registrations) slowing the platforms' setup.
+        """
         self.transport = transport
         self.kronos = kronos
         self.state.use_connections(transport.is_connected)
         self.outbox.attach(transport)
         # Reconcilers first: a feeder may connect while the Kronos site is still starting.
         self.sync.start()
-        await transport.async_start()
-        await kronos.async_start()
+        await transport.async_start(serve=False)
+        await kronos.async_start(serve=False)
         for gateway_hid in self.state.gateways:
             transport.gateway_added(gateway_hid)
         self.monitor.start()
@@ -179,6 +184,12 @@ class PetnetHub:
             AVAILABILITY_CHECK_INTERVAL,
             cancel_on_shutdown=True,
         )
+
+    async def async_start_serving(self) -> None:
+        """Let the feeders in (after the platforms were set up)."""
+        assert self.transport is not None and self.kronos is not None
+        await self.transport.async_start_serving()
+        await self.kronos.async_start_serving()
 
     async def async_stop(self) -> None:
         """Stop the transport and write everything to disk; safe to call twice."""

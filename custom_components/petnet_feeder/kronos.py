@@ -412,8 +412,12 @@ class KronosServer:
             _LOGGER.debug("Closing a Kronos connection that sent no request in time")
             protocol.force_close()
 
-    async def async_start(self) -> None:
-        """Listen on the configured ports; OSError names a port that cannot be bound."""
+    async def async_start(self, *, serve: bool = True) -> None:
+        """Listen on the configured ports; OSError names a port that cannot be bound.
+
+        With ``serve=False`` the ports are bound but accept nothing until
+        ``async_start_serving``.
+        """
         runner = web.AppRunner(
             self._app(),
             access_log=None,
@@ -432,9 +436,16 @@ class KronosServer:
                 await self._listen(self._http_port, None)
             if self._https_port:
                 await self._listen(self._https_port, self._ssl_context)
+            if serve:
+                await self.async_start_serving()
         except OSError:
             await self.async_stop()
             raise
+
+    async def async_start_serving(self) -> None:
+        """Accept connections on the bound ports."""
+        for server in self._servers:
+            await server.start_serving()
 
     async def _listen(self, port: int, ssl_context: ssl.SSLContext | None) -> None:
         factory: Callable[[], asyncio.BaseProtocol] = self._protocol_factory
@@ -444,7 +455,7 @@ class KronosServer:
             )
         try:
             server = await asyncio.get_running_loop().create_server(
-                factory, self._host, port, reuse_address=True
+                factory, self._host, port, reuse_address=True, start_serving=False
             )
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)

@@ -33,8 +33,11 @@ class Transport(ABC):
     confirms_delivery = True
 
     @abstractmethod
-    async def async_start(self) -> None:
-        """Start listening / subscribing."""
+    async def async_start(self, *, serve: bool = True) -> None:
+        """Start listening / subscribing; with ``serve=False`` a listener binds, not accepts."""
+
+    async def async_start_serving(self) -> None:  # noqa: B027 (only listeners defer)
+        """Accept connections on the listeners ``async_start(serve=False)`` bound."""
 
     @abstractmethod
     async def async_stop(self) -> None:

@@ -230,8 +230,11 @@ class BundledBrokerTransport(Transport):
 
     # -- Transport --------------------------------------------------------------------------
 
-    async def async_start(self) -> None:
-        """Start the broker and bind the listeners; OSError names a port that failed."""
+    async def async_start(self, *, serve: bool = True) -> None:
+        """Start the broker and bind the listeners; OSError names a port that failed.
+
+        With ``serve=False`` the listeners accept nothing until ``async_start_serving``.
+        """
         if self._broker is not None:
             raise RuntimeError("The MQTT broker is already running")
         tls_context: ssl.SSLContext | None = None
@@ -252,9 +255,16 @@ class BundledBrokerTransport(Transport):
                 await self._listen(_PLAIN_LISTENER, self._mqtt_port, None)
             if self._mqtts_port is not None:
                 await self._listen(_TLS_LISTENER, self._mqtts_port, tls_context)
+            if serve:
+                await self.async_start_serving()
         except BaseException:
             await self.async_stop()
             raise
+
+    async def async_start_serving(self) -> None:
+        """Accept connections on the bound listeners."""
+        for server in self._servers:
+            await server.start_serving()
 
     async def async_stop(self) -> None:
         """Close the listeners, every client connection, the broker and all its tasks."""
@@ -396,7 +406,7 @@ class BundledBrokerTransport(Transport):
             )
         try:
             server = await asyncio.get_running_loop().create_server(
-                factory, self._host, port
+                factory, self._host, port, start_serving=False
             )
         except OSError as err:
             # asyncio's own message repeats the address; the errno says what went wrong.

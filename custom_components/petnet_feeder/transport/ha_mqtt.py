@@ -77,7 +77,7 @@ class HaMqttTransport(Transport):
 
     # -- Transport --------------------------------------------------------------------------
 
-    async def async_start(self) -> None:
+    async def async_start(self, *, serve: bool = True) -> None:
         """Wait until HA's MQTT client is available; ConfigEntryNotReady if it never is."""
         if self._running:
             raise RuntimeError("The MQTT transport is already running")
