@@ -80,8 +80,12 @@ class PetnetEntity(Entity):
 
     @callback
     def async_write_ha_state(self) -> None:
-        """Write the state, remembering what it shows (any writer: HA's, a timer's, ours)."""
-        self._write(self._now_shown())
+        """Write the state; the next feeder update writes again (what it shows is unknown).
+
+        Writers other than a feeder update (HA's own when the entity is added, a timer's) do
+        not pay for reading the shown properties a second time.
+        """
+        self._write(None)
 
     @callback
     def _handle_feeder_update(self) -> None:
