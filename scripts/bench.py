@@ -65,7 +65,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -705,6 +705,37 @@ def instrument() -> None:
     PetnetStore.schedule_save = noted  # type: ignore[method-assign]
 
 
+class GcTimer:
+    """Time Python's garbage collector spends while the block runs (gc.callbacks).
+
+    py-spy charges a collection to whatever Python line allocated when it started, so a
+    profile cannot tell it apart; this can.
+    """
+
+    def __init__(self) -> None:
+        """Nothing measured yet."""
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started: float | None = None
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None
+            self.full_collections += info.get("generation") == 2
+
+    def __enter__(self) -> Self:
+        """Start timing."""
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop timing."""
+        gc.callbacks.remove(self._callback)
+
+
 def disk_writes_per_1000(
     heartbeats: int, window_s: float, writes: int, write_delay_s: float | None
 ) -> float:
@@ -1275,9 +1306,10 @@ async def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
         if spy is not None:
             await spy.start("setup")
         try:
-            started = time.monotonic()
-            assert await hass.config_entries.async_setup(entry.entry_id)
-            setup_s = time.monotonic() - started
+            with GcTimer() as setup_gc:
+                started = time.monotonic()
+                assert await hass.config_entries.async_setup(entry.entry_id)
+                setup_s = time.monotonic() - started
         finally:
             if spy is not None:
                 await spy.stop()
@@ -1312,6 +1344,8 @@ async def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
             "setup_s": round(setup_s, 3),
             "meta": {
                 "setup_s_first": round(setup_first_s, 3),
+                "setup_gc_s": round(setup_gc.seconds, 3),
+                "setup_gc_full_collections": setup_gc.full_collections,
                 "boot_s": round(boot_s, 2),
                 "idle_heartbeats": idle_heartbeats,
                 "idle_window_s": round(idle_window_s, 2),
