@@ -39,8 +39,8 @@ Phases, in order:
    messages/s counted as the hub finishes handling them (end to end).
 9. The entry is unloaded and set up again with the N feeders stored: ``setup_s``.
 
-With ``--profile DIR``, py-spy records this process during phases 7, 8 and 9 (DIR/storm.txt,
-DIR/flood.txt, DIR/setup.txt: collapsed stacks) and the top frames by self and total time are printed and
+With ``--profile DIR``, py-spy records this process during phases 4, 7, 8 and 9 (DIR/idle.txt,
+DIR/storm.txt, DIR/flood.txt, DIR/setup.txt: collapsed stacks) and the top frames by self and total time are printed and
 written beside them. The JSON report is printed and, with ``--json FILE``, written to FILE;
 ``--check-keys`` exits 1 if a figure (REPORT_KEYS) is missing or null.
 """
@@ -1192,6 +1192,8 @@ async def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
         writes0, stamped0 = COUNTERS.writes, COUNTERS.stamped
         scheduled0, window_started = len(COUNTERS.scheduled), time.monotonic()
         window_started_loop = hass.loop.time()
+        if spy is not None:
+            await spy.start("idle")
         with GcTimer() as idle_gc:
             results = await call_all(
                 generators,
@@ -1204,6 +1206,8 @@ async def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
             await wait_for(
                 lambda: COUNTERS.stamped - stamped0 >= sent, 30, "heartbeats"
             )
+        if spy is not None:
+            await spy.stop()
         idle_window_s = time.monotonic() - window_started
         # The monitor's minute check visits every feeder in one go: how long it holds the loop.
         check_started = time.perf_counter()
@@ -1444,8 +1448,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="record py-spy profiles of the Home Assistant process during the storm, "
-        "the flood and the setup into DIR (one subfolder per size) and print their top "
+        help="record py-spy profiles of the Home Assistant process during the idle window, "
+        "the storm, the flood and the setup into DIR (one subfolder per size) and print their top "
         "frames",
     )
     parser.add_argument(
