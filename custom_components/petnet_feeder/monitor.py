@@ -372,26 +372,29 @@ class FeedingMonitor:
         )
 
     async def _async_check_in_slices(self) -> None:
-        for check in self._checks:
-            check()
-        at = dt_util.utcnow().timestamp()
-        feeders = list(self._state.feeders.values())
+        at, feeders = self._begin_check()
         for index, feeder in enumerate(feeders):
             if index and not index % CHECK_SLICE:
                 await asyncio.sleep(0)
             if self._state.feeders.get(feeder.hid) is feeder:  # not removed meanwhile
                 self._check_feeder(feeder, at)
-        if feeders:
-            self._state.schedule_save(lazy=True)
+        self._end_check(feeders)
 
     @callback
     def _async_check(self) -> None:
+        at, feeders = self._begin_check()
+        for feeder in feeders:
+            self._check_feeder(feeder, at)
+        self._end_check(feeders)
+
+    def _begin_check(self) -> tuple[float, list[Feeder]]:
+        """Run the added checks; the moment and the feeders to visit."""
         for check in self._checks:
             check()
-        at = dt_util.utcnow().timestamp()
-        for feeder in list(self._state.feeders.values()):
-            self._check_feeder(feeder, at)
-        if self._state.feeders:
+        return dt_util.utcnow().timestamp(), list(self._state.feeders.values())
+
+    def _end_check(self, feeders: list[Feeder]) -> None:
+        if feeders:
             self._state.schedule_save(lazy=True)
 
     def _check_feeder(self, feeder: Feeder, at: float) -> None:
