@@ -40,9 +40,10 @@ Phases, in order:
 9. The entry is unloaded and set up again with the N feeders stored: ``setup_s``.
 
 With ``--profile DIR``, py-spy records this process during phases 4, 7, 8 and 9 (DIR/idle.txt,
-DIR/storm.txt, DIR/flood.txt, DIR/setup.txt: collapsed stacks) and the top frames by self and total time are printed and
-written beside them. The JSON report is printed and, with ``--json FILE``, written to FILE;
-``--check-keys`` exits 1 if a figure (REPORT_KEYS) is missing or null.
+DIR/storm.txt, DIR/flood.txt, DIR/setup.txt: collapsed stacks) and the top frames by self and
+total time are printed and written beside them. The JSON report is printed and, with
+``--json FILE``, written to FILE; ``--check-keys`` exits 1 if a figure (REPORT_KEYS) is missing
+or null.
 """
 
 from __future__ import annotations
