@@ -11,6 +11,7 @@ from homeassistant.helpers import entity_registry as er
 
 from custom_components.petnet_feeder.const import DOMAIN
 from custom_components.petnet_feeder.hub import PetnetHub
+from feeder_sim import SimulatedFeeder
 
 from .helpers.feeders import FeederFactory, wait_for_feeder
 from .helpers.schedules import settle
@@ -46,13 +47,22 @@ class Writes:
             unsub()
 
 
-async def test_the_changes_of_one_message_write_each_entity_once(
+async def quiet_feeder(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
-) -> None:
+) -> SimulatedFeeder:
+    """A booted feeder with nothing more on its way to its entities."""
     feeder = await make_feeder()
+    # Its boot ends with its schedule hash: once that is handled, nothing else is on its way.
     await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
     await settle(hub, feeder)
     await hass.async_block_till_done()
+    return feeder
+
+
+async def test_the_changes_of_one_message_write_each_entity_once(
+    hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
+) -> None:
+    feeder = await quiet_feeder(hass, hub, make_feeder)
     stored = hub.state.feeders[feeder.device_hid]
     writes = Writes(hass, feeder.device_hid)
     battery = sorted(
@@ -80,10 +90,7 @@ async def test_an_update_that_changes_nothing_shown_writes_nothing(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
     """Most of a feeder's updates leave most of its 30 entities as they were."""
-    feeder = await make_feeder()
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
-    await settle(hub, feeder)
-    await hass.async_block_till_done()
+    feeder = await quiet_feeder(hass, hub, make_feeder)
     stored = hub.state.feeders[feeder.device_hid]
     writes = Writes(hass, feeder.device_hid)
     hub.state.changed(stored)
@@ -94,11 +101,7 @@ async def test_an_update_that_changes_nothing_shown_writes_nothing(
 async def test_a_heartbeat_writes_no_entity(
     hass: HomeAssistant, hub: PetnetHub, make_feeder: FeederFactory
 ) -> None:
-    feeder = await make_feeder()
-    # Its boot ends with its schedule hash: once that is handled, nothing else is on its way.
-    await wait_for_feeder(hub, feeder.device_hid, lambda f: f.last_hash_at is not None)
-    await settle(hub, feeder)
-    await hass.async_block_till_done()
+    feeder = await quiet_feeder(hass, hub, make_feeder)
     stored = hub.state.feeders[feeder.device_hid]
     before = stored.last_heartbeat
     writes = Writes(hass, feeder.device_hid)

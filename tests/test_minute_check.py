@@ -16,7 +16,8 @@ from custom_components.petnet_feeder.models import Feeder
 from .helpers.feeders import FeederFactory, wait_for_feeder
 
 
-async def fleet_checked(
+@pytest.fixture
+async def fleet(
     hub: PetnetHub, make_feeder: FeederFactory, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[str], list[str]]:
     """Three feeders, all heard from; returns their hids and the list of those checked."""
@@ -44,25 +45,25 @@ def next_minute(hass: HomeAssistant) -> None:
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=1, seconds=1))
 
 
+@pytest.fixture
+def one_per_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check one feeder per turn of the loop: three feeders make a large fleet."""
+    monkeypatch.setattr(monitor_module, "CHECK_SLICE", 1)
+
+
 async def test_a_small_fleet_is_checked_within_the_timer(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant, fleet: tuple[list[str], list[str]]
 ) -> None:
-    hids, checked = await fleet_checked(hub, make_feeder, monkeypatch)
+    hids, checked = fleet
     next_minute(hass)
     assert sorted(checked) == sorted(hids)  # nothing left for a later turn of the loop
 
 
+@pytest.mark.usefixtures("one_per_slice")
 async def test_a_large_fleet_is_checked_a_slice_per_turn_of_the_loop(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant, fleet: tuple[list[str], list[str]]
 ) -> None:
-    monkeypatch.setattr(monitor_module, "CHECK_SLICE", 1)
-    hids, checked = await fleet_checked(hub, make_feeder, monkeypatch)
+    hids, checked = fleet
     next_minute(hass)
     assert len(checked) == 1  # the first slice, within the timer
     await hass.async_block_till_done()
@@ -75,14 +76,11 @@ async def test_a_large_fleet_is_checked_a_slice_per_turn_of_the_loop(
     assert sorted(checked) == sorted(hids)
 
 
+@pytest.mark.usefixtures("one_per_slice")
 async def test_stopping_ends_a_check_that_is_still_going(
-    hass: HomeAssistant,
-    hub: PetnetHub,
-    make_feeder: FeederFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant, hub: PetnetHub, fleet: tuple[list[str], list[str]]
 ) -> None:
-    monkeypatch.setattr(monitor_module, "CHECK_SLICE", 1)
-    _hids, checked = await fleet_checked(hub, make_feeder, monkeypatch)
+    _hids, checked = fleet
     next_minute(hass)
     hub.monitor.stop()
     await hass.async_block_till_done()
